@@ -1,0 +1,3 @@
+"""Docent: an offline talking exhibit guide for museum kiosks."""
+
+__version__ = "0.1.0"

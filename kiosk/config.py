@@ -1,0 +1,355 @@
+"""The kiosk's one validated configuration, loaded from TOML with ``KIOSK_*`` environment overrides.
+
+Every section is a frozen dataclass; the loader refuses unknown keys, wrong types and out-of-range values
+with a single line that names the file, the key and what was expected.  Environment overrides use
+``KIOSK_<SECTION>__<KEY>`` (for example ``KIOSK_VAD__TRAILING_SILENCE_MS=300``); their values are parsed
+as TOML scalars, so ``true``, ``300`` and ``"text"`` work, and bare words are taken as strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kiosk.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
+ENV_PREFIX = "KIOSK_"
+DEVICE_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+@dataclass(frozen=True)
+class ExhibitConfig:
+    # a folder, or the name of a pack under assets/exhibits
+    path: str = "apollo11-columbia"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    input: Literal["microphone", "none"] = "microphone"
+    input_device: str = ""  # name (substring) or index; empty = system default
+    output: Literal["speaker", "none"] = "speaker"
+    output_device: str = ""
+    # a visitor's audio is never written to disk unless this is set
+    store_visitor_audio: bool = False
+    store_dir: str = ""
+    reconnect_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    webrtc_mode: int = 2
+    silero_threshold: float = 0.5
+    pre_roll_ms: int = 300
+    min_speech_ms: int = 200
+    speculative_pause_ms: int = 150
+    trailing_silence_ms: int = 400
+    max_utterance_s: float = 20.0
+    barge_in: bool = True
+
+    def validate(self) -> None:
+        _check_range("webrtc_mode", self.webrtc_mode, 0, 3)
+        _check_range("silero_threshold", self.silero_threshold, 0.05, 0.99)
+        _check_range("trailing_silence_ms", self.trailing_silence_ms, 90, 3000)
+        _check_range("speculative_pause_ms", self.speculative_pause_ms, 0, self.trailing_silence_ms)
+        _check_range("max_utterance_s", self.max_utterance_s, 1.0, 600.0)
+        _check_range("pre_roll_ms", self.pre_roll_ms, 0, 2000)
+        _check_range("min_speech_ms", self.min_speech_ms, 30, 3000)
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    # 'tiny.en' (embedded), 'base' (embedded, joined once into the cache) or a CTranslate2 folder
+    model: str = "tiny.en"
+    device: str = "auto"
+    beam_size: int = 1
+    language: str = "en"
+    min_avg_logprob: float = -1.0
+    max_no_speech_prob: float = 0.6
+    min_characters: int = 2
+    cpu_threads: int = 0
+
+    def validate(self) -> None:
+        _check_device("device", self.device)
+        _check_range("beam_size", self.beam_size, 1, 10)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    device: str = "auto"
+    similarity_threshold: float = 0.3
+    top_k: int = 2
+
+    def validate(self) -> None:
+        _check_device("device", self.device)
+        _check_range("similarity_threshold", self.similarity_threshold, -1.0, 1.0)
+        _check_range("top_k", self.top_k, 1, 10)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    backend: Literal["retrieval", "llm"] = "retrieval"
+    max_sentences: int = 3
+    history_turns: int = 3
+    # words that make a visitor's question or the guide's answer be refused with a calm reply
+    blocklist: list[str] = field(default_factory=list)
+    log_filtered_text: bool = False
+
+    def validate(self) -> None:
+        _check_range("max_sentences", self.max_sentences, 1, 20)
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    # 'smollm2' (embedded) or a local Hugging Face model folder
+    model: str = "smollm2"
+    device: str = "auto"
+    max_new_tokens: int = 80
+    max_seconds: float = 10.0
+    max_prompt_tokens: int = 700
+    temperature: float = 0.0
+
+    def validate(self) -> None:
+        _check_device("device", self.device)
+        _check_range("max_new_tokens", self.max_new_tokens, 1, 2048)
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    backend: Literal["piper", "espeak"] = "piper"
+    fallback: Literal["espeak", "none"] = "espeak"
+    # a Piper .onnx voice file; empty = the exhibit's voice, else the embedded en_US-joe-medium
+    voice_path: str = ""
+    device: str = "auto"
+    cache_bytes: int = 32 * 1024 * 1024
+
+    def validate(self) -> None:
+        _check_device("device", self.device)
+        _check_range("cache_bytes", self.cache_bytes, 0, 4 * 1024**3)
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    backend: str = "procedural"
+    # a Wav2Lip-class ONNX model for the 'neural' backend
+    model_path: str = ""
+    size: int = 512
+    fps: int = 30
+
+    def validate(self) -> None:
+        _check_range("size", self.size, 64, 4096)
+        _check_range("fps", self.fps, 1, 120)
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    mode: Literal["hands_free", "push_to_talk"] = "hands_free"
+    windowed: bool = False
+    idle_reset_s: float = 60.0
+    still_there_s: float = 10.0
+    attract_interval_s: float = 45.0
+    admin_pin: str = ""
+    large_text: bool = False
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    idle_timeout_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True
+    listen_address: str = "127.0.0.1"
+    port: int = 9464
+    # a Prometheus exporter-toolkit web-config.yml (TLS, client certificates, basic auth)
+    web_config: str = ""
+
+    def validate(self) -> None:
+        _check_range("port", self.port, 0, 65535)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    interval_s: float = 1.0
+    history: int = 300
+
+    def validate(self) -> None:
+        _check_range("interval_s", self.interval_s, 0.05, 60.0)
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    # where converted models and portrait landmarks are kept
+    cache_dir: str = "~/.cache/docent"
+
+
+@dataclass(frozen=True)
+class Config:
+    exhibit: ExhibitConfig = field(default_factory=ExhibitConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # where this configuration came from, for error messages and relative paths
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(os.path.expanduser(self.paths.cache_dir))
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some keys changed: ``cfg.replace(vad={"trailing_silence_ms": 300})``."""
+        raw = dataclasses.asdict(self)
+        raw.pop("source")
+        for name, values in sections.items():
+            raw[name].update(values)
+        return build_config(raw, self.source)
+
+
+class _InvalidValue(Exception):
+    """A value that does not fit its key; the loader adds file and key."""
+
+
+def _check_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise _InvalidValue(f"{key}: expected a value from {low} to {high}, got {value!r}")
+
+
+def _check_device(key: str, value: str) -> None:
+    if value in ("auto", "cpu", "cuda"):
+        return
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return
+    raise _InvalidValue(f"{key}: expected {DEVICE_HELP}, got {value!r}")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the shipped defaults, then ``path`` over them, then environment overrides."""
+    env = os.environ if env is None else env
+    raw = _read_toml(DEFAULT_CONFIG_PATH)
+    source = str(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        user = _read_toml(Path(path))
+        source = str(path)
+        for name, values in user.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table of keys, got {type(values).__name__}")
+            raw.setdefault(name, {}).update(values)
+    for name, values in _env_overrides(env).items():
+        raw.setdefault(name, {}).update(values)
+    return build_config(raw, source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        found.setdefault(section, {})[key] = _parse_env_value(text)
+    return found
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def build_config(raw: Mapping[str, Any], source: str = "<defaults>") -> Config:
+    sections: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    for name, values in raw.items():
+        if name not in known:
+            raise ConfigError(f"{source}: [{name}]: unknown section (expected one of {', '.join(known)})")
+        section_type = typing.get_type_hints(Config)[name]
+        sections[name] = _build_section(section_type, name, values, source)
+    return Config(**sections, source=source)
+
+
+def _build_section(section_type: type, name: str, values: Any, source: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: [{name}] must be a table of keys")
+    hints = typing.get_type_hints(section_type)
+    fields = {f.name for f in dataclasses.fields(section_type)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: [{name}] {key}: unknown key (expected one of {', '.join(sorted(fields))})")
+        try:
+            kwargs[key] = _coerce(hints[key], value)
+        except _InvalidValue as exc:
+            raise ConfigError(f"{source}: [{name}] {key}: {exc}") from None
+    section = section_type(**kwargs)
+    validate = getattr(section, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except _InvalidValue as exc:
+            raise ConfigError(f"{source}: [{name}] {exc}") from None
+    return section
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise _InvalidValue(f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise _InvalidValue(f"expected a list, got {type(value).__name__}")
+        return [_coerce(item, v) for v in value]
+    if origin in (types.UnionType, typing.Union):
+        raise _InvalidValue("unsupported type")  # no optional keys: every key has a default
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _InvalidValue(f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _InvalidValue(f"expected a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _InvalidValue(f"expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # a device index given as a number
+        if not isinstance(value, str):
+            raise _InvalidValue(f"expected a string, got {value!r}")
+        return value
+    raise _InvalidValue(f"unsupported type {hint!r}")

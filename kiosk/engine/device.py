@@ -1,0 +1,109 @@
+"""One device policy for every model: ``auto | cpu | cuda[:N]``.
+
+On CUDA models run in half precision (bfloat16 where the card supports it, else float16; float16 for
+CTranslate2); on CPU CTranslate2 runs int8 and torch float32.  The CUDA probe is injectable so the same
+code is exercised on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from kiosk.errors import ConfigError
+
+
+def cuda_device_count() -> int:
+    """CUDA devices visible to CTranslate2 (cheap: no torch import)."""
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:
+        return 0
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cpu" or "cuda"
+    index: int = 0
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def torch(self) -> str:
+        return f"cuda:{self.index}" if self.is_cuda else "cpu"
+
+    @property
+    def ct2_compute_type(self) -> str:
+        return "float16" if self.is_cuda else "int8"
+
+    @property
+    def onnx_providers(self) -> list[str | tuple[str, dict[str, object]]]:
+        if self.is_cuda:
+            return [("CUDAExecutionProvider", {"device_id": self.index}), "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+    def torch_dtype(self):  # -> torch.dtype
+        import torch
+
+        if not self.is_cuda:
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def __str__(self) -> str:
+        return self.torch
+
+
+def resolve_device(spec: str, device_count: Callable[[], int] = cuda_device_count) -> Device:
+    if spec == "cpu":
+        return Device("cpu")
+    count = device_count()
+    if spec == "auto":
+        return Device("cuda", 0) if count > 0 else Device("cpu")
+    index = int(spec.partition(":")[2] or 0) if spec.startswith("cuda") else -1
+    if index < 0:
+        raise ConfigError(f"device {spec!r}: expected auto, cpu, cuda or cuda:N")
+    if index >= count:
+        raise ConfigError(f"device {spec!r}: no such CUDA device ({count} visible)")
+    return Device("cuda", index)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return "out of memory" in str(exc).lower()
+
+
+def free_accelerator_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class MemoryProbe:
+    """Memory a model took while loading: torch allocated bytes on CUDA, RSS growth on CPU."""
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+        self._start = self._read()
+
+    def _read(self) -> int:
+        if self._device.is_cuda:
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
+                return int(torch.cuda.memory_allocated(self._device.index))
+            return 0
+        return int(psutil.Process(os.getpid()).memory_info().rss)
+
+    def used(self) -> int:
+        return max(0, self._read() - self._start)

@@ -1,0 +1,237 @@
+"""Events the engine emits: small frozen records with monotonic timestamps.
+
+Observers (telemetry, the UI, the CLI printer, tests) subscribe to an :class:`EventBus`; they are called
+on the emitting worker thread and must return quickly (the UI re-posts to its own thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kiosk.emotion import Emotion
+
+log = logging.getLogger(__name__)
+
+# Stage names: a fixed set, so they are safe metric labels.
+STAGES = (
+    "vad_endpoint",
+    "asr",
+    "retrieval",
+    "llm_first_sentence",
+    "llm",
+    "tts_first_audio",
+    "tts",
+    "animator_frame",
+)
+# How a turn ended: a fixed set.
+TURN_STATUSES = ("ok", "not_understood", "out_of_scope", "filtered", "cancelled", "error")
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float = field(default_factory=now, kw_only=True)
+
+
+# --- models -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelLoading(Event):
+    stage: str  # asr, retrieval, llm, tts, vad, face
+    name: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ModelLoaded(Event):
+    stage: str
+    name: str
+    device: str
+    load_seconds: float
+    memory_bytes: int = 0  # torch allocated bytes on CUDA, RSS growth on CPU
+
+
+@dataclass(frozen=True)
+class ModelFailed(Event):
+    stage: str
+    name: str
+    message: str  # one line
+
+
+@dataclass(frozen=True)
+class BackendFallback(Event):
+    stage: str
+    backend: str  # the fallback now in use
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineReady(Event):
+    """Every stage that could load has loaded; ``missing`` names those that could not."""
+
+    missing: tuple[str, ...] = ()
+
+
+# --- listening ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputLevel(Event):
+    """Microphone level, about 10 times a second, for the UI's meter."""
+
+    rms: float
+    speaking: bool
+
+
+@dataclass(frozen=True)
+class InputProblem(Event):
+    message: str  # e.g. "microphone 'USB Audio' disconnected; retrying every 2 s"
+
+
+# --- turns ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnStarted(Event):
+    turn_id: int
+    source: str  # "voice" or "text"
+
+
+@dataclass(frozen=True)
+class SpeechEnded(Event):
+    """The visitor stopped speaking; ``t`` is the end of the last voiced frame (the latency origin)."""
+
+    turn_id: int
+    audio_seconds: float
+    cut: bool = False  # the utterance hit max_utterance_s
+
+
+@dataclass(frozen=True)
+class StageStarted(Event):
+    turn_id: int
+    stage: str
+
+
+@dataclass(frozen=True)
+class StageFinished(Event):
+    turn_id: int
+    stage: str
+    seconds: float
+    # numbers a stage reports: audio_seconds (asr), tokens (llm), cache_hit (tts) ...
+    info: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageFailed(Event):
+    turn_id: int
+    stage: str
+    kind: str  # a short fixed word: oom, timeout, exception, load
+    message: str
+
+
+@dataclass(frozen=True)
+class Transcribed(Event):
+    turn_id: int
+    text: str
+    understood: bool
+
+
+@dataclass(frozen=True)
+class AnswerChosen(Event):
+    turn_id: int
+    status: str
+    topic: str | None
+    emotion: Emotion
+
+
+@dataclass(frozen=True)
+class SentenceStarted(Event):
+    """A sentence of the answer starts playing (captions follow these)."""
+
+    turn_id: int
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FirstAudio(Event):
+    turn_id: int
+    latency_seconds: float  # from SpeechEnded.t (or the tap) to the first answer audio
+
+
+@dataclass(frozen=True)
+class TurnFinished(Event):
+    turn_id: int
+    status: str
+    topic: str | None
+    emotion: Emotion
+    first_audio_seconds: float | None
+    duration_seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    question: str = ""
+    answer: str = ""
+
+
+# --- sessions ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    duration_seconds: float
+    turns: int
+
+
+# --- face ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameRendered(Event):
+    turn_id: int | None
+    render_seconds: float
+    av_offset_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameDropped(Event):
+    turn_id: int | None
+
+
+Observer = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of engine events to observers; an observer that raises is logged and kept."""
+
+    def __init__(self) -> None:
+        self._observers: list[Observer] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        with self._lock:
+            self._observers = [*self._observers, observer]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._observers = [o for o in self._observers if o is not observer]
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("event observer %r failed on %s", observer, type(event).__name__)

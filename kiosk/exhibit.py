@@ -1,0 +1,174 @@
+"""An exhibit pack: ``exhibit.toml`` (who the guide is), ``notes.md`` (what it knows) and a portrait.
+
+``notes.md`` is plain Markdown a curator edits: one ``## Heading`` per topic, the heading matching a
+``[[topics]]`` entry's ``heading`` in ``exhibit.toml``.  Text before the first heading is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kiosk.emotion import Emotion
+from kiosk.errors import ExhibitError
+
+EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
+TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+MAX_TOPICS = 40
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    heading: str
+    text: str
+    tone: Emotion = Emotion.NEUTRAL
+    question: str = ""
+
+    @property
+    def sentences(self) -> list[str]:
+        return split_sentences(self.text)
+
+
+@dataclass(frozen=True)
+class Exhibit:
+    id: str
+    folder: Path
+    title: str
+    greeting: str
+    persona: str
+    language: str
+    voice: str
+    portrait: Path
+    sections: tuple[Section, ...] = field(default_factory=tuple)
+
+    @property
+    def topic_ids(self) -> list[str]:
+        return [s.id for s in self.sections]
+
+    def section(self, topic_id: str) -> Section:
+        for section in self.sections:
+            if section.id == topic_id:
+                return section
+        raise KeyError(topic_id)
+
+    def topics_phrase(self, limit: int = 4) -> str:
+        """'the crew, the launch and the landing' for the polite out-of-scope reply."""
+        names = [s.heading.lower() for s in self.sections[:limit]]
+        if len(names) <= 1:
+            return "".join(names)
+        return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    text = " ".join(text.split())
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute() and base is not None and (base / candidate).is_dir():
+        return (base / candidate).resolve()
+    if candidate.is_dir():
+        return candidate.resolve()
+    named = EXHIBITS_DIR / path
+    if named.is_dir():
+        return named
+    available = ", ".join(sorted(p.name for p in EXHIBITS_DIR.iterdir() if p.is_dir())) or "none"
+    raise ExhibitError(f"exhibit {path!r}: no such folder and no shipped pack of that name (shipped: {available})")
+
+
+def load_exhibit(path: str | Path) -> Exhibit:
+    folder = resolve_exhibit_path(str(path))
+    manifest_path = folder / "exhibit.toml"
+    try:
+        manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExhibitError(f"{manifest_path}: missing (an exhibit pack needs exhibit.toml)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ExhibitError(f"{manifest_path}: not valid TOML ({exc})") from None
+
+    def text(key: str, default: str | None = None) -> str:
+        value = manifest.get(key, default)
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            raise ExhibitError(f"{manifest_path}: {key}: expected a non-empty string")
+        return value.strip()
+
+    known = {"title", "greeting", "persona", "language", "voice", "portrait", "topics"}
+    for key in manifest:
+        if key not in known:
+            raise ExhibitError(f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})")
+
+    portrait = folder / text("portrait", "portrait.png")
+    if not portrait.is_file():
+        raise ExhibitError(f"{manifest_path}: portrait: file {portrait} not found")
+
+    notes_path = folder / "notes.md"
+    try:
+        notes = notes_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExhibitError(f"{notes_path}: missing (an exhibit pack needs notes.md)") from None
+    except UnicodeDecodeError:
+        raise ExhibitError(f"{notes_path}: not UTF-8 text") from None
+
+    sections = _sections(manifest_path, manifest.get("topics"), _parse_notes(notes), notes_path)
+    return Exhibit(
+        id=folder.name,
+        folder=folder,
+        title=text("title"),
+        greeting=text("greeting"),
+        persona=text("persona"),
+        language=text("language", "en"),
+        voice=text("voice", ""),
+        portrait=portrait,
+        sections=tuple(sections),
+    )
+
+
+def _parse_notes(notes: str) -> dict[str, str]:
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in notes.splitlines():
+        if line.startswith("## "):
+            current = found.setdefault(line[3:].strip(), [])
+        elif current is not None and not line.startswith("#"):
+            current.append(line)
+    return {heading: "\n".join(lines).strip() for heading, lines in found.items()}
+
+
+def _sections(manifest_path: Path, topics: object, notes: dict[str, str], notes_path: Path) -> list[Section]:
+    if not isinstance(topics, list) or not topics:
+        raise ExhibitError(f"{manifest_path}: topics: expected a list of [[topics]] tables")
+    if len(topics) > MAX_TOPICS:
+        raise ExhibitError(f"{manifest_path}: topics: at most {MAX_TOPICS} topics, got {len(topics)}")
+    sections: list[Section] = []
+    seen: set[str] = set()
+    for index, topic in enumerate(topics, 1):
+        where = f"{manifest_path}: topics[{index}]"
+        if not isinstance(topic, dict):
+            raise ExhibitError(f"{where}: expected a table with id and heading")
+        topic_id, heading = topic.get("id"), topic.get("heading")
+        if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
+            raise ExhibitError(f"{where}: id: expected a short lowercase name like 'crew', got {topic_id!r}")
+        if topic_id in seen:
+            raise ExhibitError(f"{where}: id: {topic_id!r} is used twice")
+        seen.add(topic_id)
+        if not isinstance(heading, str) or heading not in notes:
+            raise ExhibitError(f"{where}: heading: {notes_path} has no '## {heading}' section")
+        if not notes[heading]:
+            raise ExhibitError(f"{notes_path}: section '## {heading}' is empty")
+        tone = topic.get("tone", "neutral")
+        if tone not in set(Emotion):
+            raise ExhibitError(f"{where}: tone: expected one of {', '.join(Emotion)}, got {tone!r}")
+        sections.append(
+            Section(topic_id, heading, notes[heading], Emotion(tone), str(topic.get("question", "")))
+        )
+    unused = set(notes) - {s.heading for s in sections}
+    if unused:
+        raise ExhibitError(f"{notes_path}: section '## {sorted(unused)[0]}' has no topic in exhibit.toml")
+    return sections
