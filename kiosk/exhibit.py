@@ -56,7 +56,7 @@ class Exhibit:
 
     def topics_phrase(self, limit: int = 4) -> str:
         """'the crew, the launch and the landing' for the polite out-of-scope reply."""
-        names = [s.heading.lower() for s in self.sections[:limit]]
+        names = [s.heading[:1].lower() + s.heading[1:] for s in self.sections[1 : limit + 1]]
         if len(names) <= 1:
             return "".join(names)
         return ", ".join(names[:-1]) + " and " + names[-1]
