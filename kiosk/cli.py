@@ -1,0 +1,313 @@
+"""The ``kiosk`` command: the full-screen app, and headless commands for technicians and tests."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kiosk import __version__
+from kiosk.config import Config, load_config
+from kiosk.errors import KioskError
+
+log = logging.getLogger("kiosk")
+
+HEADLESS_HINT = (
+    "headless commands: 'kiosk listen' (microphone or --input FILE.wav), 'kiosk ask \"question\"', "
+    "'kiosk render --text ... --out answer.mp4'"
+)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file over the shipped defaults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Docent: a talking exhibit guide.")
+    parser.add_argument("--version", action="version", version=f"docent-kiosk {__version__}")
+    _add_config(parser)
+    parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command")
+
+    listen = commands.add_parser("listen", help="answer questions headless, from the microphone or a file")
+    _add_config(listen)
+    listen.add_argument("--input", metavar="WAV", help="read questions from this audio file instead of the mic")
+    listen.add_argument("--output", metavar="WAV", help="write the spoken answers here instead of the speaker")
+    listen.add_argument("--fast", action="store_true", help="read --input faster than real time")
+    listen.add_argument("--keep-running", action="store_true", help="stay up after --input ends (serve metrics)")
+    listen.add_argument("--no-metrics", action="store_true", help="do not start the /metrics endpoint")
+
+    ask = commands.add_parser("ask", help="answer one question and write the spoken answer")
+    _add_config(ask)
+    ask.add_argument("question", nargs="?", help="the question as text")
+    ask.add_argument("--wav", metavar="FILE", help="the question as recorded speech")
+    ask.add_argument("--out", metavar="WAV", default="answer.wav", help="where the spoken answer goes")
+    ask.add_argument("--video", metavar="MP4", help="also write the talking face with the answer")
+
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate a config file and its exhibit pack")
+    check.add_argument("path")
+
+    portrait = commands.add_parser("portrait", help="portrait tools")
+    portrait_commands = portrait.add_subparsers(dest="portrait_command", required=True)
+    portrait_check = portrait_commands.add_parser("check", help="find the face and cache its landmarks")
+    portrait_check.add_argument("path")
+
+    render = commands.add_parser("render", help="write a spoken answer as a talking-face video")
+    _add_config(render)
+    render.add_argument("--text", required=True)
+    render.add_argument("--out", required=True, metavar="MP4")
+    render.add_argument("--emotion", default="neutral")
+
+    metrics = commands.add_parser("metrics", help="telemetry tools")
+    metrics_commands = metrics.add_subparsers(dest="metrics_command", required=True)
+    dump = metrics_commands.add_parser("dump", help="print one metrics exposition")
+    _add_config(dump)
+
+    prepare = commands.add_parser("prepare", help="convert and cache the models now (done at install)")
+    _add_config(prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    handlers = {
+        None: cmd_app,
+        "listen": cmd_listen,
+        "ask": cmd_ask,
+        "config": cmd_config_check,
+        "portrait": cmd_portrait_check,
+        "render": cmd_render,
+        "metrics": cmd_metrics_dump,
+        "prepare": cmd_prepare,
+    }
+    try:
+        return handlers[args.command](args)
+    except KioskError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- the app ------------------------------------------------------------------------------------------
+
+
+def has_display() -> bool:
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "eglfs", "linuxfb", "vnc")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if not has_display():
+        print(f"kiosk: no display available (DISPLAY and WAYLAND_DISPLAY are unset); {HEADLESS_HINT}")
+        return 1
+    try:
+        from kiosk.ui.app import run_app
+    except ImportError as exc:
+        print(f"kiosk: the screen app is not available ({exc}); {HEADLESS_HINT}")
+        return 1
+    return run_app(config, windowed=args.windowed or config.ui.windowed)
+
+
+# --- headless -----------------------------------------------------------------------------------------
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from kiosk.exhibit import load_exhibit
+
+    config = load_config(args.path)
+    exhibit = load_exhibit(config.exhibit.path)
+    print(f"{args.path}: OK (exhibit {exhibit.id!r}: {len(exhibit.sections)} topics)")
+    return 0
+
+
+def cmd_portrait_check(args: argparse.Namespace) -> int:
+    from kiosk.engine.face.portrait import portrait_check_command
+
+    return portrait_check_command(args.path)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from kiosk.engine.face.video import render_command
+
+    config = _config(args)
+    return render_command(args.text, args.out, config.exhibit.path, args.emotion)
+
+
+def cmd_metrics_dump(args: argparse.Namespace) -> int:
+    from kiosk.telemetry.dump import dump_metrics
+
+    sys.stdout.write(dump_metrics(_config(args)))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from kiosk.engine.asr import base_path
+
+    config = _config(args)
+    if config.asr.model == "base":
+        print(f"asr: whisper base ready in {base_path(config.cache_dir)}")
+    if config.answer.backend == "llm":
+        from kiosk.engine.llm import prepare_model
+
+        print(f"llm: ready in {prepare_model(config)}")
+    return 0
+
+
+class TurnPrinter:
+    """Prints each finished turn: transcript, topic, emotion, answer and per-stage timings."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self._stream = stream
+        self.finished = 0
+
+    def __call__(self, event) -> None:
+        from kiosk.engine import events as ev
+
+        if isinstance(event, ev.ModelFailed):
+            print(f"[load] {event.message}", file=self._stream, flush=True)
+        elif isinstance(event, ev.BackendFallback):
+            print(f"[fallback] {event.stage}: {event.reason}", file=self._stream, flush=True)
+        elif isinstance(event, ev.InputProblem):
+            print(f"[input] {event.message}", file=self._stream, flush=True)
+        elif isinstance(event, ev.TurnFinished):
+            self.finished += 1
+            timings = " ".join(f"{stage}={seconds * 1000:.0f}ms" for stage, seconds in event.timings.items())
+            first = f"{event.first_audio_seconds * 1000:.0f}ms" if event.first_audio_seconds is not None else "-"
+            print(
+                f"[turn {event.turn_id}] status={event.status} topic={event.topic or '-'} emotion={event.emotion}\n"
+                f"  visitor: {event.question or '-'}\n"
+                f"  guide:   {event.answer or '-'}\n"
+                f"  first audio {first}; {timings}",
+                file=self._stream,
+                flush=True,
+            )
+
+
+def _start_engine(config: Config, sink):
+    from kiosk.engine.engine import Engine
+
+    engine = Engine(config, sink=sink)
+    printer = TurnPrinter()
+    engine.bus.subscribe(printer)
+    return engine, printer
+
+
+def _start_telemetry(config: Config, engine):
+    if not config.metrics.enabled:
+        return None
+    from kiosk.telemetry import Telemetry
+
+    telemetry = Telemetry(config, engine.bus, engine.exhibit.topic_ids, engine.health)
+    telemetry.start()
+    print(f"metrics: {telemetry.server.url}", flush=True)
+    return telemetry
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from kiosk.engine.audio_in import FileSource
+    from kiosk.engine.audio_out import NullSink, WavFileSink
+    from kiosk.engine.engine import make_sink, make_source
+
+    config = _config(args)
+    if args.output:
+        sink = WavFileSink(args.output, realtime=not args.fast)
+    elif args.input:
+        sink = NullSink(realtime=not args.fast)
+    else:
+        sink = make_sink(config)
+    engine, printer = _start_engine(config, sink)
+    telemetry = None if args.no_metrics else _start_telemetry(config, engine)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        engine.load()
+        if telemetry is not None:
+            telemetry.set_build_info(engine)
+        source = FileSource(args.input, realtime=not args.fast) if args.input else make_source(config)
+        if source is None:
+            raise KioskError("[audio] input is 'none': nothing to listen to (use --input FILE.wav)")
+        listener = engine.start_listening(source)
+        print(f"listening on {source.name}: {engine.exhibit.title}", flush=True)
+        while listener.is_alive() and not stop.is_set():
+            listener.join(timeout=0.2)
+        if engine.pipeline is not None:
+            engine.pipeline.wait_idle(timeout=120)
+        while args.keep_running and not stop.is_set():
+            stop.wait(0.5)
+    finally:
+        engine.close()
+        if telemetry is not None:
+            telemetry.stop()
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from kiosk.engine import events as ev
+    from kiosk.engine.audio_in import load_audio
+    from kiosk.engine.audio_out import WavFileSink
+
+    if not args.question and not args.wav:
+        raise KioskError("ask: give a question as text or --wav FILE")
+    config = _config(args)
+    sink = WavFileSink(args.out, realtime=False)
+    engine, printer = _start_engine(config, sink)
+    chunks = []
+    engine.listeners.append(_ChunkCollector(chunks))
+    try:
+        engine.load()
+        finished = threading.Event()
+        engine.bus.subscribe(lambda e: finished.set() if isinstance(e, ev.TurnFinished) else None)
+        if args.wav:
+            engine.answer_audio(load_audio(args.wav), time.monotonic())
+        else:
+            engine.ask(args.question)
+        if not finished.wait(timeout=300):
+            raise KioskError("ask: no answer within 300 s")
+    finally:
+        engine.close()
+    print(f"answer audio: {args.out}")
+    if args.video:
+        from kiosk.engine.face.video import render_chunks_command
+
+        return render_chunks_command(chunks, args.video, engine.exhibit)
+    return 0
+
+
+class _ChunkCollector:
+    def __init__(self, chunks: list) -> None:
+        self.chunks = chunks
+
+    def begin_answer(self, turn_id, emotion) -> None:
+        self.chunks.clear()
+
+    def add_chunk(self, turn_id, chunk) -> None:
+        self.chunks.append(chunk)
+
+    def end_answer(self, turn_id) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

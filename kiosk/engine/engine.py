@@ -1,0 +1,248 @@
+"""The engine: builds every stage from the config, loads them off the caller's thread, and runs the pipeline.
+
+The UI and the command line talk only to this class (commands in, events out).  A stage that fails to
+load is reported in one line (a ModelFailed event and the log) and the kiosk keeps running with what
+works: no ASR means tapped questions only, no TTS means captions only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiosk import __version__
+from kiosk.config import Config
+from kiosk.engine import events as ev
+from kiosk.engine.answer import ANSWERERS
+from kiosk.engine.asr import RECOGNIZERS
+from kiosk.engine.audio_in import AudioSource, MicrophoneSource
+from kiosk.engine.audio_out import AudioSink, NullSink, SoundDeviceSink
+from kiosk.engine.device import cuda_device_count, resolve_device
+from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
+from kiosk.engine.retrieval import SectionRetriever
+from kiosk.engine.stage import Stage
+from kiosk.engine.vad import Endpointer, SileroStream
+from kiosk.errors import KioskError
+from kiosk.exhibit import Exhibit, load_exhibit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    stage: str
+    name: str
+    device: str
+    memory_bytes: int
+    load_seconds: float
+    fallback: bool = False
+
+
+def make_sink(config: Config) -> AudioSink:
+    if config.audio.output == "none":
+        return NullSink(realtime=True)
+    return SoundDeviceSink(config.audio.output_device)
+
+
+def make_source(config: Config) -> AudioSource | None:
+    if config.audio.input == "none":
+        return None
+    return MicrophoneSource(config.audio.input_device, config.audio.reconnect_interval_s)
+
+
+def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
+    """The configured voice file, else the exhibit's own .onnx voice, else '' (the embedded voice)."""
+    if config.tts.voice_path:
+        return config.tts.voice_path
+    candidate = exhibit.folder / exhibit.voice
+    if exhibit.voice.endswith(".onnx") and candidate.is_file():
+        return str(candidate)
+    return ""
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        exhibit: Exhibit | None = None,
+        bus: ev.EventBus | None = None,
+        sink: AudioSink | None = None,
+        device_count: Callable[[], int] = cuda_device_count,
+    ) -> None:
+        self.config = config
+        self.bus = bus or ev.EventBus()
+        self.exhibit = exhibit or load_exhibit(config.exhibit.path)
+        self.sink = sink or make_sink(config)
+        self._device_count = device_count
+        self.stages: dict[str, Stage | None] = {}
+        self.models: dict[str, ModelInfo] = {}
+        self.failures: dict[str, str] = {}
+        self.fallbacks: dict[str, str] = {}
+        self.silero: SileroStream | None = None
+        self.listeners: list[SpeechListener] = []
+        self.pipeline: Pipeline | None = None
+        self.ready = threading.Event()
+        self._loader: threading.Thread | None = None
+
+    # --- loading ------------------------------------------------------------------------------------
+
+    def load_async(self) -> threading.Thread:
+        self._loader = threading.Thread(target=self.load, name="model-loader", daemon=True)
+        self._loader.start()
+        return self._loader
+
+    def load(self) -> None:
+        """Load every stage in order of need; each failure is reported and the rest still load."""
+        cfg = self.config
+        self._load("vad", "silero-vad-v6", lambda: self._load_vad())
+        self._load("asr", cfg.asr.model, lambda: self._make(RECOGNIZERS.create(
+            "whisper", cfg.asr, resolve_device(cfg.asr.device, self._device_count), cfg.cache_dir)))
+        self._load("tts", cfg.tts.backend, self._load_tts)
+        retriever = self._load("retrieval", "all-MiniLM-L6-v2", lambda: self._make(SectionRetriever(
+            self.exhibit, resolve_device(cfg.retrieval.device, self._device_count))))
+        if retriever is not None:
+            self._load("answer", cfg.answer.backend, lambda: self._make(
+                ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)))
+        self._build_pipeline()
+        missing = tuple(sorted(self.failures))
+        self.ready.set()
+        self.bus.publish(ev.EngineReady(missing=missing))
+
+    def _make(self, stage: Stage) -> Stage:
+        stage.load()
+        return stage
+
+    def _load_vad(self) -> Stage | None:
+        self.silero = SileroStream()
+        return None
+
+    def _load_tts(self) -> Stage:
+        from kiosk.engine.tts import create_synthesizer
+
+        device = resolve_device(self.config.tts.device, self._device_count)
+        synth, reason = create_synthesizer(self.config.tts, device, exhibit_voice_path(self.config, self.exhibit))
+        if reason:
+            self.fallbacks["tts"] = reason
+            log.warning("tts: %s", reason)
+            self.bus.publish(ev.BackendFallback(stage="tts", backend=synth.name, reason=reason))
+        return synth
+
+    def _load(self, stage: str, name: str, build: Callable[[], Stage | None]) -> Stage | None:
+        self.bus.publish(ev.ModelLoading(stage=stage, name=name))
+        started = time.monotonic()
+        try:
+            loaded = build()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, KioskError) else f"{stage}: {type(exc).__name__}: {exc}"
+            message = message.splitlines()[0] if message else f"{stage}: failed to load"
+            self.failures[stage] = message
+            self.stages[stage] = None
+            log.error("%s", message)
+            self.bus.publish(ev.ModelFailed(stage=stage, name=name, message=message))
+            return None
+        seconds = time.monotonic() - started
+        self.stages[stage] = loaded
+        info = ModelInfo(
+            stage,
+            getattr(loaded, "name", name) or name,
+            getattr(loaded, "device", "cpu"),
+            int(getattr(loaded, "memory_bytes", 0)),
+            seconds,
+            stage in self.fallbacks,
+        )
+        self.models[stage] = info
+        self.bus.publish(ev.ModelLoaded(stage=stage, name=info.name, device=info.device, load_seconds=seconds,
+                                        memory_bytes=info.memory_bytes))
+        return loaded
+
+    def _build_pipeline(self) -> None:
+        silero = self.silero
+
+        def endpointer() -> Endpointer:
+            from kiosk.engine.vad import FrameClassifier
+
+            return Endpointer(self.config.vad, FrameClassifier(self.config.vad, silero))
+
+        stages = Stages(
+            asr=self.stages.get("asr"),  # type: ignore[arg-type]
+            answerer=self.stages.get("answer"),  # type: ignore[arg-type]
+            tts=self.stages.get("tts"),  # type: ignore[arg-type]
+            endpointer_factory=endpointer if silero is not None else None,
+        )
+        self.pipeline = Pipeline(self.config, stages, self.sink, self.bus, self.listeners)
+
+    def wait_ready(self, timeout: float = 300.0) -> bool:
+        return self.ready.wait(timeout)
+
+    # --- what the UI and CLI call ---------------------------------------------------------------------
+
+    def health(self) -> dict[str, bool]:
+        wanted = ("vad", "asr", "tts", "retrieval", "answer")
+        return {stage: stage in self.models or (stage == "vad" and self.silero is not None) for stage in wanted}
+
+    def build_info(self) -> dict[str, str]:
+        asr = self.models.get("asr")
+        answer = self.models.get("answer")
+        tts = self.models.get("tts")
+        devices = sorted({m.device for m in self.models.values()} or {"cpu"})
+        return {
+            "version": __version__,
+            "exhibit": self.exhibit.id,
+            "asr_model": asr.name if asr else "none",
+            "llm_model": answer.name if answer else "none",
+            "tts_voice": tts.name if tts else "none",
+            "device": ",".join(devices),
+        }
+
+    def _require_pipeline(self) -> Pipeline:
+        if self.pipeline is None:
+            raise KioskError("the guide is still loading its models")
+        return self.pipeline
+
+    def ask(self, question: str) -> Turn:
+        return self._require_pipeline().ask(question)
+
+    def answer_audio(self, audio, speech_end_t: float | None = None) -> Turn:
+        pipeline = self._require_pipeline()
+        if pipeline.stages.asr is None:
+            raise KioskError(f"speech recognition is not available ({self.failures.get('asr', 'not loaded')})")
+        return pipeline.answer_audio(audio, speech_end_t)
+
+    def start_listening(self, source: AudioSource) -> threading.Thread:
+        return self._require_pipeline().start_listening(source)
+
+    def stop(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.cancel("stop")
+
+    def reset_session(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.reset_session()
+
+    def reload_exhibit(self, path: str | Path | None = None) -> None:
+        """Read the pack again (a curator edited the notes) and re-index it."""
+        exhibit = load_exhibit(path or self.exhibit.folder)
+        self.exhibit = exhibit
+        retriever = self.stages.get("retrieval")
+        if isinstance(retriever, SectionRetriever):
+            retriever.index(exhibit)
+        answerer = self.stages.get("answer")
+        if answerer is not None:
+            answerer.exhibit = exhibit  # type: ignore[attr-defined]
+            answerer.reset_session()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.cancel("close")
+            self.pipeline.stop_listening()
+        for stage in self.stages.values():
+            if stage is not None:
+                try:
+                    stage.close()
+                except Exception:
+                    log.exception("closing %s", stage)
+        self.sink.close()
