@@ -17,6 +17,7 @@ from kiosk.errors import ExhibitError
 EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
+TOPIC_KEYS = ("id", "heading", "tone", "question")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Exhibit:
         return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"'(A-Z0-9])")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -152,6 +153,9 @@ def _sections(manifest_path: Path, topics: object, notes: dict[str, str], notes_
         where = f"{manifest_path}: topics[{index}]"
         if not isinstance(topic, dict):
             raise ExhibitError(f"{where}: expected a table with id and heading")
+        for key in topic:
+            if key not in TOPIC_KEYS:
+                raise ExhibitError(f"{where}: {key}: unknown key (expected one of {', '.join(TOPIC_KEYS)})")
         topic_id, heading = topic.get("id"), topic.get("heading")
         if not isinstance(topic_id, str) or not TOPIC_ID.match(topic_id):
             raise ExhibitError(f"{where}: id: expected a short lowercase name like 'crew', got {topic_id!r}")

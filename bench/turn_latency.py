@@ -1,0 +1,163 @@
+"""End of visitor speech to first answer audio, over 20 spoken questions, with real models.
+
+Each question is synthesised with the default voice, then played into the pipeline in real time (as a
+microphone would deliver it) and answered into a real-time null sink.  Prints medians and P95s per
+answerer backend; run it on an otherwise idle machine.
+
+    .venv/bin/python bench/turn_latency.py [--backends retrieval,llm] [--questions 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from kiosk.config import load_config  # noqa: E402
+from kiosk.emotion import Emotion  # noqa: E402
+from kiosk.engine import events as ev  # noqa: E402
+from kiosk.engine.audio_in import MemorySource  # noqa: E402
+from kiosk.engine.audio_out import NullSink  # noqa: E402
+from kiosk.engine.cancel import CancelToken  # noqa: E402
+from kiosk.engine.engine import Engine  # noqa: E402
+
+QUESTIONS = [
+    "Who was the commander of Apollo 11?",
+    "When did Apollo 11 launch?",
+    "Where did they land on the Moon?",
+    "What did Michael Collins do during the landing?",
+    "How did the astronauts come back to Earth?",
+    "Why is the outside of the capsule scorched?",
+    "How big is the command module?",
+    "Why is it called Columbia?",
+    "Is there writing inside the spacecraft?",
+    "Did they bring back Moon rocks?",
+    "How did Columbia get to the museum?",
+    "What is this spacecraft?",
+    "Who flew the command module?",
+    "What rocket launched Apollo 11?",
+    "What did Armstrong say on the Moon?",
+    "Which ship picked up the crew?",
+    "How fast did Columbia come back into the atmosphere?",
+    "Who built the command module?",
+    "How long did the mission last?",
+    "Where is Columbia displayed?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    g = np.gcd(16000, rate)
+    return resample_poly(audio, 16000 // g, rate // g).astype(np.float32)
+
+
+def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
+    config = load_config(
+        env={"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_ANSWER__BACKEND": f'"{backend}"'}
+    )
+    engine = Engine(config, sink=NullSink(realtime=True))
+    loaded = time.monotonic()
+    engine.load()
+    load_seconds = time.monotonic() - loaded
+    if engine.failures:
+        return {"backend": backend, "error": "; ".join(engine.failures.values())}
+    tts = engine.stages["tts"]
+    clips = []
+    for question in questions:
+        chunks = list(tts.stream(question, Emotion.NEUTRAL, CancelToken()))
+        clips.append(to_16k(np.concatenate([c.audio for c in chunks]), chunks[0].sample_rate))
+
+    finished: list[ev.TurnFinished] = []
+    asr_rtf: list[float] = []
+    tokens_per_second: list[float] = []
+    done = threading.Event()
+
+    def observe(event: ev.Event) -> None:
+        if isinstance(event, ev.TurnFinished):
+            finished.append(event)
+            done.set()
+        elif isinstance(event, ev.StageFinished) and event.stage == "asr" and event.info.get("audio_seconds"):
+            asr_rtf.append(event.seconds / event.info["audio_seconds"])
+        elif isinstance(event, ev.StageFinished) and event.stage == "llm" and event.info.get("tokens_per_second"):
+            tokens_per_second.append(event.info["tokens_per_second"])
+
+    engine.bus.subscribe(observe)
+    assert engine.pipeline is not None
+    for clip in clips:
+        done.clear()
+        audio = np.concatenate([np.zeros(8000, np.float32), clip, np.zeros(16000, np.float32)])
+        listener = engine.pipeline.start_listening(MemorySource(audio, realtime=True, tail_silence_s=0.5))
+        listener.join()
+        done.wait(120)
+        engine.pipeline.wait_idle(120)
+    engine.close()
+
+    stage_names = ["vad_endpoint", "asr", "retrieval", "llm_first_sentence", "llm", "tts_first_audio"]
+    first_audio = [f.first_audio_seconds for f in finished if f.first_audio_seconds is not None]
+    return {
+        "backend": backend,
+        "turns": len(finished),
+        "statuses": sorted({f.status for f in finished}),
+        "load_s": load_seconds,
+        "first_audio_median": statistics.median(first_audio) if first_audio else float("nan"),
+        "first_audio_p95": percentile(first_audio, 95),
+        "stages": {s: statistics.median([f.timings[s] for f in finished if s in f.timings] or [float("nan")])
+                   for s in stage_names},
+        "asr_rtf": statistics.median(asr_rtf) if asr_rtf else float("nan"),
+        "tokens_per_second": statistics.median(tokens_per_second) if tokens_per_second else float("nan"),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="retrieval,llm")
+    parser.add_argument("--questions", type=int, default=20)
+    args = parser.parse_args()
+    questions = (QUESTIONS * 2)[: args.questions]
+    results = [run_backend(backend, questions) for backend in args.backends.split(",")]
+
+    print(f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds)")
+    columns = [r["backend"] for r in results]
+    print(f"{'':28}" + "".join(f"{c:>14}" for c in columns))
+
+    def row(label: str, values: list[str]) -> None:
+        print(f"{label:28}" + "".join(f"{v:>14}" for v in values))
+
+    for r in results:
+        if "error" in r:
+            print(f"{r['backend']}: could not load: {r['error']}")
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        return 1
+    row("turns", [str(r["turns"]) for r in ok])
+    row("first audio median", [f"{r['first_audio_median']:.3f}" for r in ok])
+    row("first audio P95", [f"{r['first_audio_p95']:.3f}" for r in ok])
+    for stage in ok[0]["stages"]:
+        row(f"  {stage} (median)", [f"{r['stages'][stage]:.3f}" for r in ok])
+    row("ASR real-time factor", [f"{r['asr_rtf']:.3f}" for r in ok])
+    row("LLM tokens/s", [f"{r['tokens_per_second']:.1f}" for r in ok])
+    row("model load (s)", [f"{r['load_s']:.1f}" for r in ok])
+    row("peak RSS so far (MB)", [f"{r['peak_rss_mb']:.0f}" for r in ok])
+    print("targets: retrieval median <= 1.0 s, P95 <= 1.5 s, RSS < 1.5 GB; llm median <= 1.5 s, P95 <= 2.5 s, RSS < 2 GB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

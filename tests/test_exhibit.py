@@ -1,0 +1,77 @@
+"""Exhibit packs: the shipped default, and broken packs refused in one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kiosk.emotion import Emotion
+from kiosk.errors import ExhibitError
+from kiosk.exhibit import EXHIBITS_DIR, load_exhibit, split_sentences
+
+DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
+
+
+def test_default_pack() -> None:
+    exhibit = load_exhibit("apollo11-columbia")
+    assert exhibit.title == "Apollo 11 Command Module Columbia"
+    assert 8 <= len(exhibit.sections) <= 15
+    assert exhibit.portrait.is_file()
+    crew = exhibit.section("crew")
+    assert "Neil Armstrong was the commander." in crew.sentences
+    assert crew.tone is Emotion.HAPPY
+    assert all(s.question.endswith("?") for s in exhibit.sections)
+    assert (DEFAULT / "ATTRIBUTION.md").read_text().count("astronaut") >= 1
+
+
+def copy_pack(tmp_path: Path) -> Path:
+    target = tmp_path / "pack"
+    shutil.copytree(DEFAULT, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda p: (p / "notes.md").unlink(), "notes.md: missing"),
+        (lambda p: (p / "exhibit.toml").unlink(), "exhibit.toml: missing"),
+        (lambda p: (p / "portrait.png").unlink(), "portrait: file"),
+        (
+            lambda p: (p / "notes.md").write_text((p / "notes.md").read_text().replace("## The crew", "## Crew")),
+            "has no '## The crew' section",
+        ),
+        (
+            lambda p: (p / "exhibit.toml").write_text(
+                (p / "exhibit.toml").read_text().replace('tone = "happy"', 'tone = "ecstatic"', 1)
+            ),
+            "tone: expected one of neutral, happy, sad, angry, surprised",
+        ),
+        (
+            lambda p: (p / "exhibit.toml").write_text((p / "exhibit.toml").read_text() + "\ncolour = 'red'\n"),
+            "colour: unknown key",
+        ),
+        (lambda p: (p / "exhibit.toml").write_text("title = \n"), "not valid TOML"),
+        (
+            lambda p: (p / "notes.md").write_text((p / "notes.md").read_text() + "\n## Gift shop\nMugs.\n"),
+            "'## Gift shop' has no topic",
+        ),
+    ],
+)
+def test_broken_pack_is_refused_in_one_line(tmp_path: Path, breakage, expected: str) -> None:
+    pack = copy_pack(tmp_path)
+    breakage(pack)
+    with pytest.raises(ExhibitError) as info:
+        load_exhibit(pack)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_sentence_splitting_keeps_abbreviations_and_quotes() -> None:
+    text = 'It is displayed in Washington, D.C. today. Armstrong said: "That\'s one small step." It ended.'
+    assert split_sentences(text) == [
+        "It is displayed in Washington, D.C. today.",
+        'Armstrong said: "That\'s one small step."',
+        "It ended.",
+    ]
