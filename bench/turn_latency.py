@@ -69,7 +69,11 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
 
 def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
     config = load_config(
-        env={"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_ANSWER__BACKEND": f'"{backend}"'}
+        env={
+            "KIOSK_AUDIO__INPUT": '"none"',
+            "KIOSK_AUDIO__OUTPUT": '"none"',
+            "KIOSK_ANSWER__BACKEND": f'"{backend}"',
+        }
     )
     engine = Engine(config, sink=NullSink(realtime=True))
     loaded = time.monotonic()
@@ -94,7 +98,11 @@ def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
             done.set()
         elif isinstance(event, ev.StageFinished) and event.stage == "asr" and event.info.get("audio_seconds"):
             asr_rtf.append(event.seconds / event.info["audio_seconds"])
-        elif isinstance(event, ev.StageFinished) and event.stage == "llm" and event.info.get("tokens_per_second"):
+        elif (
+            isinstance(event, ev.StageFinished)
+            and event.stage == "llm"
+            and event.info.get("tokens_per_second")
+        ):
             tokens_per_second.append(event.info["tokens_per_second"])
 
     engine.bus.subscribe(observe)
@@ -117,8 +125,10 @@ def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
         "load_s": load_seconds,
         "first_audio_median": statistics.median(first_audio) if first_audio else float("nan"),
         "first_audio_p95": percentile(first_audio, 95),
-        "stages": {s: statistics.median([f.timings[s] for f in finished if s in f.timings] or [float("nan")])
-                   for s in stage_names},
+        "stages": {
+            s: statistics.median([f.timings[s] for f in finished if s in f.timings] or [float("nan")])
+            for s in stage_names
+        },
         "asr_rtf": statistics.median(asr_rtf) if asr_rtf else float("nan"),
         "tokens_per_second": statistics.median(tokens_per_second) if tokens_per_second else float("nan"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -133,7 +143,9 @@ def main() -> int:
     questions = (QUESTIONS * 2)[: args.questions]
     results = [run_backend(backend, questions) for backend in args.backends.split(",")]
 
-    print(f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds)")
+    print(
+        f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds)"
+    )
     columns = [r["backend"] for r in results]
     print(f"{'':28}" + "".join(f"{c:>14}" for c in columns))
 
@@ -155,7 +167,9 @@ def main() -> int:
     row("LLM tokens/s", [f"{r['tokens_per_second']:.1f}" for r in ok])
     row("model load (s)", [f"{r['load_s']:.1f}" for r in ok])
     row("peak RSS so far (MB)", [f"{r['peak_rss_mb']:.0f}" for r in ok])
-    print("targets: retrieval median <= 1.0 s, P95 <= 1.5 s, RSS < 1.5 GB; llm median <= 1.5 s, P95 <= 2.5 s, RSS < 2 GB")
+    print(
+        "targets: retrieval median <= 1.0 s, P95 <= 1.5 s, RSS < 1.5 GB; llm median <= 1.5 s, P95 <= 2.5 s, RSS < 2 GB"
+    )
     return 0
 
 

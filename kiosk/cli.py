@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
@@ -35,16 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Docent: a talking exhibit guide.")
     parser.add_argument("--version", action="version", version=f"docent-kiosk {__version__}")
     _add_config(parser)
-    parser.add_argument("--windowed", action="store_true", help="a window instead of full screen (development)")
+    parser.add_argument(
+        "--windowed", action="store_true", help="a window instead of full screen (development)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command")
 
     listen = commands.add_parser("listen", help="answer questions headless, from the microphone or a file")
     _add_config(listen)
-    listen.add_argument("--input", metavar="WAV", help="read questions from this audio file instead of the mic")
-    listen.add_argument("--output", metavar="WAV", help="write the spoken answers here instead of the speaker")
+    listen.add_argument(
+        "--input", metavar="WAV", help="read questions from this audio file instead of the mic"
+    )
+    listen.add_argument(
+        "--output", metavar="WAV", help="write the spoken answers here instead of the speaker"
+    )
     listen.add_argument("--fast", action="store_true", help="read --input faster than real time")
-    listen.add_argument("--keep-running", action="store_true", help="stay up after --input ends (serve metrics)")
+    listen.add_argument(
+        "--keep-running", action="store_true", help="stay up after --input ends (serve metrics)"
+    )
     listen.add_argument("--no-metrics", action="store_true", help="do not start the /metrics endpoint")
 
     ask = commands.add_parser("ask", help="answer one question and write the spoken answer")
@@ -194,7 +201,9 @@ class TurnPrinter:
         elif isinstance(event, ev.TurnFinished):
             self.finished += 1
             timings = " ".join(f"{stage}={seconds * 1000:.0f}ms" for stage, seconds in event.timings.items())
-            first = f"{event.first_audio_seconds * 1000:.0f}ms" if event.first_audio_seconds is not None else "-"
+            first = (
+                f"{event.first_audio_seconds * 1000:.0f}ms" if event.first_audio_seconds is not None else "-"
+            )
             print(
                 f"[turn {event.turn_id}] status={event.status} topic={event.topic or '-'} emotion={event.emotion}\n"
                 f"  visitor: {event.question or '-'}\n"

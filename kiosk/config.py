@@ -115,10 +115,16 @@ class LlmConfig:
     max_seconds: float = 10.0
     max_prompt_tokens: int = 700
     temperature: float = 0.0
+    # a generated sentence is spoken only when this share of its content words is in the retrieved notes
+    min_note_overlap: float = 0.5
 
     def validate(self) -> None:
         _check_device("device", self.device)
         _check_range("max_new_tokens", self.max_new_tokens, 1, 2048)
+        _check_range("max_seconds", self.max_seconds, 0.01, 3600.0)
+        _check_range("max_prompt_tokens", self.max_prompt_tokens, 64, 32768)
+        _check_range("temperature", self.temperature, 0.0, 2.0)
+        _check_range("min_note_overlap", self.min_note_overlap, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -305,7 +311,9 @@ def _build_section(section_type: type, name: str, values: Any, source: str) -> A
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(f"{source}: [{name}] {key}: unknown key (expected one of {', '.join(sorted(fields))})")
+            raise ConfigError(
+                f"{source}: [{name}] {key}: unknown key (expected one of {', '.join(sorted(fields))})"
+            )
         try:
             kwargs[key] = _coerce(hints[key], value)
         except _InvalidValue as exc:

@@ -81,7 +81,9 @@ def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:
     if named.is_dir():
         return named
     available = ", ".join(sorted(p.name for p in EXHIBITS_DIR.iterdir() if p.is_dir())) or "none"
-    raise ExhibitError(f"exhibit {path!r}: no such folder and no shipped pack of that name (shipped: {available})")
+    raise ExhibitError(
+        f"exhibit {path!r}: no such folder and no shipped pack of that name (shipped: {available})"
+    )
 
 
 def load_exhibit(path: str | Path) -> Exhibit:
@@ -103,7 +105,9 @@ def load_exhibit(path: str | Path) -> Exhibit:
     known = {"title", "greeting", "persona", "language", "voice", "portrait", "topics"}
     for key in manifest:
         if key not in known:
-            raise ExhibitError(f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})")
+            raise ExhibitError(
+                f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})"
+            )
 
     portrait = folder / text("portrait", "portrait.png")
     if not portrait.is_file():

@@ -121,9 +121,9 @@ def speak(loaded_engine: Engine) -> Callable[[str], np.ndarray]:
             chunks = list(tts.stream(text, Emotion.NEUTRAL, CancelToken()))
             audio = np.concatenate([c.audio for c in chunks])
             rate = chunks[0].sample_rate
-            memo[text] = resample_poly(audio, 16000 // np.gcd(16000, rate), rate // np.gcd(16000, rate)).astype(
-                np.float32
-            )
+            memo[text] = resample_poly(
+                audio, 16000 // np.gcd(16000, rate), rate // np.gcd(16000, rate)
+            ).astype(np.float32)
         return memo[text]
 
     return synthesise

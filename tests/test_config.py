@@ -38,7 +38,11 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[vad]\ntrailing_silence_ms = 300\n")
-    env = {"KIOSK_VAD__TRAILING_SILENCE_MS": "350", "KIOSK_ASR__MODEL": "base", "KIOSK_METRICS__ENABLED": "false"}
+    env = {
+        "KIOSK_VAD__TRAILING_SILENCE_MS": "350",
+        "KIOSK_ASR__MODEL": "base",
+        "KIOSK_METRICS__ENABLED": "false",
+    }
     config = load_config(path, env=env)
     assert config.vad.trailing_silence_ms == 350
     assert config.asr.model == "base"
@@ -58,7 +62,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ("[metrics]\nenabled = 'yes'\n", "[metrics] enabled: expected true or false"),
     ],
 )
-def test_bad_values_are_refused_in_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_values_are_refused_in_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})

@@ -39,7 +39,9 @@ def copy_pack(tmp_path: Path) -> Path:
         (lambda p: (p / "exhibit.toml").unlink(), "exhibit.toml: missing"),
         (lambda p: (p / "portrait.png").unlink(), "portrait: file"),
         (
-            lambda p: (p / "notes.md").write_text((p / "notes.md").read_text().replace("## The crew", "## Crew")),
+            lambda p: (p / "notes.md").write_text(
+                (p / "notes.md").read_text().replace("## The crew", "## Crew")
+            ),
             "has no '## The crew' section",
         ),
         (
@@ -49,7 +51,9 @@ def copy_pack(tmp_path: Path) -> Path:
             "tone: expected one of neutral, happy, sad, angry, surprised",
         ),
         (
-            lambda p: (p / "exhibit.toml").write_text((p / "exhibit.toml").read_text() + "\ncolour = 'red'\n"),
+            lambda p: (p / "exhibit.toml").write_text(
+                (p / "exhibit.toml").read_text() + "\ncolour = 'red'\n"
+            ),
             "colour: unknown key",
         ),
         (lambda p: (p / "exhibit.toml").write_text("title = \n"), "not valid TOML"),

@@ -121,7 +121,13 @@ def test_a_sixty_second_monologue_is_cut_and_answered(make_pipeline, loaded_engi
 def test_speculative_recognition_is_dropped_when_the_visitor_goes_on(make_pipeline, speak) -> None:
     # a 220 ms pause: longer than the speculative pause (150 ms), shorter than the end (400 ms)
     audio = np.concatenate(
-        [silence(0.5), trim(speak("Tell me about")), silence(0.22), trim(speak("the heat shield.")), silence(1.0)]
+        [
+            silence(0.5),
+            trim(speak("Tell me about")),
+            silence(0.22),
+            trim(speak("the heat shield.")),
+            silence(1.0),
+        ]
     )
     _, recorder = listen_once(make_pipeline, audio)
     (finished,) = recorder.finished()
@@ -193,7 +199,9 @@ def test_first_audio_is_measured_from_the_end_of_speech(make_pipeline, speak) ->
     assert 0.3 <= finished.first_audio_seconds < 5.0
 
 
-def test_visitor_audio_is_not_stored_unless_asked(make_pipeline, loaded_engine, speak, tmp_path: Path) -> None:
+def test_visitor_audio_is_not_stored_unless_asked(
+    make_pipeline, loaded_engine, speak, tmp_path: Path
+) -> None:
     audio = np.concatenate([silence(0.5), speak("Who flew on Apollo 11?"), silence(1.0)])
     store = tmp_path / "store"
     listen_once(make_pipeline, audio, config=loaded_engine.config.replace(audio={"store_dir": str(store)}))

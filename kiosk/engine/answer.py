@@ -54,7 +54,12 @@ def plan_answer(
     elapsed = time.monotonic() - started
     if not matches or matches[0].score < config.retrieval.similarity_threshold:
         return AnswerPlan(
-            "out_of_scope", None, Emotion.NEUTRAL, matches, [out_of_scope_reply(exhibit)], retrieval_seconds=elapsed
+            "out_of_scope",
+            None,
+            Emotion.NEUTRAL,
+            matches,
+            [out_of_scope_reply(exhibit)],
+            retrieval_seconds=elapsed,
         )
     best = matches[0]
     return AnswerPlan(
@@ -94,5 +99,8 @@ class RetrievalAnswerer(Answerer):
             emotion=plan.emotion,
             sentences=iter(plan.sentences),
             fallback=list(plan.sentences),
-            info={"retrieval_seconds": plan.retrieval_seconds, "score": plan.matches[0].score if plan.matches else 0},
+            info={
+                "retrieval_seconds": plan.retrieval_seconds,
+                "score": plan.matches[0].score if plan.matches else 0,
+            },
         )

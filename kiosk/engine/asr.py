@@ -89,10 +89,14 @@ def resolve_whisper_model(model: str, cache_dir: Path) -> tuple[Path, str]:
         return base_path(cache_dir), "whisper-base"
     folder = Path(model).expanduser()
     if not folder.is_dir():
-        raise ModelLoadError(f"asr: model folder {folder} not found (expected tiny.en, base or a CTranslate2 folder)")
+        raise ModelLoadError(
+            f"asr: model folder {folder} not found (expected tiny.en, base or a CTranslate2 folder)"
+        )
     missing = [name for name in CT2_FILES if not (folder / name).is_file()]
     if missing:
-        raise ModelLoadError(f"asr: {folder} is not a CTranslate2 Whisper model (missing {', '.join(missing)})")
+        raise ModelLoadError(
+            f"asr: {folder} is not a CTranslate2 Whisper model (missing {', '.join(missing)})"
+        )
     return folder, folder.name
 
 

@@ -223,7 +223,9 @@ class WavFileSink(PacedSink):
             self._wav.setframerate(sample_rate)
             self._rate = sample_rate
         elif sample_rate != self._rate:
-            raise ValueError(f"{self.path}: cannot mix sample rates {self._rate} and {sample_rate} in one file")
+            raise ValueError(
+                f"{self.path}: cannot mix sample rates {self._rate} and {sample_rate} in one file"
+            )
         super()._open(sample_rate)
 
     def _emit(self, samples: np.ndarray) -> None:

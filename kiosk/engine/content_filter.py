@@ -8,7 +8,18 @@ from collections.abc import Iterable
 CALM_REPLY = "Let's keep our conversation friendly. Is there something about the exhibit I can tell you?"
 
 # A small default; museums add their own words in [answer] blocklist.
-DEFAULT_BLOCKLIST = ("fuck", "shit", "bitch", "cunt", "asshole", "bastard", "slut", "whore", "nigger", "faggot")
+DEFAULT_BLOCKLIST = (
+    "fuck",
+    "shit",
+    "bitch",
+    "cunt",
+    "asshole",
+    "bastard",
+    "slut",
+    "whore",
+    "nigger",
+    "faggot",
+)
 
 
 class ContentFilter:
@@ -17,7 +28,9 @@ class ContentFilter:
         terms = sorted({t for t in terms if t}, key=len, reverse=True)
         # whole words, with common suffixes: "fucking" is caught by "fuck"
         self._pattern = (
-            re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")(?:s|es|ed|er|ers|ing|y)?\b", re.I)
+            re.compile(
+                r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")(?:s|es|ed|er|ers|ing|y)?\b", re.I
+            )
             if terms
             else None
         )

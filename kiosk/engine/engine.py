@@ -99,14 +99,29 @@ class Engine:
         """Load every stage in order of need; each failure is reported and the rest still load."""
         cfg = self.config
         self._load("vad", "silero-vad-v6", lambda: self._load_vad())
-        self._load("asr", cfg.asr.model, lambda: self._make(RECOGNIZERS.create(
-            "whisper", cfg.asr, resolve_device(cfg.asr.device, self._device_count), cfg.cache_dir)))
+        self._load(
+            "asr",
+            cfg.asr.model,
+            lambda: self._make(
+                RECOGNIZERS.create(
+                    "whisper", cfg.asr, resolve_device(cfg.asr.device, self._device_count), cfg.cache_dir
+                )
+            ),
+        )
         self._load("tts", cfg.tts.backend, self._load_tts)
-        retriever = self._load("retrieval", "all-MiniLM-L6-v2", lambda: self._make(SectionRetriever(
-            self.exhibit, resolve_device(cfg.retrieval.device, self._device_count))))
+        retriever = self._load(
+            "retrieval",
+            "all-MiniLM-L6-v2",
+            lambda: self._make(
+                SectionRetriever(self.exhibit, resolve_device(cfg.retrieval.device, self._device_count))
+            ),
+        )
         if retriever is not None:
-            self._load("answer", cfg.answer.backend, lambda: self._make(
-                ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)))
+            self._load(
+                "answer",
+                cfg.answer.backend,
+                lambda: self._make(ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)),
+            )
         self._build_pipeline()
         missing = tuple(sorted(self.failures))
         self.ready.set()
@@ -124,7 +139,9 @@ class Engine:
         from kiosk.engine.tts import create_synthesizer
 
         device = resolve_device(self.config.tts.device, self._device_count)
-        synth, reason = create_synthesizer(self.config.tts, device, exhibit_voice_path(self.config, self.exhibit))
+        synth, reason = create_synthesizer(
+            self.config.tts, device, exhibit_voice_path(self.config, self.exhibit)
+        )
         if reason:
             self.fallbacks["tts"] = reason
             log.warning("tts: %s", reason)
@@ -155,8 +172,15 @@ class Engine:
             stage in self.fallbacks,
         )
         self.models[stage] = info
-        self.bus.publish(ev.ModelLoaded(stage=stage, name=info.name, device=info.device, load_seconds=seconds,
-                                        memory_bytes=info.memory_bytes))
+        self.bus.publish(
+            ev.ModelLoaded(
+                stage=stage,
+                name=info.name,
+                device=info.device,
+                load_seconds=seconds,
+                memory_bytes=info.memory_bytes,
+            )
+        )
         return loaded
 
     def _build_pipeline(self) -> None:
@@ -182,7 +206,9 @@ class Engine:
 
     def health(self) -> dict[str, bool]:
         wanted = ("vad", "asr", "tts", "retrieval", "answer")
-        return {stage: stage in self.models or (stage == "vad" and self.silero is not None) for stage in wanted}
+        return {
+            stage: stage in self.models or (stage == "vad" and self.silero is not None) for stage in wanted
+        }
 
     def build_info(self) -> dict[str, str]:
         asr = self.models.get("asr")
@@ -209,7 +235,9 @@ class Engine:
     def answer_audio(self, audio, speech_end_t: float | None = None) -> Turn:
         pipeline = self._require_pipeline()
         if pipeline.stages.asr is None:
-            raise KioskError(f"speech recognition is not available ({self.failures.get('asr', 'not loaded')})")
+            raise KioskError(
+                f"speech recognition is not available ({self.failures.get('asr', 'not loaded')})"
+            )
         return pipeline.answer_audio(audio, speech_end_t)
 
     def start_listening(self, source: AudioSource) -> threading.Thread:
@@ -222,6 +250,14 @@ class Engine:
     def reset_session(self) -> None:
         if self.pipeline is not None:
             self.pipeline.reset_session()
+
+    def set_push_to_talk(self, held: bool) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_push_to_talk(held)
+
+    def set_hands_free(self, enabled: bool) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_hands_free(enabled)
 
     def reload_exhibit(self, path: str | Path | None = None) -> None:
         """Read the pack again (a curator edited the notes) and re-index it."""

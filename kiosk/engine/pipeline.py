@@ -106,6 +106,8 @@ class Pipeline:
         self._session_turns = 0
         self._last_activity = time.monotonic()
         self._source: AudioSource | None = None
+        self.hands_free = config.ui.mode == "hands_free"
+        self._ptt_frames: list[np.ndarray] | None = None  # recording while the talk button is held
 
     # --- commands -----------------------------------------------------------------------------------
 
@@ -117,7 +119,9 @@ class Pipeline:
 
     def answer_audio(self, audio: np.ndarray, speech_end_t: float | None = None, cut: bool = False) -> Turn:
         """A whole recorded question (``kiosk ask --wav``)."""
-        turn = Turn(next(self._ids), "voice", audio=audio, speech_end_t=speech_end_t or time.monotonic(), cut=cut)
+        turn = Turn(
+            next(self._ids), "voice", audio=audio, speech_end_t=speech_end_t or time.monotonic(), cut=cut
+        )
         self._begin(turn, committed=True)
         return turn
 
@@ -128,6 +132,22 @@ class Pipeline:
             self._speculative = None
         for turn in turns:
             self._cancel_turn(turn, reason)
+
+    def set_hands_free(self, enabled: bool) -> None:
+        """Hands-free listens all the time; otherwise the visitor holds the talk button."""
+        self.hands_free = enabled
+        self._ptt_frames = None
+
+    def set_push_to_talk(self, held: bool) -> Turn | None:
+        """Press: stop any answer and start recording. Release: answer what was said."""
+        if held:
+            self.cancel("push_to_talk")
+            self._ptt_frames = []
+            return None
+        frames, self._ptt_frames = self._ptt_frames, None
+        if not frames:
+            return None
+        return self.answer_audio(np.concatenate(frames), time.monotonic())
 
     def reset_session(self) -> None:
         self.cancel("reset")
@@ -190,6 +210,18 @@ class Pipeline:
                 self._check_session_timeout()
                 continue
             arrived = time.monotonic()
+            if not self.hands_free:
+                recording = self._ptt_frames
+                if (
+                    recording is not None
+                    and len(recording) * len(frame) < self.config.vad.max_utterance_s * 16000
+                ):
+                    recording.append(frame)
+                if arrived - last_level >= LEVEL_INTERVAL_S:
+                    last_level = arrived
+                    rms = float(np.sqrt(np.mean(np.square(frame))))
+                    self.bus.publish(ev.InputLevel(rms=rms, speaking=recording is not None))
+                continue
             if not self.config.vad.barge_in and self.busy:
                 endpointer.reset()
                 continue
@@ -254,7 +286,9 @@ class Pipeline:
         self.bus.publish(ev.TurnStarted(turn_id=turn.id, source=turn.source, t=turn.speech_end_t))
         if turn.source == "voice":
             seconds = 0.0 if turn.audio is None else len(turn.audio) / 16000
-            self.bus.publish(ev.SpeechEnded(turn_id=turn.id, audio_seconds=seconds, cut=turn.cut, t=turn.speech_end_t))
+            self.bus.publish(
+                ev.SpeechEnded(turn_id=turn.id, audio_seconds=seconds, cut=turn.cut, t=turn.speech_end_t)
+            )
         if endpoint_s is not None:
             self.bus.publish(ev.StageFinished(turn_id=turn.id, stage="vad_endpoint", seconds=endpoint_s))
         for event in held:
@@ -319,7 +353,9 @@ class Pipeline:
             pass
         except Exception as exc:
             log.exception("turn %d failed", turn.id)
-            self._emit(turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="exception", message=str(exc)[:200]))
+            self._emit(
+                turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="exception", message=str(exc)[:200])
+            )
             if not turn.cancel.cancelled:
                 self._speak(turn, iter([ERROR_REPLY]), "error")
 
@@ -329,13 +365,19 @@ class Pipeline:
             turn.cancel.raise_if_cancelled()
             if not transcript.understood:
                 turn.status = "not_understood"
-                self._emit(turn, ev.AnswerChosen(turn_id=turn.id, status="not_understood", topic=None,
-                                                 emotion=Emotion.NEUTRAL))
+                self._emit(
+                    turn,
+                    ev.AnswerChosen(
+                        turn_id=turn.id, status="not_understood", topic=None, emotion=Emotion.NEUTRAL
+                    ),
+                )
                 self._speak(turn, iter([NOT_UNDERSTOOD_REPLY]), "not_understood")
                 return
         answerer = self.stages.answerer
         if answerer is None:
-            self._emit(turn, ev.StageFailed(turn_id=turn.id, stage="retrieval", kind="load", message="no answerer"))
+            self._emit(
+                turn, ev.StageFailed(turn_id=turn.id, stage="retrieval", kind="load", message="no answerer")
+            )
             self._speak(turn, iter([ERROR_REPLY]), "error")
             return
         started = time.monotonic()
@@ -345,8 +387,12 @@ class Pipeline:
         if answer.status not in ("filtered",) and retrieval_s:
             self._timed(turn, "retrieval", retrieval_s, score=answer.info.get("score", 0.0))
         turn.topic, turn.emotion = answer.topic, answer.emotion
-        self._emit(turn, ev.AnswerChosen(turn_id=turn.id, status=answer.status, topic=answer.topic,
-                                         emotion=answer.emotion))
+        self._emit(
+            turn,
+            ev.AnswerChosen(
+                turn_id=turn.id, status=answer.status, topic=answer.topic, emotion=answer.emotion
+            ),
+        )
         self._speak(turn, self._sentences(turn, answer, started), answer.status, answer)
 
     def _recognise(self, turn: Turn) -> Transcript:
@@ -358,7 +404,9 @@ class Pipeline:
         seconds = time.monotonic() - started
         self._timed(turn, "asr", seconds, audio_seconds=transcript.audio_seconds)
         turn.question = transcript.text
-        self._emit(turn, ev.Transcribed(turn_id=turn.id, text=transcript.text, understood=transcript.understood))
+        self._emit(
+            turn, ev.Transcribed(turn_id=turn.id, text=transcript.text, understood=transcript.understood)
+        )
         return transcript
 
     def _sentences(self, turn: Turn, answer: Answer, started: float):
@@ -375,10 +423,20 @@ class Pipeline:
             info = {k: float(v) for k, v in answer.info.items() if k in ("tokens", "tokens_per_second")}
             self._timed(turn, "llm", time.monotonic() - started, **info)
             if answer.info.get("oom"):
-                self._emit(turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="oom", message="CUDA out of memory"))
+                self._emit(
+                    turn,
+                    ev.StageFailed(turn_id=turn.id, stage="llm", kind="oom", message="CUDA out of memory"),
+                )
             elif answer.info.get("error"):
-                self._emit(turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="exception",
-                                                message="generation failed; answered from the notes"))
+                self._emit(
+                    turn,
+                    ev.StageFailed(
+                        turn_id=turn.id,
+                        stage="llm",
+                        kind="exception",
+                        message="generation failed; answered from the notes",
+                    ),
+                )
         turn.emotion = Emotion.normalise(answer.emotion)
 
     # --- speaking -----------------------------------------------------------------------------------
@@ -388,8 +446,9 @@ class Pipeline:
         turn.status = status
         tts = self.stages.tts
         played: queue.Queue[tuple[int, int, str] | None] = queue.Queue()
-        watcher = threading.Thread(target=self._watch_playback, args=(turn, played), name=f"captions-{turn.id}",
-                                   daemon=True)
+        watcher = threading.Thread(
+            target=self._watch_playback, args=(turn, played), name=f"captions-{turn.id}", daemon=True
+        )
         offset = 0
         first_chunk = True
         tts_total = 0.0
@@ -411,8 +470,12 @@ class Pipeline:
                 for chunk in tts.stream(sentence, turn.emotion, turn.cancel):
                     now = time.monotonic()
                     if first_chunk:
-                        self._timed(turn, "tts_first_audio", now - started,
-                                    cache_hit=float(getattr(tts, "last_cache_hit", False)))
+                        self._timed(
+                            turn,
+                            "tts_first_audio",
+                            now - started,
+                            cache_hit=float(getattr(tts, "last_cache_hit", False)),
+                        )
                     tts_total += now - started
                     self._wait_commit(turn)
                     if turn.cancel.cancelled:
@@ -435,7 +498,10 @@ class Pipeline:
         except Exception as exc:
             if is_out_of_memory(exc) or not isinstance(exc, Cancelled):
                 log.exception("speaking failed in turn %d", turn.id)
-                self._emit(turn, ev.StageFailed(turn_id=turn.id, stage="tts", kind="exception", message=str(exc)[:200]))
+                self._emit(
+                    turn,
+                    ev.StageFailed(turn_id=turn.id, stage="tts", kind="exception", message=str(exc)[:200]),
+                )
                 turn.status = "error"
         if tts is not None and tts_total:
             self._timed(turn, "tts", tts_total)

@@ -92,7 +92,9 @@ class SectionRetriever(Stage):
         for i in order:
             sentence_scores = self._sentence_vectors[i] @ query
             section = self.exhibit.sections[i]
-            ranked = sorted(zip(section.sentences, sentence_scores.tolist(), strict=True), key=lambda p: -p[1])
+            ranked = sorted(
+                zip(section.sentences, sentence_scores.tolist(), strict=True), key=lambda p: -p[1]
+            )
             matches.append(Match(section, float(scores[i]), tuple(ranked)))
         return matches
 

@@ -7,7 +7,9 @@ import re
 from kiosk.emotion import Emotion
 from kiosk.exhibit import Exhibit
 
-_GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|greetings)\b[\s,!.]*(there|nova)?\W*$", re.I)
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|greetings)\b[\s,!.]*(there|nova)?\W*$", re.I
+)
 _THANKS = re.compile(r"\b(thank(s| you)|cheers|that'?s (great|interesting|cool))\b", re.I)
 _BYE = re.compile(r"^\s*(bye|goodbye|see you|see ya)\b", re.I)
 _WHO = re.compile(r"\b(who|what) are you\b", re.I)

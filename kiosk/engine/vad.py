@@ -115,7 +115,9 @@ class Endpointer:
     def __init__(self, config: VadConfig, classifier: FrameClassifier | None = None) -> None:
         self.config = config
         self.classifier = classifier or FrameClassifier(config)
-        self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, round(config.pre_roll_ms / 1000 / FRAME_SECONDS)))
+        self._pre_roll: deque[np.ndarray] = deque(
+            maxlen=max(1, round(config.pre_roll_ms / 1000 / FRAME_SECONDS))
+        )
         self._min_speech = max(1, round(config.min_speech_ms / 1000 / FRAME_SECONDS))
         self._pause = round(config.speculative_pause_ms / 1000 / FRAME_SECONDS)
         self._trailing = max(1, round(config.trailing_silence_ms / 1000 / FRAME_SECONDS))
