@@ -230,7 +230,10 @@ def _start_telemetry(config: Config, engine):
 
     telemetry = Telemetry(config, engine.bus, engine.exhibit.topic_ids, engine.health)
     telemetry.start()
-    print(f"metrics: {telemetry.server.url}", flush=True)
+    if telemetry.server is not None and telemetry.server.running:
+        print(f"metrics: {telemetry.server.url}", flush=True)
+    else:
+        print(f"metrics: not served ({telemetry.server_error or 'disabled'})", flush=True)
     return telemetry
 
 

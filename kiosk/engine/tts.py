@@ -20,6 +20,7 @@ import wave
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -192,7 +193,7 @@ class CachedSynthesizer(SpeechSynthesizer):
         for chunk in self._synthesize(text, emotion, cancel):
             if cancel.cancelled:
                 return
-            chunks.append(chunk)
+            chunks.append(_read_only(chunk))
             yield chunk
         if chunks and not cancel.cancelled:
             self.cache.put(key, chunks)
@@ -227,7 +228,7 @@ def resolve_voice(voice: str | Path = "") -> tuple[Path, Path]:
     spec = str(voice).strip()
     model = embedded_voice_path() if spec in ("", EMBEDDED_VOICE) else Path(spec).expanduser()
     if not model.is_file():
-        raise ModelLoadError(f"piper voice {spec}: file not found")
+        raise ModelLoadError(f"piper voice {spec}: file not found (want a .onnx file or {EMBEDDED_VOICE})")
     config = model.with_name(model.name + ".json")
     if not config.is_file():
         raise ModelLoadError(f"piper voice {model}: its config {config.name} is missing beside it")
@@ -255,10 +256,11 @@ class PiperSynthesizer(CachedSynthesizer):
     def load(self) -> None:
         started = time.monotonic()
         model, config = resolve_voice(self._voice_spec)
-        probe = MemoryProbe(self._device)
-        from piper import PiperVoice
-
+        # onnxruntime falls back to the CPU when it has no CUDA provider: measure where it ended up
+        probes = {self._device.torch: MemoryProbe(self._device), "cpu": MemoryProbe(Device("cpu"))}
         try:
+            from piper import PiperVoice
+
             voice = PiperVoice.load(
                 model, config_path=config, use_cuda=self._device.is_cuda, include_alignments=True
             )
@@ -272,7 +274,7 @@ class PiperSynthesizer(CachedSynthesizer):
         except Exception as exc:
             self._voice = None
             raise ModelLoadError(f"piper voice {model}: cannot load ({_one_line(exc)})") from None
-        self.memory_bytes = probe.used()
+        self.memory_bytes = probes[self.device].used()
         self.load_seconds = time.monotonic() - started
 
     def _place_on_device(self, voice) -> None:
@@ -300,7 +302,13 @@ class PiperSynthesizer(CachedSynthesizer):
         pieces = iter(self._voice.synthesize(text, syn_config=config, include_alignments=True))
         first = True
         while not cancel.cancelled:
-            piece = next(pieces, None)
+            with _terminable(self._voice, cancel):
+                try:
+                    piece = next(pieces, None)
+                except Exception:
+                    if cancel.cancelled:
+                        return  # the run was terminated by the cancel
+                    raise
             if piece is None:
                 return
             audio = np.clip(np.asarray(piece.audio_float_array, dtype=np.float32), -1.0, 1.0)
@@ -315,6 +323,35 @@ class PiperSynthesizer(CachedSynthesizer):
 
     def close(self) -> None:
         self._voice = None
+
+
+class _TerminableSession:
+    """Piper's ONNX session, run with RunOptions that a cancel can terminate mid-sentence."""
+
+    def __init__(self, session) -> None:
+        import onnxruntime
+
+        self._session = session
+        self.options = onnxruntime.RunOptions()
+
+    def run(self, outputs, inputs, run_options=None):
+        return self._session.run(outputs, inputs, self.options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+@contextmanager
+def _terminable(voice, cancel: CancelToken) -> Iterator[None]:
+    session = voice.session
+    wrapper = _TerminableSession(session)
+    voice.session = wrapper
+    remove = cancel.on_cancel(lambda: setattr(wrapper.options, "terminate", True))
+    try:
+        yield
+    finally:
+        remove()
+        voice.session = session
 
 
 def _timings(alignments, length: int) -> tuple[PhonemeTiming, ...]:
@@ -428,7 +465,8 @@ def create_synthesizer(
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 

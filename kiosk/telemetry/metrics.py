@@ -9,15 +9,14 @@ stages and turn statuses, the emotions, at most 40 exhibit topics, five error ki
 combination is created up front at zero, so the number of series does not grow with traffic and
 ``rate()``/``increase()`` see the first event of each kind.  No visitor text ever becomes a label.
 
-Bucket choices come from the turn budget measured on the 2-core reference machine (see
-``/work/shared/STACK.md``): retrieval 12-18 ms, a procedural face frame about 2 ms (its budget at 30 fps
+Bucket choices come from the turn budget measured on the 2-core reference machine (the
+project's component facts): retrieval 12-18 ms, a procedural face frame about 2 ms (its budget at 30 fps
 is 33 ms), Piper's first chunk 0.13-0.31 s, ASR 0.38-0.54 s, end of speech to first audio about 1.05 s
 done naively and the goal under 1 s, a whole turn (listening, answering, three spoken sentences) 5-20 s.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath, PureWindowsPath
@@ -39,16 +38,18 @@ from kiosk.engine.events import STAGES, TURN_STATUSES
 if TYPE_CHECKING:
     from kiosk.telemetry.sampler import ResourceSampler
 
-# No ``*_created`` series: they double the exposition and no rule of ours reads them.  The function
-# flips a process-wide switch that prometheus_client reads at collection time, so calling it here (and
-# again in every KioskMetrics) covers tests that build registries in any order.
-os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+# No ``*_created`` series (what PROMETHEUS_DISABLE_CREATED_SERIES=True does): they double the exposition
+# and no rule of ours reads them.  The environment variable is read once, when prometheus_client is first
+# imported, which may be before us; this function flips the same process-wide switch, read at collection
+# time, so calling it here (and again in every KioskMetrics) works in tests whatever imported what first.
 disable_created_metrics()
 
 # --- label value sets ------------------------------------------------------------------------------------
 
-# Stages that load a model (ModelLoading/ModelLoaded/ModelFailed/BackendFallback carry these).
-MODEL_STAGES = ("asr", "retrieval", "llm", "tts", "vad", "face")
+# Stages that load a model (ModelLoading/ModelLoaded/ModelFailed/BackendFallback carry these; the engine
+# loads the answerer, retrieval or LLM, as "answer").
+MODEL_STAGES = ("asr", "retrieval", "llm", "answer", "tts", "vad", "face")
+BUILD_LABELS = ("version", "exhibit", "asr_model", "llm_model", "tts_voice", "device")
 # StageFailed.kind is mapped into this set; anything else becomes "other".
 ERROR_KINDS = ("oom", "timeout", "exception", "load", "other")
 EMOTIONS = tuple(e.value for e in Emotion)
@@ -109,9 +110,7 @@ class KioskMetrics:
         r = self.registry
 
         # --- turns -----------------------------------------------------------------------------------
-        self.turns = Counter(
-            "kiosk_turns_total", "Visitor turns, by how they ended.", ["status"], registry=r
-        )
+        self.turns = Counter("kiosk_turns_total", "Visitor turns, by how they ended.", ["status"], registry=r)
         self.turn_first_audio = Histogram(
             "kiosk_turn_first_audio_seconds",
             "End of the visitor's speech (or the tap) to the first audio of the answer.",
@@ -145,7 +144,9 @@ class KioskMetrics:
         )
 
         # --- answering ---------------------------------------------------------------------------------
-        self.llm_tokens = Counter("kiosk_llm_tokens_total", "Tokens the language model generated.", registry=r)
+        self.llm_tokens = Counter(
+            "kiosk_llm_tokens_total", "Tokens the language model generated.", registry=r
+        )
         self.llm_tokens_per_second = Gauge(
             "kiosk_llm_tokens_per_second", "Generation speed of the last language-model answer.", registry=r
         )
@@ -153,10 +154,10 @@ class KioskMetrics:
             "kiosk_asr_audio_seconds_total", "Seconds of visitor speech transcribed.", registry=r
         )
         self.tts_cache_hits = Counter(
-            "kiosk_tts_cache_hits_total", "Spoken answers served from the speech cache.", registry=r
+            "kiosk_tts_cache_hits_total", "Answers whose speech came from the speech cache.", registry=r
         )
         self.tts_cache_misses = Counter(
-            "kiosk_tts_cache_misses_total", "Spoken answers synthesised afresh.", registry=r
+            "kiosk_tts_cache_misses_total", "Answers whose speech was synthesised afresh.", registry=r
         )
         self.answers = Counter(
             "kiosk_answers_total",
@@ -209,7 +210,7 @@ class KioskMetrics:
         self.build_info = Gauge(
             "kiosk_build_info",
             "Always 1; the labels say what this kiosk runs.",
-            ["version", "exhibit", "asr_model", "llm_model", "tts_voice", "device"],
+            BUILD_LABELS,
             registry=r,
         )
 
@@ -233,9 +234,11 @@ class KioskMetrics:
     def _preinitialise(self) -> None:
         self.turns_by_status = {s: self.turns.labels(s) for s in TURN_STATUSES}
         self.stage_hist = {s: self.stage_duration.labels(s) for s in STAGES}
-        self.stage_error_children = {(s, k): self.stage_errors.labels(s, k) for s in STAGES for k in ERROR_KINDS}
+        self.stage_error_children = {
+            (s, k): self.stage_errors.labels(s, k) for s in (*STAGES, OTHER) for k in ERROR_KINDS
+        }
         self.answer_children = {(e, t): self.answers.labels(e, t) for e in EMOTIONS for t in self.topics}
-        self.stage_up_children: dict[str, object] = {}
+        self.stage_up_children: dict[str, Gauge] = {}
         self.fallback_children = {s: self.backend_fallback.labels(s) for s in MODEL_STAGES}
         self.scrape_children = {c: self.scrapes.labels(c) for c in ("200",)}
         self._model_memory_labels: dict[str, tuple[str, str, str]] = {}
@@ -244,13 +247,11 @@ class KioskMetrics:
     # --- small helpers for the observer and the server ---------------------------------------------------
 
     def stage_error(self, stage: str, kind: str):
-        kind = kind if kind in ERROR_KINDS else OTHER
+        """The error counter child for a StageFailed (unknown stages and kinds become 'other')."""
         child = self.stage_error_children.get((stage, kind))
         if child is None:
             stage = stage if stage in STAGES else OTHER
-            child = self.stage_error_children.get((stage, kind))
-            if child is None:  # "other" stage: at most five more series, made when first needed
-                child = self.stage_error_children[(stage, kind)] = self.stage_errors.labels(stage, kind)
+            child = self.stage_error_children[(stage, kind if kind in ERROR_KINDS else OTHER)]
         return child
 
     def set_model(self, stage: str, model: str, device: str, memory_bytes: float) -> None:
@@ -298,6 +299,16 @@ class KioskMetrics:
             self.build_info.remove(*self._build_info_labels)
         self._build_info_labels = labels
         self.build_info.labels(*labels).set(1)
+
+    def update_build_info(self, **changes: str) -> None:
+        """Change some ``kiosk_build_info`` labels, e.g. ``device="cuda:0"`` once devices are resolved."""
+        if self._build_info_labels is None:
+            raise RuntimeError("set_build_info() first")
+        current = dict(zip(BUILD_LABELS, self._build_info_labels, strict=True))
+        unknown = set(changes) - set(BUILD_LABELS)
+        if unknown:
+            raise TypeError(f"unknown build_info labels: {', '.join(sorted(unknown))}")
+        self.set_build_info(**{**current, **changes})
 
     def count_scrape(self, code: int | str) -> None:
         code = str(code)
@@ -365,14 +376,18 @@ class ResourceCollector:
                 "Share of the last sample period the GPU was busy (0..1).",
                 labels=["gpu"],
             ),
-            GaugeMetricFamily("kiosk_gpu_memory_used_bytes", "GPU memory in use (all processes).", labels=["gpu"]),
+            GaugeMetricFamily(
+                "kiosk_gpu_memory_used_bytes", "GPU memory in use (all processes).", labels=["gpu"]
+            ),
             GaugeMetricFamily("kiosk_gpu_memory_total_bytes", "GPU memory installed.", labels=["gpu"]),
             GaugeMetricFamily("kiosk_gpu_temperature_celsius", "GPU core temperature.", labels=["gpu"]),
             GaugeMetricFamily(
                 "kiosk_gpu_process_memory_bytes", "GPU memory used by the kiosk process.", labels=["gpu"]
             ),
             GaugeMetricFamily("kiosk_gpu_available", "1 when NVML reports at least one GPU, else 0."),
-            CounterMetricFamily("kiosk_process_cpu_seconds", "CPU time (user + system) of the kiosk process."),
+            CounterMetricFamily(
+                "kiosk_process_cpu_seconds", "CPU time (user + system) of the kiosk process."
+            ),
             GaugeMetricFamily("kiosk_process_resident_memory_bytes", "Resident memory of the kiosk process."),
             GaugeMetricFamily("kiosk_system_memory_available_bytes", "Memory the system can still give out."),
         ]

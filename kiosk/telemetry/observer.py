@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # Turns whose first face frame is still awaited; a turn's entry leaves on its first frame or at its
 # end, and this bound keeps a pipeline that never finishes its turns from growing the table.
 MAX_OPEN_TURNS = 32
+# Stages that may carry the speech cache's "cache_hit" (the pipeline reports it once per answer, on the
+# first chunk's tts_first_audio).
+TTS_STAGES = ("tts_first_audio", "tts")
 # Statuses whose turn spoke an answer (counted in kiosk_answers_total).
 ANSWERED = ("ok", "out_of_scope")
 
@@ -151,7 +154,7 @@ class TelemetryObserver:
                 rate = tokens / event.seconds
             if rate is not None:
                 m.llm_tokens_per_second.set(rate)
-        elif stage == "tts" and "cache_hit" in info:
+        elif stage in TTS_STAGES and "cache_hit" in info:
             (m.tts_cache_hits if info["cache_hit"] else m.tts_cache_misses).inc()
 
     def _stage_failed(self, event: ev.StageFailed) -> None:
@@ -162,8 +165,9 @@ class TelemetryObserver:
     def _frame_rendered(self, event: ev.FrameRendered) -> None:
         m = self.metrics
         m.face_frames_rendered.inc()
-        if event.av_offset_seconds is not None:
-            m.face_av_offset.set(abs(event.av_offset_seconds))
+        offset = event.av_offset_seconds
+        if offset is not None and math.isfinite(offset):
+            m.face_av_offset.set(abs(offset))
         if event.turn_id is None or not self._open:
             return
         turn = self._open.get(event.turn_id)

@@ -60,7 +60,6 @@ class GpuReader(Protocol):
         ...
 
 
-
 class NvmlReader:
     """Reads GPUs through NVML (``nvidia-ml-py``, imported as ``pynvml``).
 
