@@ -231,7 +231,7 @@ def _start_telemetry(config: Config, engine):
     telemetry = Telemetry(config, engine.bus, engine.exhibit.topic_ids, engine.health)
     telemetry.start()
     if telemetry.server is not None and telemetry.server.running:
-        print(f"metrics: {telemetry.server.url}", flush=True)
+        print(f"metrics: {telemetry.server.url}/metrics", flush=True)
     else:
         print(f"metrics: not served ({telemetry.server_error or 'disabled'})", flush=True)
     return telemetry

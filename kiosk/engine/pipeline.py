@@ -32,6 +32,7 @@ from kiosk.engine.audio_out import AudioSink
 from kiosk.engine.cancel import Cancelled, CancelToken
 from kiosk.engine.device import is_out_of_memory
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer, Transcript
+from kiosk.engine.tts import first_clause
 from kiosk.engine.vad import Endpointer, Vad, VadEvent
 
 log = logging.getLogger(__name__)
@@ -467,7 +468,7 @@ class Pipeline:
                     continue
                 started = time.monotonic()
                 first_piece = True
-                for chunk in tts.stream(sentence, turn.emotion, turn.cancel):
+                for chunk in self._voice(tts, sentence, index == 0, turn):
                     now = time.monotonic()
                     if first_chunk:
                         self._timed(
@@ -512,6 +513,13 @@ class Pipeline:
         if not turn.cancel.cancelled:  # nothing was played: close the turn once it is committed
             self._wait_commit(turn)
             self._finish(turn, turn.status)
+
+    @staticmethod
+    def _voice(tts: SpeechSynthesizer, sentence: str, first: bool, turn: Turn):
+        """The first sentence is spoken clause by clause: a short first clause is heard sooner."""
+        for part in first_clause(sentence) if first else (sentence,):
+            if part:
+                yield from tts.stream(part, turn.emotion, turn.cancel)
 
     def _wait_commit(self, turn: Turn) -> None:
         while not turn.committed.wait(0.02):
