@@ -104,7 +104,9 @@ class MicrophoneSource(AudioSource):
 
     name = "microphone"
 
-    def __init__(self, device: str = "", reconnect_interval_s: float = 2.0) -> None:
+    def __init__(self, device: str = "", reconnect_interval_s: float = 2.0, backend=None) -> None:
+        # ``backend`` is the sounddevice module; tests pass a stand-in for the hardware
+        self._backend = backend
         self._device_spec = device
         self._interval = reconnect_interval_s
         self._frames: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
@@ -112,10 +114,17 @@ class MicrophoneSource(AudioSource):
         self._failed = threading.Event()
         self._next_attempt = 0.0
         self._reported = False
+        self._last_frame = time.monotonic()
+
+    def _sd(self):
+        if self._backend is None:
+            import sounddevice
+
+            self._backend = sounddevice
+        return self._backend
 
     def _device(self) -> int | None:
-        import sounddevice as sd
-
+        sd = self._sd()
         spec = self._device_spec.strip()
         if not spec:
             return None
@@ -127,8 +136,7 @@ class MicrophoneSource(AudioSource):
         raise SourceUnavailable(f"microphone {spec!r} not found")
 
     def open(self) -> None:
-        import sounddevice as sd
-
+        sd = self._sd()
         self._failed.clear()
         try:
             stream = sd.InputStream(
@@ -146,6 +154,7 @@ class MicrophoneSource(AudioSource):
         except Exception as exc:
             raise SourceUnavailable(f"microphone {self._device_spec or 'default'}: {exc}") from None
         self._stream = stream
+        self._last_frame = time.monotonic()
 
     def _callback(self, data: np.ndarray, frames: int, time_info: object, status: object) -> None:
         try:
@@ -159,9 +168,14 @@ class MicrophoneSource(AudioSource):
             if self._stream is None:
                 return None
         try:
-            return self._frames.get(timeout=timeout)
+            frame = self._frames.get(timeout=timeout)
         except queue.Empty:
+            # some drivers stop calling back without closing the stream when a device goes away
+            if time.monotonic() - self._last_frame > max(2.0, 2 * self._interval):
+                self._failed.set()
             return None
+        self._last_frame = time.monotonic()
+        return frame
 
     def _reopen(self, timeout: float) -> None:
         self.close()
