@@ -64,6 +64,11 @@ def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
     return ""
 
 
+def _one_line(text: object) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
 class Engine:
     def __init__(
         self,
@@ -98,29 +103,29 @@ class Engine:
     def load(self) -> None:
         """Load every stage in order of need; each failure is reported and the rest still load."""
         cfg = self.config
-        self._load("vad", "silero-vad-v6", lambda: self._load_vad())
+        self._load("vad", "silero-vad-v6", lambda count: self._load_vad())
         self._load(
             "asr",
             cfg.asr.model,
-            lambda: self._make(
-                RECOGNIZERS.create(
-                    "whisper", cfg.asr, resolve_device(cfg.asr.device, self._device_count), cfg.cache_dir
-                )
+            lambda count: self._make(
+                RECOGNIZERS.create("whisper", cfg.asr, resolve_device(cfg.asr.device, count), cfg.cache_dir)
             ),
+            cfg.asr.device,
         )
-        self._load("tts", cfg.tts.backend, self._load_tts)
+        self._load("tts", cfg.tts.backend, self._load_tts, cfg.tts.device)
         retriever = self._load(
             "retrieval",
             "all-MiniLM-L6-v2",
-            lambda: self._make(
-                SectionRetriever(self.exhibit, resolve_device(cfg.retrieval.device, self._device_count))
+            lambda count: self._make(
+                SectionRetriever(self.exhibit, resolve_device(cfg.retrieval.device, count))
             ),
+            cfg.retrieval.device,
         )
         if retriever is not None:
             self._load(
                 "answer",
                 cfg.answer.backend,
-                lambda: self._make(ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)),
+                lambda count: self._make(ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)),
             )
         self._build_pipeline()
         missing = tuple(sorted(self.failures))
@@ -135,10 +140,10 @@ class Engine:
         self.silero = SileroStream()
         return None
 
-    def _load_tts(self) -> Stage:
+    def _load_tts(self, count: Callable[[], int]) -> Stage:
         from kiosk.engine.tts import create_synthesizer
 
-        device = resolve_device(self.config.tts.device, self._device_count)
+        device = resolve_device(self.config.tts.device, count)
         synth, reason = create_synthesizer(
             self.config.tts, device, exhibit_voice_path(self.config, self.exhibit)
         )
@@ -148,14 +153,26 @@ class Engine:
             self.bus.publish(ev.BackendFallback(stage="tts", backend=synth.name, reason=reason))
         return synth
 
-    def _load(self, stage: str, name: str, build: Callable[[], Stage | None]) -> Stage | None:
+    def _load(
+        self, stage: str, name: str, build: Callable[[Callable[[], int]], Stage | None], device: str = "cpu"
+    ) -> Stage | None:
+        """Build and load one stage; with device 'auto', a stage that fails on the GPU is retried on the CPU."""
         self.bus.publish(ev.ModelLoading(stage=stage, name=name))
         started = time.monotonic()
         try:
-            loaded = build()
+            try:
+                loaded = build(self._device_count)
+            except Exception as exc:
+                if device != "auto" or self._device_count() == 0:
+                    raise
+                reason = f"{stage}: could not load on the GPU ({_one_line(exc)}); running on the CPU"
+                log.warning("%s", reason)
+                self.fallbacks[stage] = reason
+                self.bus.publish(ev.BackendFallback(stage=stage, backend="cpu", reason=reason))
+                loaded = build(lambda: 0)
         except Exception as exc:
             message = str(exc) if isinstance(exc, KioskError) else f"{stage}: {type(exc).__name__}: {exc}"
-            message = message.splitlines()[0] if message else f"{stage}: failed to load"
+            message = _one_line(message) or f"{stage}: failed to load"
             self.failures[stage] = message
             self.stages[stage] = None
             log.error("%s", message)
