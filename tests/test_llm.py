@@ -1,0 +1,550 @@
+"""The LLM answerer: loading, streaming, caps, cancellation, grounding, emotion, OOM; then the real SmolLM2.
+
+Most tests use a tiny Llama saved to a folder and loaded through the real local-folder path.  Its weights
+are set so that it follows a script: the residual stream carries a one-hot of the current token (attention
+and MLP outputs are zeroed) and ``lm_head`` maps each script word to the next, so greedy decoding writes
+the script exactly, through the real KV-cache loop.  One test uses random weights.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import Config, load_config
+from kiosk.emotion import Emotion
+from kiosk.engine.answer import ANSWERERS
+from kiosk.engine.cancel import CancelToken
+from kiosk.engine.content_filter import CALM_REPLY
+from kiosk.engine.llm import (
+    EMBEDDED_CACHE_NAME,
+    Grounding,
+    LlmAnswerer,
+    convert_gguf,
+    embedded_gguf_path,
+    is_converted,
+    prepare_model,
+    strip_emotion_tags,
+)
+from kiosk.engine.llm import answerer as answerer_module
+from kiosk.engine.llm.answerer import FALLBACK_LEAD
+from kiosk.engine.llm.model import CONVERTED_MARKER
+from kiosk.engine.retrieval import Match
+from kiosk.errors import ModelLoadError
+from kiosk.exhibit import Exhibit, load_exhibit
+
+SPECIALS = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# every word once: the scripted model maps each token to the next
+CREW = "Neil Armstrong was the commander. Michael Collins flew Columbia. Aldrin served as lunar module pilot. [sad]"
+CREW_SENTENCES = [
+    "Neil Armstrong was the commander.",
+    "Michael Collins flew Columbia.",
+    "Aldrin served as lunar module pilot.",
+]
+
+
+@pytest.fixture(scope="module")
+def exhibit() -> Exhibit:
+    return load_exhibit("apollo11-columbia")
+
+
+class FixedRetriever:
+    """Always finds one section (the tiny model's tests need no embedding model)."""
+
+    device = "cpu"
+
+    def __init__(self, exhibit: Exhibit, section_id: str = "crew", score: float = 0.9) -> None:
+        self.exhibit, self.section_id, self.score = exhibit, section_id, score
+
+    def search(self, question: str, top_k: int = 2) -> list[Match]:
+        section = self.exhibit.section(self.section_id)
+        ranked = tuple((s, 1.0 - 0.1 * i) for i, s in enumerate(section.sentences))
+        return [Match(section, self.score, ranked)]
+
+
+def _config(tmp_path: Path, model: str, answer: dict | None = None, **llm: object) -> Config:
+    raw: Config = load_config(env={})
+    return raw.replace(
+        paths={"cache_dir": str(tmp_path / "cache")},
+        answer={"backend": "llm", **(answer or {})},
+        llm={"model": model, "device": "cpu", **llm},
+    )
+
+
+def _save_tiny_llama(folder: Path, script: str | None, loop: bool = False, seed: int = 0) -> Path:
+    """A tiny Llama and word-level tokenizer in ``folder``; with a script, its weights make it write it."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = script.split() if script else "Neil Armstrong was the commander. Columbia 1969 Moon".split()
+    assert len(set(words)) == len(words), "a script uses every word once"
+    vocab = {w: i for i, w in enumerate([*SPECIALS, "assistant", *words])}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    raw.add_special_tokens(SPECIALS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        unk_token="<unk>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+    )
+    tokenizer.chat_template = CHATML
+    hidden = 64
+    assert len(vocab) <= hidden
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        bos_token_id=vocab["<|im_start|>"],
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|im_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    if script:
+        following = {"assistant": words[0]}
+        following.update(zip(words, words[1:], strict=False))
+        following[words[-1]] = words[0] if loop else "<|im_end|>"
+        with torch.no_grad():
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+            model.model.embed_tokens.weight.zero_()
+            model.lm_head.weight.zero_()
+            for index in range(len(vocab)):
+                model.model.embed_tokens.weight[index, index] = 1.0
+            for word, nxt in following.items():
+                model.lm_head.weight[vocab[nxt], vocab[word]] = 1.0
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _answerer(tmp_path, exhibit, script=None, loop=False, answer=None, section="crew", **llm) -> LlmAnswerer:
+    folder = _save_tiny_llama(tmp_path / "tiny", script, loop)
+    answerer = ANSWERERS.create(
+        "llm", _config(tmp_path, str(folder), answer, **llm), exhibit, FixedRetriever(exhibit, section)
+    )
+    answerer.load()
+    return answerer
+
+
+def _slow_down(monkeypatch, answerer: LlmAnswerer, seconds: float) -> None:
+    model = answerer._model
+    forward = model.forward
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", slow)
+
+
+def _wait_finished(answer, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "generation_seconds" not in answer.info and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+# --- model folders -------------------------------------------------------------------------------------
+
+
+def test_a_missing_model_folder_is_a_one_line_error(tmp_path: Path, exhibit: Exhibit) -> None:
+    config = _config(tmp_path, str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelLoadError) as caught:
+        prepare_model(config)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / "no-such-model") in message
+    answerer = LlmAnswerer(config, exhibit, FixedRetriever(exhibit))
+    with pytest.raises(ModelLoadError, match="no-such-model"):
+        answerer.load()
+
+
+def test_the_device_policy(tmp_path: Path, exhibit: Exhibit) -> None:
+    from kiosk.errors import ConfigError
+
+    config = _config(tmp_path, "smollm2").replace(llm={"device": "auto"})
+    assert LlmAnswerer(config, exhibit, FixedRetriever(exhibit), device_count=lambda: 0).device == "cpu"
+    assert LlmAnswerer(config, exhibit, FixedRetriever(exhibit), device_count=lambda: 1).device == "cuda:0"
+    with pytest.raises(ConfigError, match="no such CUDA device"):
+        LlmAnswerer(
+            config.replace(llm={"device": "cuda:1"}), exhibit, FixedRetriever(exhibit), device_count=lambda: 1
+        )
+
+
+def test_a_folder_without_a_model_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"no config\.json") as caught:
+        prepare_model(_config(tmp_path, str(tmp_path / "empty")))
+    assert "\n" not in str(caught.value)
+
+
+def test_conversion_is_atomic_and_done_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted conversion leaves nothing half-written; a damaged folder is converted again."""
+    import transformers
+
+    source = _save_tiny_llama(tmp_path / "source", CREW)
+    gguf = tmp_path / "pkg" / "model.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF stand-in")
+    loads: list[str] = []
+
+    def model_loader(folder, gguf_file=None, local_files_only=False, **_):
+        assert local_files_only and gguf_file == "model.gguf"
+        loads.append("model")
+        return transformers.LlamaForCausalLM.from_pretrained(source)
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+
+    def tokenizer_loader(folder, gguf_file=None, local_files_only=False, **_):
+        assert local_files_only and gguf_file == "model.gguf"
+        return tokenizer
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model_loader)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_loader)
+    target = tmp_path / "cache" / "models" / "converted"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")  # a damaged earlier attempt: no weights, no marker
+
+    assert convert_gguf(gguf, target) == target
+    assert (target / "model.safetensors").is_file() and (target / CONVERTED_MARKER).is_file()
+    assert convert_gguf(gguf, target) == target and loads == ["model"]  # the second start converts nothing
+    assert not list(target.parent.glob("*.partial"))
+
+    def interrupted(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(transformers.LlamaForCausalLM, "save_pretrained", interrupted)
+    other = tmp_path / "cache" / "models" / "other"
+    with pytest.raises(ModelLoadError, match="disk full"):
+        convert_gguf(gguf, other)
+    assert not other.exists() and not list(other.parent.glob(".other.*"))
+
+
+# --- streaming and caps --------------------------------------------------------------------------------
+
+
+def test_loads_from_a_folder_and_streams_sentences(tmp_path, exhibit, monkeypatch) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, answer={"max_sentences": 5})
+    assert answerer.name == "tiny" and answerer.device == "cpu" and answerer.memory_bytes >= 0
+    _slow_down(monkeypatch, answerer, 0.05)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert answer.status == "ok" and answer.topic == "crew"
+    assert isinstance(answer.sentences, Iterator) and not isinstance(answer.sentences, list)
+    first = next(answer.sentences)
+    assert first == CREW_SENTENCES[0]
+    assert "generation_seconds" not in answer.info  # the first sentence came while the rest was written
+    rest = list(answer.sentences)
+    assert [first, *rest] == CREW_SENTENCES
+    info = answer.info
+    assert info["tokens"] == len(CREW.split()) and info["stop_eos"] == 1 and info["fallback"] == 0
+    assert 0 < info["first_sentence_seconds"] < info["generation_seconds"] * 0.6
+    assert info["tokens_per_second"] > 0 and info["prompt_tokens"] > 20
+    assert answer.emotion is Emotion.SAD  # the model's tag, stripped from the spoken text
+
+
+def test_sentence_cap(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, answer={"max_sentences": 2})
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES[:2]
+    assert answer.info["stop_sentence_cap"] == 1 and answer.info["tokens"] < len(CREW.split())
+    assert answer.emotion is Emotion.HAPPY  # no tag reached: the section's tone
+
+
+def test_max_new_tokens_drops_the_unfinished_sentence(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, max_new_tokens=7)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES[:1]  # "Michael Collins" is not spoken
+    assert answer.info["tokens"] == 7 and answer.info["stop_max_tokens"] == 1
+
+
+def test_max_seconds_stops_and_falls_back_to_the_notes(tmp_path, exhibit, monkeypatch) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, max_seconds=0.3)
+    _slow_down(monkeypatch, answerer, 0.1)
+    started = time.monotonic()
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert time.monotonic() - started < 1.5
+    assert answer.info["stop_max_seconds"] == 1 and answer.info["tokens"] <= 4
+    assert (
+        answer.info["fallback"] == 1
+        and spoken == [FALLBACK_LEAD, *answer.fallback]
+        and "Neil Armstrong was the commander." in spoken
+    )
+
+
+def test_cancellation_stops_promptly(tmp_path, exhibit, monkeypatch) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    _slow_down(monkeypatch, answerer, 0.05)
+    cancel = CancelToken()
+    answer = answerer.answer("Who flew on Apollo 11?", cancel)
+    assert next(answer.sentences) == CREW_SENTENCES[0]
+    cancel.cancel("visitor spoke")
+    started = time.monotonic()
+    assert list(answer.sentences) == []
+    assert time.monotonic() - started < 0.5
+    _wait_finished(answer)
+    assert answer.info["cancelled"] == 1 and answer.info["tokens"] < len(CREW.split())
+    assert answer.info["fallback"] == 0
+
+    cancel = CancelToken()
+    cancel.cancel()
+    answer = answerer.answer("Who flew on Apollo 11?", cancel)
+    assert list(answer.sentences) == []  # cancelled before it began: nothing, not even the fallback
+
+
+def test_a_repeating_model_is_stopped(tmp_path, exhibit) -> None:
+    answerer = _answerer(
+        tmp_path,
+        exhibit,
+        CREW.replace(" [sad]", ""),
+        loop=True,
+        answer={"max_sentences": 6},
+        max_new_tokens=300,
+    )
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES
+    assert answer.info["stop_repetition"] == 1 and answer.info["tokens"] < 30
+
+
+# --- grounding, the output filter and emotion ----------------------------------------------------------
+
+
+def test_an_invented_fact_ends_the_answer(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, "Neil Armstrong was the commander. He ate 12 pancakes.")
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES[:1]
+    assert answer.info["stop_ungrounded"] == 1 and answer.info["fallback"] == 0
+
+
+def test_an_invented_first_sentence_falls_back_to_the_notes(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, "Columbia cost 25 million dollars to build.")
+    answer = answerer.answer("How much did Columbia cost?", CancelToken())
+    spoken = list(answer.sentences)
+    assert answer.info["fallback"] == 1 and spoken == [FALLBACK_LEAD, *answer.fallback]
+    assert not any("25" in s or "million" in s for s in spoken)
+    assert answer.emotion is Emotion.HAPPY  # the crew section's tone
+
+
+def test_echoes_of_the_question_and_instruction_are_dropped(tmp_path, exhibit) -> None:
+    script = (
+        "Who flew on Apollo 11? You are Nova, a warm concise museum guide. Neil Armstrong was the commander."
+    )
+    answerer = _answerer(tmp_path, exhibit, script)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES[:1]
+    assert answer.info["dropped"] == 2
+
+
+def test_the_output_filter_speaks_the_calm_reply(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, answer={"blocklist": ["commander"]})
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == [CALM_REPLY]
+    assert answer.info["filtered_output"] == 1 and answer.emotion is Emotion.NEUTRAL
+
+
+def test_random_weights_never_speak_unchecked_text(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, None, max_new_tokens=40)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert spoken and answer.emotion in set(Emotion)
+    notes = exhibit.section("crew").text
+    assert all(s in notes or s in (CALM_REPLY, FALLBACK_LEAD) or Grounding(notes).check(s).ok for s in spoken)
+
+
+def test_grounding_checks() -> None:
+    notes = "Neil Armstrong was the commander. Apollo 11 launched on 16 July 1969. It landed at 40,000 km/h."
+    check = Grounding(
+        notes, question="Who was the commander?", scaffold="You are Nova, a museum guide."
+    ).check
+    assert check("The commander was Neil Armstrong.").ok
+    assert check("Apollo 11 launched on July 16, 1969.").ok
+    assert check("It came back at 40000 km/h.").reason != "unsupported_number"
+    assert check("It launched in 1970.").reason == "unsupported_number"
+    assert check("The commander was Yuri Gagarin.").reason == "unsupported_name"
+    assert check("It cost twenty million dollars.").reason == "unsupported_name"
+    assert check("Who was the commander?").reason == "echo"
+    assert check("I am Nova, a museum guide.").reason == "echo"
+    assert check("The astronauts ate eggs for breakfast.").reason == "low_overlap"
+    assert check("I don't know what the commander ate.").ok
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken", "emotion"),
+    [
+        ("Columbia came home. [happy]", "Columbia came home.", Emotion.HAPPY),
+        ("Columbia came home (Surprised)", "Columbia came home", Emotion.SURPRISED),
+        ("Columbia came home. Emotion: excited", "Columbia came home.", Emotion.HAPPY),
+        ("Columbia came home. [smiles]", "Columbia came home.", None),
+        ("Columbia (the capsule) came home.", "Columbia (the capsule) came home.", None),
+    ],
+)
+def test_emotion_tags(text: str, spoken: str, emotion: Emotion | None) -> None:
+    assert strip_emotion_tags(text) == (spoken, emotion)
+
+
+def test_no_valid_tag_uses_the_sections_tone(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW.replace("[sad]", "[banana]"))
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES and answer.emotion is Emotion.HAPPY
+
+
+def test_small_talk_and_out_of_scope_are_canned(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    hello = answerer.answer("Hello", CancelToken())
+    assert list(hello.sentences) == [exhibit.greeting] and hello.info["canned"] == 1
+    answerer.retriever = FixedRetriever(exhibit, score=0.05)
+    away = answerer.answer("What is the capital of France?", CancelToken())
+    assert away.status == "out_of_scope" and away.info["canned"] == 1 and "Apollo" in next(away.sentences)
+
+
+# --- the conversation ----------------------------------------------------------------------------------
+
+
+def test_history_is_in_the_prompt_until_reset(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    first = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    list(first.sentences)
+    second = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    list(second.sentences)
+    assert second.info["prompt_tokens"] > first.info["prompt_tokens"]
+    answerer.reset_session()
+    third = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    list(third.sentences)
+    assert third.info["prompt_tokens"] == first.info["prompt_tokens"]
+
+
+def test_the_prompt_is_bounded(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW, section="landing", max_prompt_tokens=130)
+    answer = answerer.answer("Where did they land on the Moon?", CancelToken())
+    list(answer.sentences)
+    assert answer.info["prompt_tokens"] <= 130
+
+
+# --- failures ------------------------------------------------------------------------------------------
+
+
+def test_out_of_memory_answers_from_the_notes_and_the_next_turn_works(tmp_path, exhibit, monkeypatch) -> None:
+    import torch
+
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    model = answerer._model
+    forward = model.forward
+    freed: list[int] = []
+    monkeypatch.setattr(answerer_module, "free_accelerator_memory", lambda: freed.append(1))
+
+    def out_of_memory(*args, **kwargs):
+        monkeypatch.setattr(model, "forward", forward)  # only this turn runs out
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model, "forward", out_of_memory)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert (
+        spoken == [FALLBACK_LEAD, *answer.fallback]
+        and spoken
+        and answer.info["oom"] == 1
+        and answer.info["fallback"] == 1
+    )
+    assert answerer.oom_count == 1 and freed
+    assert answer.emotion is Emotion.HAPPY
+
+    again = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(again.sentences) == CREW_SENTENCES and "oom" not in again.info
+
+
+def test_other_generation_errors_answer_from_the_notes(tmp_path, exhibit, monkeypatch) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(answerer._model, "forward", broken)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == [FALLBACK_LEAD, *answer.fallback] and answer.info["error"] == 1
+    assert answerer.error_count == 1 and answerer.oom_count == 0
+
+
+def test_one_generation_at_a_time(tmp_path, exhibit, monkeypatch) -> None:
+    """A second turn while an abandoned first one still runs waits for the model, then answers whole."""
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    _slow_down(monkeypatch, answerer, 0.02)
+    first = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    next(first.sentences)
+    results: list[list[str]] = []
+    thread = threading.Thread(
+        target=lambda: results.append(list(answerer.answer("Who?", CancelToken()).sentences))
+    )
+    thread.start()
+    first.sentences.close()  # type: ignore[attr-defined]
+    thread.join(10)
+    assert results == [CREW_SENTENCES]
+
+
+# --- the real SmolLM2 ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2(cache_dir: Path, exhibit: Exhibit):
+    """SmolLM2 converted once (the user's ~/.cache/docent is reused when it holds a conversion)."""
+    from kiosk.engine.device import resolve_device
+    from kiosk.engine.retrieval import SectionRetriever
+
+    home = Path("~/.cache/docent").expanduser()
+    cache = home if is_converted(home / "models" / EMBEDDED_CACHE_NAME, embedded_gguf_path()) else cache_dir
+    config = load_config(env={}).replace(
+        paths={"cache_dir": str(cache)}, answer={"backend": "llm"}, llm={"device": "cpu"}
+    )
+    retriever = SectionRetriever(exhibit, resolve_device("cpu"))
+    retriever.load()
+    answerer = ANSWERERS.create("llm", config, exhibit, retriever)
+    answerer.load()
+    yield answerer
+    answerer.close()
+
+
+def _ask(answerer: LlmAnswerer, question: str) -> tuple[str, object]:
+    answerer.reset_session()
+    answer = answerer.answer(question, CancelToken())
+    text = " ".join(answer.sentences)
+    assert answer.emotion in set(Emotion)
+    return text, answer
+
+
+@pytest.mark.slow
+def test_smollm2_names_the_commander(smollm2: LlmAnswerer) -> None:
+    text, answer = _ask(smollm2, "Who was the commander of Apollo 11?")
+    assert "Armstrong" in text, text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question", ["How much did Columbia cost to build?", "What did the astronauts eat for breakfast?"]
+)
+def test_smollm2_invents_no_facts(smollm2: LlmAnswerer, exhibit: Exhibit, question: str) -> None:
+    text, _ = _ask(smollm2, question)
+    known = " ".join([exhibit.title, exhibit.greeting, *(f"{s.heading}. {s.text}" for s in exhibit.sections)])
+    known_numbers = {n.replace(",", "") for n in re.findall(r"\d+(?:[.,]\d+)*", known)}
+    for number in re.findall(r"\d+(?:[.,]\d+)*", text):
+        assert number.replace(",", "") in known_numbers, text
+    known_words = {w.lower() for w in re.findall(r"[A-Za-z]+", known)}
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        names = [w for w in re.findall(r"[A-Za-z]+", sentence)[1:] if w[0].isupper() and w != "I"]
+        assert all(n.lower() in known_words for n in names), text
