@@ -165,6 +165,7 @@ class TelemetryObserver:
     def _frame_rendered(self, event: ev.FrameRendered) -> None:
         m = self.metrics
         m.face_frames_rendered.inc()
+        self._stage_hist["animator_frame"].observe(event.render_seconds)
         offset = event.av_offset_seconds
         if offset is not None and math.isfinite(offset):
             m.face_av_offset.set(abs(offset))

@@ -92,6 +92,9 @@ def test_first_frame_latency_counts_the_first_frame_after_first_audio(metrics):
     assert value(found, "kiosk_turn_first_frame_seconds_sum") == pytest.approx(0.9 + 0.6)
     assert value(found, "kiosk_face_frames_rendered_total") == 5
     assert value(found, "kiosk_face_frames_dropped_total") == 1
+    # each frame's render time is the animator_frame stage
+    assert value(found, "kiosk_stage_duration_seconds_count", stage="animator_frame") == 5
+    assert value(found, "kiosk_stage_duration_seconds_sum", stage="animator_frame") == pytest.approx(0.01)
 
 
 def test_errors_sessions_and_models(metrics):
