@@ -159,7 +159,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from kiosk.engine.face.video import render_command
 
     config = _config(args)
-    return render_command(args.text, args.out, config.exhibit.path, args.emotion)
+    return render_command(args.text, args.out, config, args.emotion)
 
 
 def cmd_metrics_dump(args: argparse.Namespace) -> int:
@@ -303,7 +303,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.video:
         from kiosk.engine.face.video import render_chunks_command
 
-        return render_chunks_command(chunks, args.video, engine.exhibit)
+        return render_chunks_command(chunks, args.video, engine.exhibit, config)
     return 0
 
 

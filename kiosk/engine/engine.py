@@ -65,6 +65,27 @@ def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
     return ""
 
 
+class FaceStates:
+    """Keeps the face's state in step with the conversation: listening, thinking, speaking, idle."""
+
+    def __init__(self, animator) -> None:
+        self.animator = animator
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.InputLevel):
+            if event.speaking and self.animator.state == "idle":
+                self.animator.set_state("listening")
+            elif not event.speaking and self.animator.state == "listening":
+                self.animator.set_state("idle")
+        elif isinstance(event, ev.SpeechEnded | ev.TurnStarted):
+            if self.animator.state in ("idle", "listening"):
+                self.animator.set_state("thinking")
+        elif isinstance(event, ev.AnswerChosen):
+            self.animator.set_emotion(event.emotion)
+        elif isinstance(event, ev.TurnFinished) and self.animator.state != "speaking":
+            self.animator.set_state("idle")
+
+
 def _one_line(text: object) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -89,6 +110,7 @@ class Engine:
         self.failures: dict[str, str] = {}
         self.fallbacks: dict[str, str] = {}
         self.silero: SileroStream | None = None
+        self.face = None  # the FaceAnimator, once the portrait has passed its check
         self.listeners: list[SpeechListener] = []
         self.pipeline: Pipeline | None = None
         self.ready = threading.Event()
@@ -131,6 +153,7 @@ class Engine:
                 ),
                 cfg.llm.device if cfg.answer.backend == "llm" else "cpu",
             )
+        self._load("face", cfg.face.backend, lambda count: self._load_face())
         self._build_pipeline()
         missing = tuple(sorted(self.failures))
         self.ready.set()
@@ -139,6 +162,16 @@ class Engine:
     def _make(self, stage: Stage) -> Stage:
         stage.load()
         return stage
+
+    def _load_face(self) -> None:
+        """Check the portrait (the same check as ``kiosk portrait check``) and make the animator."""
+        from kiosk.engine.face import create_animator
+
+        animator = create_animator(self.config, self.exhibit, self.sink.clock, self.bus)
+        self.face = animator
+        self.listeners.append(animator)
+        self.bus.subscribe(FaceStates(animator))
+        return None
 
     def _load_vad(self) -> Stage | None:
         self.silero = SileroStream()
@@ -226,10 +259,9 @@ class Engine:
     # --- what the UI and CLI call ---------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
-        wanted = ("vad", "asr", "tts", "retrieval", "answer")
-        return {
-            stage: stage in self.models or (stage == "vad" and self.silero is not None) for stage in wanted
-        }
+        wanted = ("vad", "asr", "tts", "retrieval", "answer", "face")
+        loaded = {"vad": self.silero is not None, "face": self.face is not None}
+        return {stage: loaded.get(stage, stage in self.models) for stage in wanted}
 
     def build_info(self) -> dict[str, str]:
         asr = self.models.get("asr")

@@ -96,7 +96,9 @@ class Pipeline:
         self.stages = stages
         self.sink = sink
         self.bus = bus
-        self.listeners = listeners or []
+        self.listeners = (
+            listeners if listeners is not None else []
+        )  # shared: the engine may add the face later
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._active: Turn | None = None  # the committed turn being answered

@@ -1,0 +1,140 @@
+"""The portrait check: the default portrait passes; bad ones are refused in one line saying why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.engine.face.portrait import check_portrait
+from kiosk.errors import PortraitError
+from kiosk.exhibit import EXHIBITS_DIR
+
+DEFAULT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
+
+
+def write(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(DEFAULT)), cv2.COLOR_BGR2RGB)
+
+
+def test_default_portrait_has_one_frontal_face_and_is_cached(tmp_path: Path, astronaut) -> None:
+    path = write(tmp_path / "portrait.png", astronaut)
+    started = time.monotonic()
+    info = check_portrait(path)
+    first = time.monotonic() - started
+    assert info.landmarks.shape == (478, 2)
+    x0, y0, x1, y1 = info.face_box
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 250  # the astronaut's face, upper left of the photo
+    assert abs(info.yaw) < 0.2 and abs(info.roll_degrees) < 15
+    assert info.preview is not None and info.preview.is_file()
+    cache = tmp_path / "portrait.landmarks.npz"
+    stamp = cache.stat().st_mtime_ns
+    started = time.monotonic()
+    again = check_portrait(path)
+    assert time.monotonic() - started < first
+    assert cache.stat().st_mtime_ns == stamp  # read, not recomputed
+    assert np.array_equal(again.landmarks, info.landmarks)
+    # another image under the same name is not mistaken for the cached one
+    write(path, np.ascontiguousarray(astronaut[:, ::-1]))
+    mirrored = check_portrait(path)
+    assert not np.allclose(mirrored.landmarks, info.landmarks)
+
+
+def test_read_only_pack_caches_in_the_cache_folder(tmp_path: Path, astronaut) -> None:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    path = write(pack / "portrait.png", astronaut)
+    pack.chmod(0o555)
+    try:
+        info = check_portrait(path, cache_dir=tmp_path / "cache")
+    finally:
+        pack.chmod(0o755)
+    assert info.landmarks.shape == (478, 2)
+    if info.preview is not None:  # root may write anyway
+        assert info.preview.is_file()
+
+
+def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+BAD = {
+    "blank": (lambda a: np.full_like(a, 200), "no face found"),
+    "two faces": (lambda a: np.hstack([a[:, :330], a[:, :330]]), "2 faces found"),
+    "tiny face": (lambda a: cv2.resize(a, (260, 260), interpolation=cv2.INTER_AREA), "face too small"),
+    "tilted": (lambda a: rotated(a, 40), "tilted too far"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_portraits_are_refused_in_one_line(tmp_path: Path, astronaut, case: str) -> None:
+    make, expected = BAD[case]
+    path = write(tmp_path / f"{case}.png", make(astronaut))
+    with pytest.raises(PortraitError) as info:
+        check_portrait(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert expected in message
+
+
+def test_a_face_turned_to_the_side_is_refused(astronaut) -> None:
+    """Yaw is read from the nose's offset between the eyes: moved half an eye distance, it is refused."""
+    from kiosk.engine.face.portrait import EYE_OUTER, NOSE_TIP, check_face, detect_landmarks
+
+    points = detect_landmarks(astronaut, DEFAULT)
+    check_face(points, DEFAULT)
+    eye_distance = float(np.hypot(*(points[EYE_OUTER[1]] - points[EYE_OUTER[0]])))
+    turned = points.copy()
+    turned[NOSE_TIP, 0] += 0.5 * eye_distance
+    with pytest.raises(PortraitError, match="turned too far to the side"):
+        check_face(turned, DEFAULT)
+
+
+def test_unreadable_and_huge_files(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x89PNG not really")
+    with pytest.raises(PortraitError, match="unreadable"):
+        check_portrait(garbage)
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as handle:
+        handle.truncate(41 * 1024 * 1024)
+    with pytest.raises(PortraitError, match="file too large"):
+        check_portrait(huge)
+    with pytest.raises(PortraitError, match="file not found"):
+        check_portrait(tmp_path / "missing.png")
+
+
+def test_portrait_check_command(tmp_path: Path, astronaut) -> None:
+    good = write(tmp_path / "good.png", astronaut)
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk", "portrait", "check", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and "OK, one face" in result.stdout and "preview" in result.stdout
+    bad = write(tmp_path / "blank.png", np.full_like(astronaut, 30))
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk", "portrait", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("kiosk:")] == [
+        f"kiosk: portrait {bad}: no face found (use a well-lit, frontal photo of one face)"
+    ]
