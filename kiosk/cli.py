@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="stay up after --input ends (serve metrics)"
     )
     listen.add_argument("--no-metrics", action="store_true", help="do not start the /metrics endpoint")
+    listen.add_argument("--face", action="store_true", help="animate the face too (frames are counted, not shown)")
 
     ask = commands.add_parser("ask", help="answer one question and write the spoken answer")
     _add_config(ask)
@@ -260,6 +261,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
         source = FileSource(args.input, realtime=not args.fast) if args.input else make_source(config)
         if source is None:
             raise KioskError("[audio] input is 'none': nothing to listen to (use --input FILE.wav)")
+        if args.face and engine.face is not None:
+            face_thread = threading.Thread(
+                target=engine.face.run, args=(lambda frame: None, stop), name="face", daemon=True
+            )
+            face_thread.start()
         listener = engine.start_listening(source)
         print(f"listening on {source.name}: {engine.exhibit.title}", flush=True)
         while listener.is_alive() and not stop.is_set():
