@@ -275,6 +275,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         while args.keep_running and not stop.is_set():
             stop.wait(0.5)
     finally:
+        stop.set()
         engine.close()
         if telemetry is not None:
             telemetry.stop()
