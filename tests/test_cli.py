@@ -1,0 +1,81 @@
+"""The headless commands as a technician runs them: kiosk ask and kiosk listen, in their own processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+
+from tests.conftest import silence
+
+
+def kiosk(*args: str, cache: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KIOSK_PATHS__CACHE_DIR": f'"{cache}"', "KIOSK_ANSWER__BACKEND": '"retrieval"'}
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_ask_writes_the_spoken_answer_and_its_video(tmp_path: Path, cache_dir: Path) -> None:
+    out, video = tmp_path / "answer.wav", tmp_path / "answer.mp4"
+    result = kiosk(
+        "ask",
+        "Who was the commander of Apollo 11?",
+        "--out",
+        str(out),
+        "--video",
+        str(video),
+        cache=cache_dir,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "status=ok topic=crew" in result.stdout
+    assert "Neil Armstrong was the commander." in result.stdout
+    with wave.open(str(out)) as wav:
+        assert wav.getnframes() / wav.getframerate() > 2.0
+    with av.open(str(video)) as container:
+        assert container.streams.video and container.streams.audio
+
+
+def test_listen_answers_every_question_in_a_file(tmp_path: Path, cache_dir: Path, speak) -> None:
+    audio = np.concatenate(
+        [
+            silence(0.5),
+            speak("When did Apollo 11 launch?"),
+            silence(6.0),
+            speak("How big is the command module?"),
+            silence(1.5),
+        ]
+    )
+    question = write_wav(tmp_path / "questions.wav", audio)
+    answers = tmp_path / "answers.wav"
+    result = kiosk(
+        "listen", "--input", str(question), "--output", str(answers), "--no-metrics", cache=cache_dir
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    turns = [line for line in result.stdout.splitlines() if line.startswith("[turn")]
+    assert len(turns) == 2, result.stdout
+    assert "topic=launch" in turns[0] and "topic=design" in turns[1]
+    assert "visitor: When did Apollo 11 launch?" in result.stdout
+    assert result.stdout.count("first audio") == 2 and "asr=" in result.stdout
+    with wave.open(str(answers)) as wav:
+        assert wav.getnframes() / wav.getframerate() > 4.0
+
+
+def test_ask_without_a_question_is_one_line(cache_dir: Path) -> None:
+    result = kiosk("ask", cache=cache_dir, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "kiosk: ask: give a question as text or --wav FILE"
