@@ -352,6 +352,7 @@ def promql_names(expr: str) -> tuple[set[str], set[str], list[tuple[str, str]]]:
     text = re.sub(r"\{[^}]*\}", " ", expr)
     text = re.sub(r'"[^"]*"', " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\boffset\s+[0-9smhdwy]+", " ", text)  # offset 9h30m
     for block in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
         labels.update(re.findall(r"[a-zA-Z_][a-zA-Z0-9_]*", block))
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
