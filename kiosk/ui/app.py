@@ -8,6 +8,7 @@ thread, so a frozen screen stops the pings and systemd restarts the kiosk.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # DOCENT_CURSOR=hide|show|auto (auto: hidden full screen when a touch screen is attached)
 CURSOR_ENV = "DOCENT_CURSOR"
+LOADER_GRACE_S = 2.0  # on exit, how long to let a model that is loading finish
 
 
 class _Relay(QObject):
@@ -62,6 +64,25 @@ def start_telemetry(config: Config, engine: Any) -> Any:
     return telemetry
 
 
+def _since_process_start() -> float:
+    import time
+
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def settle_heap() -> None:
+    """Once the models are loaded: collect, then freeze what is alive.
+
+    torch and transformers leave millions of long-lived objects; a full collection walking them takes
+    about 0.3 s on a small CPU, holding the GIL, so the screen would freeze now and then.  Frozen objects
+    are never walked again; this one collection happens while the attract screen is up.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def hide_cursor_wanted(windowed: bool) -> bool:
     choice = os.environ.get(CURSOR_ENV, "auto").strip().lower()
     if choice in ("hide", "hidden", "none", "0", "off"):
@@ -75,6 +96,7 @@ def hide_cursor_wanted(windowed: bool) -> bool:
 
 
 def run_app(config: Config, windowed: bool = False) -> int:
+    log.info("screen: starting %.2f s after the process started", _since_process_start())
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "kiosk"])
     app.setApplicationName("Docent")
     app.setApplicationDisplayName("Docent")
@@ -95,6 +117,9 @@ def run_app(config: Config, windowed: bool = False) -> int:
         source_factory=lambda: make_source(config),
     )
     window.exit_requested.connect(app.quit)
+    window.first_painted.connect(
+        lambda: log.info("screen: first frame %.2f s after the process started", _since_process_start())
+    )
     if windowed:
         screen = QGuiApplication.primaryScreen().availableGeometry()
         scale = min(1.0, 0.9 * screen.height() / 1920, 0.9 * screen.width() / 1080)
@@ -102,17 +127,20 @@ def run_app(config: Config, windowed: bool = False) -> int:
         window.show()
     else:
         window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        window.setGeometry(QGuiApplication.primaryScreen().geometry())  # also without a window manager
         window.showFullScreen()
     if hide_cursor_wanted(windowed):
         app.setOverrideCursor(QCursor(Qt.CursorShape.BlankCursor))
 
     relay = _Relay()
-    relay.animator.connect(window.set_animator, Qt.ConnectionType.QueuedConnection)
-    threading.Thread(
-        target=lambda: relay.animator.emit(*make_animator(engine)), name="face-loader", daemon=True
-    ).start()
+    if not hasattr(engine, "face"):  # an engine that does not load the face itself: build it here
+        relay.animator.connect(window.set_animator, Qt.ConnectionType.QueuedConnection)
+        threading.Thread(
+            target=lambda: relay.animator.emit(*make_animator(engine)), name="face-loader", daemon=True
+        ).start()
 
     def engine_ready(status: str) -> None:
+        settle_heap()
         systemd.status(f"{engine.exhibit.id}: {status}")
         if telemetry is not None:
             try:
@@ -122,8 +150,10 @@ def run_app(config: Config, windowed: bool = False) -> int:
 
     window.ready_changed.connect(engine_ready)
 
+    loader: list[threading.Thread] = []
+
     def after_shown() -> None:
-        engine.load_async()
+        loader.append(engine.load_async())
         systemd.ready(f"{engine.exhibit.id}: screen up, loading models")
         systemd.watchdog()
 
@@ -140,11 +170,20 @@ def run_app(config: Config, windowed: bool = False) -> int:
         systemd.stopping()
         watchdog.stop()
         window.shutdown()
-        window.hide()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if telemetry is not None:
             telemetry.stop()
         resources.stop()
+        if loader and loader[0].is_alive():
+            loader[0].join(LOADER_GRACE_S)
+        if loader and loader[0].is_alive():
+            # A model is still being built in native code (onnxruntime, torch): finalising the interpreter
+            # under it aborts the process. Leave at once instead; the OS frees everything.
+            log.warning("exiting while the models are still loading")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         engine.close()
     return 0

@@ -12,9 +12,7 @@ from __future__ import annotations
 import html
 import os
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -34,8 +32,8 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from kiosk import __version__  # noqa: E402
-from kiosk.engine import events as ev  # noqa: E402
 from kiosk.ui import theme  # noqa: E402
+from kiosk.ui.ops_model import STAGE_NAMES, OpsModel  # noqa: E402
 from kiosk.ui.resources import NO_GPU, ResourceSample, ResourceSource  # noqa: E402
 
 pg.setConfigOptions(antialias=True, background=None, foreground=theme.TEXT_SOFT)
@@ -50,15 +48,6 @@ LATENCY_COLUMNS = (
     ("first_audio", "1st audio"),
     ("first_frame", "1st frame"),
 )
-STAGE_NAMES = {
-    "vad": "voice detection",
-    "asr": "speech recognition",
-    "tts": "voice",
-    "retrieval": "retrieval",
-    "answer": "answers",
-    "llm": "language model",
-    "face": "face",
-}
 
 
 def fmt_bytes(value: float | None) -> str:
@@ -71,107 +60,6 @@ def fmt_bytes(value: float | None) -> str:
 
 def fmt_ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f}"
-
-
-# --- what the window feeds from engine events ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TurnRow:
-    turn_id: int
-    status: str
-    timings: dict[str, float]
-
-
-class OpsModel:
-    """Frame counts per second, the last turns' stage latencies and the last problems, from events."""
-
-    def __init__(self, history_s: int = 300, turns: int = 6, problems: int = 8) -> None:
-        self._seconds: deque[list[int]] = deque(maxlen=history_s + 2)  # [second, rendered, dropped]
-        self.turns: deque[TurnRow] = deque(maxlen=turns)
-        self.problems: deque[str] = deque(maxlen=problems)
-        self._origin: dict[int, float] = {}
-        self._first_audio: dict[int, float] = {}
-        self._first_frame: dict[int, float] = {}
-        self.frames_total = 0
-        self.dropped_total = 0
-
-    def _bucket(self, t: float) -> list[int]:
-        second = int(t)
-        if self._seconds and self._seconds[-1][0] == second:
-            return self._seconds[-1]
-        if self._seconds and self._seconds[-1][0] > second:  # a late event: count it in its second
-            for bucket in reversed(self._seconds):
-                if bucket[0] == second:
-                    return bucket
-            return self._seconds[-1]
-        bucket = [second, 0, 0]
-        self._seconds.append(bucket)
-        return bucket
-
-    def on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.FrameRendered):
-            self._bucket(event.t)[1] += 1
-            self.frames_total += 1
-            tid = event.turn_id
-            if tid is not None and tid in self._first_audio and tid not in self._first_frame:
-                origin = self._origin.get(tid)
-                if origin is not None:
-                    self._first_frame[tid] = event.t - origin
-        elif isinstance(event, ev.FrameDropped):
-            self._bucket(event.t)[2] += 1
-            self.dropped_total += 1
-        elif isinstance(event, ev.TurnStarted):
-            self._origin[event.turn_id] = event.t
-        elif isinstance(event, ev.SpeechEnded):
-            self._origin[event.turn_id] = event.t
-        elif isinstance(event, ev.FirstAudio):
-            self._first_audio[event.turn_id] = event.latency_seconds
-        elif isinstance(event, ev.TurnFinished):
-            timings = dict(event.timings)
-            if event.first_audio_seconds is not None:
-                timings["first_audio"] = event.first_audio_seconds
-            first_frame = self._first_frame.pop(event.turn_id, None)
-            if first_frame is not None:
-                timings["first_frame"] = first_frame
-            self._origin.pop(event.turn_id, None)
-            self._first_audio.pop(event.turn_id, None)
-            self.turns.append(TurnRow(event.turn_id, event.status, timings))
-        elif isinstance(event, ev.ModelFailed):
-            self._problem(event.t, f"{event.stage}: {event.message}")
-        elif isinstance(event, ev.StageFailed):
-            self._problem(event.t, f"turn {event.turn_id} {event.stage} ({event.kind}): {event.message}")
-        elif isinstance(event, ev.InputProblem):
-            self._problem(event.t, f"input: {event.message}")
-        elif isinstance(event, ev.BackendFallback):
-            self._problem(event.t, f"{event.stage}: now on {event.backend} ({event.reason})")
-
-    def _problem(self, t: float, text: str) -> None:
-        wall = time.time() - (time.monotonic() - t)
-        line = " ".join(text.split())
-        self.problems.append(f"{time.strftime('%H:%M:%S', time.localtime(wall))}  {line[:160]}")
-
-    def frame_series(self, now: float | None = None) -> tuple[list[float], list[float], list[float]]:
-        """(seconds ago, frames, dropped) for each complete second in the history."""
-        now = time.monotonic() if now is None else now
-        current = int(now)
-        xs, fps, dropped = [], [], []
-        for second, rendered, lost in self._seconds:
-            if second < current:
-                xs.append(second - now)
-                fps.append(float(rendered))
-                dropped.append(float(lost))
-        return xs, fps, dropped
-
-    def fps_now(self, now: float | None = None) -> tuple[float, float]:
-        """Frames and drops in the last complete second."""
-        now = time.monotonic() if now is None else now
-        for second, rendered, lost in reversed(self._seconds):
-            if second == int(now) - 1:
-                return float(rendered), float(lost)
-            if second < int(now) - 1:
-                break
-        return 0.0, 0.0
 
 
 # --- pieces -------------------------------------------------------------------------------------------------
@@ -198,14 +86,15 @@ class Sparkline(pg.PlotWidget):
         self.extra = item.plot(pen=pg.mkPen(QColor(theme.PROBLEM), width=1.6))
         self.setMinimumHeight(40)
 
-    def set_data(self, xs: list[float], ys: list[float], ceiling: float | None = None,
-                 extra: list[float] | None = None) -> None:
+    def set_data(
+        self, xs: list[float], ys: list[float], ceiling: float | None = None, extra: list[float] | None = None
+    ) -> None:
         self.curve.setData(xs, ys)
         self.extra.setData(xs, extra or [])
         top = max([*ys, *(extra or []), ceiling or 0.0, 1e-9])
         self.getPlotItem().setYRange(0, top * 1.1, padding=0)
         if xs:
-            self.getPlotItem().setXRange(min(xs[0], -60), 0, padding=0)
+            self.getPlotItem().setXRange(min(xs[0], -10.0), 0, padding=0)
 
 
 class Card(QFrame):
@@ -287,11 +176,11 @@ class PinPad(QWidget):
             grid.addWidget(button, n // 3, n % 3)
             self.keys[key] = button
         layout.addLayout(grid)
-        cancel = QPushButton("Cancel")
-        cancel.setObjectName("PinCancel")
-        cancel.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        cancel.clicked.connect(self._cancel)
-        layout.addWidget(cancel)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("PinCancel")
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel_button.clicked.connect(self._cancel)
+        layout.addWidget(self.cancel_button)
         self._refresh()
         self.hide()
 
@@ -300,6 +189,7 @@ class PinPad(QWidget):
         self._refresh()
         self.show()
         self.raise_()
+        self.layout().activate()
 
     def press(self, key: str) -> None:
         if time.monotonic() < self._locked_until:
@@ -377,8 +267,6 @@ class OpsPanel(QWidget):
         self.unlocked = not admin_pin
         self.hands_free = True
         self.started = time.monotonic()
-        self.loading_line = ""
-        self.face_line = ""
         self._pending: Callable[[], None] | None = None
         self._scrapes_seen: tuple[float, float] | None = None  # (count, monotonic time it changed)
         self._portrait: bool | None = None
@@ -414,6 +302,7 @@ class OpsPanel(QWidget):
         self.models.value.hide()
         self.models_body = self.models.add_body()
         self.endpoint = Card("Metrics endpoint", self)
+        self.endpoint.layout().addStretch(1)
         self.problems = Card("Recent problems", self)
         self.problems.value.hide()
         self.problems_body = self.problems.add_body()
@@ -443,6 +332,7 @@ class OpsPanel(QWidget):
         self.admin_result.setObjectName("CardDetail")
         self.admin_result.setWordWrap(True)
         self.admin.layout().addWidget(self.admin_result)
+        self.admin.layout().addStretch(1)
 
         self.grid = QGridLayout()
         root.addLayout(self.grid, 1)
@@ -465,6 +355,7 @@ class OpsPanel(QWidget):
         self.setGeometry(self.parentWidget().rect())
         self.show()
         self.raise_()
+        self.layout().activate()  # lay the cards out now: a tap may follow at once
         self.refresh()
         self._timer.start()
 
@@ -485,8 +376,17 @@ class OpsPanel(QWidget):
         self._root.setContentsMargins(px(44), px(36), px(44), px(36))
         self._root.setSpacing(px(24))
         self.grid.setSpacing(px(20))
-        for card in (self.cpu, self.memory, self.gpu, self.frames, self.latency, self.models, self.endpoint,
-                     self.problems, self.admin):
+        for card in (
+            self.cpu,
+            self.memory,
+            self.gpu,
+            self.frames,
+            self.latency,
+            self.models,
+            self.endpoint,
+            self.problems,
+            self.admin,
+        ):
             card.layout().setContentsMargins(px(24), px(18), px(24), px(18))
             card.layout().setSpacing(px(6))
             if card.spark is not None:
@@ -497,26 +397,43 @@ class OpsPanel(QWidget):
         if portrait == self._portrait:
             return
         self._portrait = portrait
-        for card in (self.cpu, self.memory, self.gpu, self.frames, self.latency, self.models, self.endpoint,
-                     self.problems, self.admin):
+        for card in (
+            self.cpu,
+            self.memory,
+            self.gpu,
+            self.frames,
+            self.latency,
+            self.models,
+            self.endpoint,
+            self.problems,
+            self.admin,
+        ):
             self.grid.removeWidget(card)
         for column in range(4):
             self.grid.setColumnStretch(column, 0)
         if portrait:
             places = [
-                (self.cpu, 0, 0, 1, 1), (self.memory, 0, 1, 1, 1),
-                (self.gpu, 1, 0, 1, 1), (self.frames, 1, 1, 1, 1),
-                (self.latency, 2, 0, 1, 2), (self.models, 3, 0, 1, 2),
-                (self.endpoint, 4, 0, 1, 1), (self.problems, 4, 1, 1, 1),
+                (self.cpu, 0, 0, 1, 1),
+                (self.memory, 0, 1, 1, 1),
+                (self.gpu, 1, 0, 1, 1),
+                (self.frames, 1, 1, 1, 1),
+                (self.latency, 2, 0, 1, 2),
+                (self.models, 3, 0, 1, 2),
+                (self.endpoint, 4, 0, 1, 1),
+                (self.problems, 4, 1, 1, 1),
                 (self.admin, 5, 0, 1, 2),
             ]
             columns = 2
         else:
             places = [
-                (self.cpu, 0, 0, 1, 1), (self.memory, 0, 1, 1, 1),
-                (self.gpu, 0, 2, 1, 1), (self.frames, 0, 3, 1, 1),
-                (self.latency, 1, 0, 1, 2), (self.models, 1, 2, 1, 2),
-                (self.endpoint, 2, 0, 1, 1), (self.problems, 2, 1, 1, 1),
+                (self.cpu, 0, 0, 1, 1),
+                (self.memory, 0, 1, 1, 1),
+                (self.gpu, 0, 2, 1, 1),
+                (self.frames, 0, 3, 1, 1),
+                (self.latency, 1, 0, 1, 2),
+                (self.models, 1, 2, 1, 2),
+                (self.endpoint, 2, 0, 1, 1),
+                (self.problems, 2, 1, 1, 1),
                 (self.admin, 2, 2, 1, 2),
             ]
             columns = 4
@@ -580,7 +497,8 @@ class OpsPanel(QWidget):
         exhibit = getattr(self.engine, "exhibit", None)
         self.subheading.setText(
             f"   {getattr(exhibit, 'id', '?')}  ·  docent {__version__}  ·  up {uptime // 3600}:"
-            f"{uptime // 60 % 60:02d}:{uptime % 60:02d}" + (f"  ·  {self.loading_line}" if self.loading_line else "")
+            f"{uptime // 60 % 60:02d}:{uptime % 60:02d}"
+            + (f"  ·  {self.model.loading_line}" if self.model.loading_line else "")
         )
         history = self.resources.history()
         latest = self.resources.latest()
@@ -609,7 +527,9 @@ class OpsPanel(QWidget):
         if not gpus:
             status = self.resources.gpu_status
             self.gpu.value.setText(NO_GPU)
-            self.gpu.detail.setText("models run on the processor" if status in (NO_GPU, "unknown") else status)
+            self.gpu.detail.setText(
+                "models run on the processor" if status in (NO_GPU, "unknown") else status
+            )
             self.gpu.spark.set_data([], [])
             return
         first = gpus[0]
@@ -617,21 +537,27 @@ class OpsPanel(QWidget):
         self.gpu.value.setText(util)
         parts = []
         for g in gpus:
-            mine = f", this process {fmt_bytes(g.process_memory_bytes)}" if g.process_memory_bytes is not None else ""
-            parts.append(f"{g.name}: {fmt_bytes(g.memory_used_bytes)} of {fmt_bytes(g.memory_total_bytes)}{mine}")
+            mine = (
+                f", this process {fmt_bytes(g.process_memory_bytes)}"
+                if g.process_memory_bytes is not None
+                else ""
+            )
+            parts.append(
+                f"{g.name}: {fmt_bytes(g.memory_used_bytes)} of {fmt_bytes(g.memory_total_bytes)}{mine}"
+            )
         self.gpu.detail.setText("\n".join(parts))
-        values = [
-            (s.gpus[0].utilization or 0.0) * 100 if s.gpus else 0.0 for s in history
-        ]
+        values = [(s.gpus[0].utilization or 0.0) * 100 if s.gpus else 0.0 for s in history]
         self.gpu.spark.set_data(xs, values, ceiling=100.0)
 
     def _frames(self, now: float) -> None:
         xs, fps, dropped = self.model.frame_series(now)
         rendered, lost = self.model.fps_now(now)
         self.frames.value.setText(f"{rendered:.0f} fps")
+        screen = self.model.screen_fps() if self.model.screen_fps is not None else None
         self.frames.detail.setText(
             f"{lost:.0f} dropped last second · {self.model.dropped_total} dropped in all"
-            + (f"\n{self.face_line}" if self.face_line else "")
+            + (f" · screen paints {screen:.0f} fps" if screen is not None else "")
+            + (f"\n{self.model.face_line}" if self.model.face_line else "")
         )
         self.frames.spark.set_data(xs, fps, ceiling=30.0, extra=dropped)
 
@@ -650,7 +576,9 @@ class OpsPanel(QWidget):
             lines.append(
                 f'<tr><td>{row.turn_id}</td><td style="color:{colour}">{html.escape(row.status)}</td>{cells}</tr>'
             )
-        self.latency_body.setText(f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>')
+        self.latency_body.setText(
+            f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
+        )
 
     def _models(self) -> None:
         models = dict(getattr(self.engine, "models", {}))
@@ -669,14 +597,18 @@ class OpsPanel(QWidget):
                 f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
                 f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
             )
-        if self.face_line:
-            lines.append(f"<tr><td>face</td><td colspan=\"4\">{html.escape(self.face_line)}</td></tr>")
+        if self.model.face_line:
+            lines.append(f'<tr><td>face</td><td colspan="4">{html.escape(self.model.face_line)}</td></tr>')
         if not lines:
             self.models_body.setText(f'<span style="color:{theme.TEXT_FAINT}">Loading…</span>')
             return
-        head = ('<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
-                '<th align="right">memory</th><th align="right">load</th></tr>')
-        self.models_body.setText(f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>')
+        head = (
+            '<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
+            '<th align="right">memory</th><th align="right">load</th></tr>'
+        )
+        self.models_body.setText(
+            f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>'
+        )
 
     def _endpoint(self, now: float) -> None:
         telemetry = self.telemetry
@@ -691,22 +623,27 @@ class OpsPanel(QWidget):
             return
         self.endpoint.value.setText(f"{server.url}/metrics")
         if not getattr(server, "running", False):
-            self.endpoint.detail.setText(f"not served: {getattr(telemetry, 'server_error', None) or 'stopped'}")
+            self.endpoint.detail.setText(
+                f"not served: {getattr(telemetry, 'server_error', None) or 'stopped'}"
+            )
             return
         counts = scrape_counts(telemetry)
         ok = counts.get("200", 0.0)
         other = sum(v for k, v in counts.items() if k != "200")
-        if self._scrapes_seen is None or self._scrapes_seen[0] != ok:
-            self._scrapes_seen = (ok, now if self._scrapes_seen is not None or ok else -1.0)
+        if self._scrapes_seen is None:
+            self._scrapes_seen = (ok, -1.0)  # when those happened is unknown
+        elif self._scrapes_seen[0] != ok:
+            self._scrapes_seen = (ok, now)
         seen_at = self._scrapes_seen[1]
         if ok == 0:
             last = "no scrape yet"
         elif seen_at < 0:
-            last = "before the panel opened"
+            last = "the last one before this panel first opened"
         else:
-            last = f"last within {max(1, int(now - seen_at) + 1)} s"
+            last = f"the last one within {max(1, int(now - seen_at) + 1)} s"
         self.endpoint.detail.setText(
-            f"{ok:.0f} scrapes served ({last})" + (f" · {other:.0f} refused or failed" if other else "")
+            f"{ok:.0f} scrape{'' if ok == 1 else 's'} served ({last})"
+            + (f" · {other:.0f} refused or failed" if other else "")
         )
 
     def _problems(self) -> None:
@@ -761,4 +698,3 @@ def panel_style(m: theme.Metrics) -> str:
                              border-color: rgba(216,178,110,0.5); }}
     QPushButton#PinCancel {{ font-size: {px(22)}px; margin-top: {px(10)}px; }}
     """
-

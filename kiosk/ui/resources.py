@@ -170,8 +170,15 @@ class PsutilResources:
                 for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
                     if p.pid == os.getpid() and p.usedGpuMemory:
                         mine += int(p.usedGpuMemory)
-                gpus.append(GpuSample(name.decode() if isinstance(name, bytes) else str(name), util,
-                                      int(memory.used), int(memory.total), mine))
+                gpus.append(
+                    GpuSample(
+                        name.decode() if isinstance(name, bytes) else str(name),
+                        util,
+                        int(memory.used),
+                        int(memory.total),
+                        mine,
+                    )
+                )
         except Exception as exc:  # no library, no driver, no device: a CPU kiosk
             log.info("ops panel: no GPU (%s)", exc)
             self._nvml_failed = True

@@ -51,7 +51,9 @@ def colour(name: str, alpha: float = 1.0) -> QColor:
     return c
 
 
-def font(families: list[str], px: float, weight: QFont.Weight = QFont.Weight.Normal, italic: bool = False) -> QFont:
+def font(
+    families: list[str], px: float, weight: QFont.Weight = QFont.Weight.Normal, italic: bool = False
+) -> QFont:
     f = QFont()
     f.setFamilies(families)
     f.setPixelSize(max(6, round(px)))

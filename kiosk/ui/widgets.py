@@ -195,20 +195,16 @@ class CaptionsView(QScrollArea):
     # the view -------------------------------------------------------------------------------------------
 
     def _render(self) -> None:
-        for label in self._labels:
-            self._layout.removeWidget(label)
-            label.hide()
-            label.setParent(None)
-            label.deleteLater()
-        self._labels = []
+        wanted: list[tuple[str, str, bool]] = []  # (text, style name, rich)
         shown = [t for t in self.turns if t.question or t.sentences][-self.SHOWN_TURNS :]
-        if not shown:
-            if self._attract:
-                self._add(self._attract, "AttractLine")
+        if not shown and self._attract:
+            wanted.append((self._attract, "AttractLine", False))
+        latest_skipped = max(self._skipped, default=-1)
         for n, turn in enumerate(shown):
-            newest = n == len(shown) - 1
+            # a newer turn without captions ("Sorry, I did not catch that") fades the last answer too
+            newest = n == len(shown) - 1 and turn.turn_id > latest_skipped
             if turn.question:
-                self._add(f"\u201c{turn.question}\u201d", "VisitorCaption")
+                wanted.append((f"\u201c{turn.question}\u201d", "VisitorCaption", False))
             answer = turn.answer
             if not answer:
                 continue
@@ -218,21 +214,30 @@ class CaptionsView(QScrollArea):
                     f"{html.escape(s)}</span>"
                     for i, s in enumerate(answer)
                 ]
-                self._add(" ".join(parts), "GuideCaption", rich=True)
+                wanted.append((" ".join(parts), "GuideCaption", True))
             else:
-                self._add(" ".join(answer), "GuideCaptionOld")
+                wanted.append((" ".join(answer), "GuideCaptionOld", False))
+        # labels are reused (a new label, or a new style, costs a polish and a layout)
+        while len(self._labels) < len(wanted):
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+            # above the stretch: the text starts at the top
+            self._layout.insertWidget(self._layout.count() - 1, label)
+            self._labels.append(label)
+        for label, (text, name, rich) in zip(self._labels, wanted, strict=False):
+            if label.objectName() != name:
+                label.setObjectName(name)
+                label.style().unpolish(label)
+                label.style().polish(label)
+            label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
+            if label.text() != text:
+                label.setText(text)
+            label.setVisible(True)
+        for label in self._labels[len(wanted) :]:
+            label.setVisible(False)
+            label.clear()
         QTimer.singleShot(0, self._scroll_to_end)
-        self._content.adjustSize()
-
-    def _add(self, text: str, name: str, rich: bool = False) -> None:
-        label = QLabel()
-        label.setObjectName(name)
-        label.setWordWrap(True)
-        label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
-        label.setText(text)
-        label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self._layout.insertWidget(self._layout.count() - 1, label)  # above the stretch: text starts at the top
-        self._labels.append(label)
 
     def _scroll_to_end(self) -> None:
         bar = self.verticalScrollBar()
@@ -267,23 +272,30 @@ class ChipsView(QWidget):
         self.layout().setSpacing(spacing // 2)
 
     def set_questions(self, questions: list[str]) -> None:
+        if list(questions) == self.questions and len(self.buttons) == len(questions):
+            self._elide()
+            return
         self.questions = list(questions)
-        for button in self.buttons:
+        while len(self.buttons) < len(self.questions):  # buttons are reused: a new one costs a polish
+            button = QPushButton()
+            button.setObjectName("Chip")
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(lambda _=False, b=button: self.asked.emit(b.toolTip()))
+            self._flow.addWidget(button)
+            self.buttons.append(button)
+        for button in self.buttons[len(self.questions) :]:
             self._flow.removeWidget(button)
             button.hide()
             button.setParent(None)
             button.deleteLater()
-        self.buttons = []
-        for question in self.questions:
-            button = QPushButton(question)
-            button.setObjectName("Chip")
-            button.setCursor(Qt.CursorShape.PointingHandCursor)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.clicked.connect(lambda _=False, q=question: self.asked.emit(q))
-            self._flow.addWidget(button)
-            self.buttons.append(button)
+        self.buttons = self.buttons[: len(self.questions)]
+        for button, question in zip(self.buttons, self.questions, strict=True):
+            button.setToolTip(question)
+            button.setVisible(True)
         self.heading.setVisible(bool(self.questions))
         self._elide()
+        self._flow.invalidate()
         self._holder.updateGeometry()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
@@ -295,8 +307,9 @@ class ChipsView(QWidget):
         for button, question in zip(self.buttons, self.questions, strict=True):
             metrics = QFontMetrics(button.font())
             room = width - self.chip_padding
-            button.setText(metrics.elidedText(question, Qt.TextElideMode.ElideRight, room))
-            button.setToolTip(question)
+            text = metrics.elidedText(question, Qt.TextElideMode.ElideRight, room)
+            if button.text() != text:
+                button.setText(text)
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802
         return self.heading.sizeHint().height() + self._flow.heightForWidth(width) + self.layout().spacing()
@@ -348,7 +361,9 @@ class LevelMeter(QWidget):
         bars = len(self.PROFILE)
         gap = self.width() / (bars * 2.6)
         bar_w = (self.width() - gap * (bars - 1)) / bars
-        colour = theme.colour(theme.LISTENING if self.speaking else theme.TEXT_SOFT, 0.95 if self.speaking else 0.6)
+        colour = theme.colour(
+            theme.LISTENING if self.speaking else theme.TEXT_SOFT, 0.95 if self.speaking else 0.6
+        )
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         for i, weight in enumerate(self.PROFILE):
@@ -368,7 +383,9 @@ def draw_microphone(painter: QPainter, centre: QPointF, size: float, colour) -> 
     painter.drawRoundedRect(capsule, w / 2, w / 2)
     cradle = QRectF(centre.x() - size * 0.33, centre.y() - size * 0.28, size * 0.66, size * 0.58)
     painter.drawArc(cradle, 200 * 16, 140 * 16)
-    painter.drawLine(QPointF(centre.x(), centre.y() + size * 0.30), QPointF(centre.x(), centre.y() + size * 0.45))
+    painter.drawLine(
+        QPointF(centre.x(), centre.y() + size * 0.30), QPointF(centre.x(), centre.y() + size * 0.45)
+    )
     painter.drawLine(
         QPointF(centre.x() - size * 0.18, centre.y() + size * 0.45),
         QPointF(centre.x() + size * 0.18, centre.y() + size * 0.45),
@@ -402,12 +419,12 @@ class TalkButton(QAbstractButton):
         radius = side / 2 - 3
         live = self.active or self.isDown()
         accent = theme.LISTENING if live else theme.ACCENT
-        if live:  # a halo that follows the voice
-            halo = radius * (0.86 + 0.14 * self.level)
+        inner = radius * 0.78
+        if live:  # a halo that follows the voice, inside the button's square
+            halo = inner + (radius - inner) * (0.45 + 0.55 * self.level)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(theme.colour(accent, 0.18 + 0.25 * self.level))
-            painter.drawEllipse(centre, halo + radius * 0.12 * self.level, halo + radius * 0.12 * self.level)
-        inner = radius * 0.82
+            painter.drawEllipse(centre, halo, halo)
         painter.setBrush(theme.colour(accent, 0.95 if (live or not self.hands_free) else 0.14))
         painter.setPen(QPen(theme.colour(accent, 0.9), max(2.0, side * 0.012)))
         painter.drawEllipse(centre, inner, inner)
@@ -486,7 +503,7 @@ class StillThereOverlay(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), theme.colour("#050506", 0.82))
         u = self.u
-        card_w, card_h = min(self.width() - 80 * u, 820 * u), 640 * u
+        card_w, card_h = min(self.width() - 80 * u, 820 * u), 560 * u
         card = QRectF((self.width() - card_w) / 2, (self.height() - card_h) / 2, card_w, card_h)
         painter.setPen(QPen(theme.colour(theme.HAIRLINE), 1.5))
         painter.setBrush(theme.colour(theme.SURFACE, 0.96))
@@ -509,8 +526,11 @@ class StillThereOverlay(QWidget):
         painter.setPen(theme.colour(theme.TEXT_SOFT))
         painter.setFont(theme.font(theme.SANS, 30 * u))
         hint = QRectF(card.left() + 40 * u, title.bottom() + 10 * u, card.width() - 80 * u, 100 * u)
-        painter.drawText(hint, Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
-                         "Touch the screen to keep talking.")
+        painter.drawText(
+            hint,
+            Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
+            "Touch the screen to keep talking.",
+        )
 
 
 def rounded_path(rect: QRectF, radius: float) -> QPainterPath:

@@ -19,10 +19,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QLinearGradient, QPainter, QRadialGradient
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QKeyEvent,
+    QKeySequence,
+    QLinearGradient,
+    QPainter,
+    QPixmap,
+    QRadialGradient,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
-    QApplication,
     QBoxLayout,
     QHBoxLayout,
     QLabel,
@@ -39,7 +47,7 @@ from kiosk.errors import KioskError
 from kiosk.ui import theme
 from kiosk.ui.bridge import EventBridge
 from kiosk.ui.face_view import FaceView
-from kiosk.ui.ops_panel import STAGE_NAMES, OpsModel, OpsPanel
+from kiosk.ui.ops_model import STAGE_NAMES, OpsModel
 from kiosk.ui.resources import PsutilResources, ResourceSource
 from kiosk.ui.selftest import run_self_test
 from kiosk.ui.widgets import CaptionsView, ChipsView, LevelMeter, StatusPill, StillThereOverlay, TalkButton
@@ -53,12 +61,17 @@ CORNER_HOLD_MS = 2000
 CHIPS_PORTRAIT = 4
 CHIPS_LANDSCAPE = 4
 
+FONT_SAMPLE = (
+    "“Who flew on Apollo 11?” Three astronauts: Neil Armstrong, Buzz Aldrin and Michael Collins. "
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 .,;:!?'’\"()-–—…/%&"
+)
 FAILURE_TEXT = {
     "vad": "I can't hear questions right now. Please tap one of the questions below.",
     "asr": "I can't hear questions right now. Please tap one of the questions below.",
     "tts": "My voice isn't working right now, so I'll answer in writing.",
     "retrieval": "I can't look up answers right now. Please ask a member of staff.",
     "answer": "I can't look up answers right now. Please ask a member of staff.",
+    "face": "",  # the still portrait stands in; the ops panel says why
 }
 PILL_TEXT = {
     "loading": "Getting ready",
@@ -72,8 +85,41 @@ PILL_TEXT = {
 }
 
 
+OPS_KEYS = ("F12", "Ctrl+Shift+O")
+
+
+def is_ops_key(event: QKeyEvent) -> bool:
+    """F12 or Ctrl+Shift+O: open or close the ops panel."""
+    if event.isAutoRepeat():
+        return False
+    wanted = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    return event.key() == Qt.Key.Key_F12 or (
+        event.key() == Qt.Key.Key_O and (event.modifiers() & wanted) == wanted
+    )
+
+
+class HotCorner(QWidget):
+    """An invisible square in the top-left corner: a long press there opens (and closes) the ops panel."""
+
+    pressed = Signal()
+    released = Signal()
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self.pressed.emit()
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self.released.emit()
+        event.accept()
+
+
 class KioskWindow(QWidget):
     state_changed = Signal(str)
+    first_painted = Signal()
     exit_requested = Signal()
     ready_changed = Signal(str)  # a one-line status for systemd once the engine is ready
     _work_done = Signal(object)
@@ -120,11 +166,16 @@ class KioskWindow(QWidget):
         self._chip_offset = 0
         self._workers: list[threading.Thread] = []
         self._closed = False
+        self._painted_once = False
+        self._background_key: tuple | None = None
+        self._background_pixmap: QPixmap | None = None
         self._ready = False
         self._portrait: bool | None = None
         self._metrics = theme.Metrics(1.0, self.large_text)
         self.ops_model = OpsModel(history_s=self.config.sampler.history)
+        self.ops_model.screen_fps = lambda: self.face.presented_fps
         self._attached_animator: Any = None
+        self._added_to: list[list] = []
 
         self._build()
         self.face.publish = engine.bus.publish
@@ -150,18 +201,27 @@ class KioskWindow(QWidget):
         self._release_timer.timeout.connect(self._listen_released)
         self._nu_timer = QTimer(self)
         self._nu_timer.setSingleShot(True)
-        self._nu_timer.timeout.connect(lambda: self._set_state(self._idle_state()) if self.state == "not_understood"
-                                       else None)
+        self._nu_timer.timeout.connect(
+            lambda: self._set_state(self._idle_state()) if self.state == "not_understood" else None
+        )
         self._corner_timer = QTimer(self)
         self._corner_timer.setSingleShot(True)
         self._corner_timer.setInterval(CORNER_HOLD_MS)
         self._corner_timer.timeout.connect(self.toggle_ops_panel)
-        app = QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)
+        self.hot_corner = HotCorner(self)
+        self.hot_corner.pressed.connect(self._corner_pressed)
+        self.hot_corner.released.connect(self._corner_timer.stop)
+        # keys: shortcuts where the platform routes them, keyPressEvent where a key reaches the window
+        self._shortcuts = []
+        for keys in OPS_KEYS:
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            shortcut.activated.connect(self.toggle_ops_panel)
+            self._shortcuts.append(shortcut)
 
         self.resources.start()
         self.face.start()
+        self._update_controls()
         self._apply_metrics()
         if engine.ready.is_set():
             self._on_ready(tuple(sorted(getattr(engine, "failures", {}))))
@@ -266,13 +326,7 @@ class KioskWindow(QWidget):
 
         self.still_there = StillThereOverlay(self)
         self.still_there.touched.connect(self._still_there_touched)
-        self.ops_panel = OpsPanel(self.engine, self.resources, self.ops_model, self.ui.admin_pin, self.telemetry, self)
-        self.ops_panel.close_requested.connect(self.close_ops_panel)
-        self.ops_panel.exit_requested.connect(self._admin_exit)
-        self.ops_panel.reload_requested.connect(self._admin_reload)
-        self.ops_panel.hands_free_requested.connect(self.set_hands_free)
-        self.ops_panel.self_test_requested.connect(self._admin_self_test)
-        self.ops_panel.set_hands_free(self.hands_free)
+        self._ops: Any = None  # the ops panel, built when first opened (it brings in pyqtgraph)
 
     def _arrange(self, portrait: bool) -> None:
         if portrait == self._portrait:
@@ -313,8 +367,10 @@ class KioskWindow(QWidget):
         self.talk.setFixedSize(talk, talk)
         self.meter.setFixedSize(px(120), px(44))
         self.still_there.u = m.u
-        self.ops_panel.set_metrics(m)
+        if self._ops is not None:
+            self._ops.set_metrics(m)
         self.chips.set_questions(self.chips.questions)
+        self._refresh_status()
 
     # --- events from the engine ---------------------------------------------------------------------------
 
@@ -332,9 +388,10 @@ class KioskWindow(QWidget):
 
     def _on_ModelLoading(self, e: ev.ModelLoading) -> None:  # noqa: N802
         done = len(self._loaded) + 1
-        line = f"Getting ready: loading {STAGE_NAMES.get(e.stage, e.stage)} ({done} of {len(MODEL_STAGES)})…"
+        total = len(self.engine.health()) if hasattr(self.engine, "health") else len(MODEL_STAGES)
+        line = f"Getting ready: loading {STAGE_NAMES.get(e.stage, e.stage)} ({done} of {max(total, done)})…"
         self.progress.setText(line)
-        self.ops_panel.loading_line = line
+        self.ops_model.loading_line = line
 
     def _on_ModelLoaded(self, e: ev.ModelLoaded) -> None:  # noqa: N802
         self._loaded.add(e.stage)
@@ -343,8 +400,9 @@ class KioskWindow(QWidget):
     def _on_ModelFailed(self, e: ev.ModelFailed) -> None:  # noqa: N802
         self._loaded.add(e.stage)
         text = FAILURE_TEXT.get(e.stage, f"Part of the guide ({e.stage}) is not working right now.")
-        log.error("screen: %s could not load (%s); showing: %s", e.stage, e.message, text)
-        self._set_notice(f"model:{e.stage}", text)
+        log.error("screen: %s could not load (%s); showing: %s", e.stage, e.message, text or "nothing")
+        if text:
+            self._set_notice(f"model:{e.stage}", text)
 
     def _on_EngineReady(self, e: ev.EngineReady) -> None:  # noqa: N802
         self._on_ready(e.missing)
@@ -358,7 +416,10 @@ class KioskWindow(QWidget):
         if e.speaking:
             self._release_timer.stop()
             self.note_activity()
-            if self.state in ("attract", "idle", "still_there", "not_understood") and self._current_turn is None:
+            if (
+                self.state in ("attract", "idle", "still_there", "not_understood")
+                and self._current_turn is None
+            ):
                 self._dismiss_still_there()
                 self._set_state("listening")
         elif self.state == "listening" and not self._release_timer.isActive() and not self.talk.isDown():
@@ -389,8 +450,9 @@ class KioskWindow(QWidget):
 
     def _on_AnswerChosen(self, e: ev.AnswerChosen) -> None:  # noqa: N802
         self.face.set_emotion(e.emotion)
-        if e.topic:
+        if e.topic and e.topic not in self._asked_topics:
             self._asked_topics.add(e.topic)
+            self._refresh_chips()  # the question being answered leaves the suggestions
         if e.status == "not_understood":
             self._not_understood.add(e.turn_id)
             self.captions.skip_turn(e.turn_id)
@@ -433,12 +495,14 @@ class KioskWindow(QWidget):
         if self._ready:
             return
         self._ready = True
-        self.ops_panel.loading_line = ""
+        self.ops_model.loading_line = ""
+        self._engine_face()
         self._attach_animator()
         failures = dict(getattr(self.engine, "failures", {}))
         for stage in missing:
-            if f"model:{stage}" not in self._notices:
-                self._set_notice(f"model:{stage}", FAILURE_TEXT.get(stage, f"{stage} is not working right now."))
+            text = FAILURE_TEXT.get(stage, f"Part of the guide ({stage}) is not working right now.")
+            if text and f"model:{stage}" not in self._notices:
+                self._set_notice(f"model:{stage}", text)
         if missing:
             self.progress.setText("Ready, without: " + ", ".join(STAGE_NAMES.get(s, s) for s in missing))
             for stage in missing:
@@ -549,8 +613,11 @@ class KioskWindow(QWidget):
     def set_hands_free(self, on: bool) -> None:
         self.hands_free = bool(on)
         self._engine_hands_free(self.hands_free)
-        self.ops_panel.set_hands_free(self.hands_free)
-        self.ops_panel.show_result("Hands-free listening " + ("on." if on else "off: hold the button to talk."))
+        if self._ops is not None:
+            self._ops.set_hands_free(self.hands_free)
+            self._ops.show_result(
+                "Hands-free listening " + ("on." if on else "off: hold the button to talk.")
+            )
         self._update_controls()
         self._refresh_status()
 
@@ -560,6 +627,7 @@ class KioskWindow(QWidget):
             hook(on)
 
     def set_large_text(self, on: bool) -> None:
+        self.note_activity()
         self.large_text = bool(on)
         if self.text_button.isChecked() != self.large_text:
             self.text_button.setChecked(self.large_text)
@@ -581,7 +649,7 @@ class KioskWindow(QWidget):
             if remaining <= 0:
                 self.reset_conversation()
             return
-        if not self._conversation or self._busy() or self.ops_panel.isVisible():
+        if not self._conversation or self._busy() or self._panel_open():
             return
         if now - self._last_activity >= self.ui.idle_reset_s:
             self._show_still_there()
@@ -592,8 +660,9 @@ class KioskWindow(QWidget):
         self.still_there.set_countdown(self.ui.still_there_s, self.ui.still_there_s)
         self.still_there.show()
         self.still_there.raise_()
-        if self.ops_panel.isVisible():
-            self.ops_panel.raise_()
+        if self._panel_open():
+            self._ops.raise_()
+        self.hot_corner.raise_()
         self._set_state("still_there")
 
     def _dismiss_still_there(self) -> None:
@@ -671,18 +740,29 @@ class KioskWindow(QWidget):
         texts = {
             "loading": ("Getting ready…", "The guide is waking up. You can already read about the exhibit."),
             "attract": (
-                f"Touch or speak to ask about {title}" if hearing and self.hands_free
-                else f"Hold the button, or touch a question, to ask about {title}" if hearing
+                f"Touch or speak to ask about {title}"
+                if hearing and self.hands_free
+                else f"Hold the button, or touch a question, to ask about {title}"
+                if hearing
                 else f"Touch a question to ask about {title}",
                 "",
             ),
-            "idle": ("Ask another question, or tap one below." if hearing else "Tap another question below.", ""),
-            "listening": ("Listening…", "Release the button when you have finished." if not self.hands_free
-                          else "Go ahead, I'm listening."),
+            "idle": (
+                "Ask another question, or tap one below." if hearing else "Tap another question below.",
+                "",
+            ),
+            "listening": (
+                "Listening…",
+                "Release the button when you have finished."
+                if not self.hands_free
+                else "Go ahead, I'm listening.",
+            ),
             "thinking": ("Thinking…", ""),
             "speaking": ("", ""),
-            "not_understood": ("Sorry, I did not catch that.",
-                               "Please try again, a little closer to the microphone, or tap a question below."),
+            "not_understood": (
+                "Sorry, I did not catch that.",
+                "Please try again, a little closer to the microphone, or tap a question below.",
+            ),
             "still_there": ("Still there?", ""),
         }
         status, hint = texts.get(self.state, ("", ""))
@@ -690,8 +770,12 @@ class KioskWindow(QWidget):
         self.status.setVisible(bool(status))
         self.hint.setText(hint)
         self.hint.setVisible(bool(hint))
-        colour = {"not_understood": theme.PROBLEM, "listening": theme.LISTENING, "thinking": theme.THINKING,
-                  "attract": theme.TEXT}.get(self.state, theme.TEXT_SOFT)
+        colour = {
+            "not_understood": theme.PROBLEM,
+            "listening": theme.LISTENING,
+            "thinking": theme.THINKING,
+            "attract": theme.TEXT,
+        }.get(self.state, theme.TEXT_SOFT)
         big = self.state in ("listening", "thinking", "not_understood", "still_there")
         size = self._metrics.caption if big else self._metrics.px(34 if self.large_text else 30)
         self.status.setStyleSheet(f"color: {colour}; font-size: {size}px;")
@@ -741,18 +825,20 @@ class KioskWindow(QWidget):
         """Show the animator's frames (None: the still portrait) and let it follow the guide's voice."""
         self._detach_animator()
         self.face.set_animator(animator, reason)
+        self._attached_animator = animator
         if animator is not None:
-            self._attached_animator = animator
             self._attach_animator()
-            self.ops_panel.face_line = f"animated ({type(animator).__name__})"
+            self.ops_model.face_line = f"animated ({type(animator).__name__})"
         else:
-            self.ops_panel.face_line = reason or "still portrait"
+            self.ops_model.face_line = reason or "still portrait"
 
     def _attach_animator(self) -> None:
         """The animator follows the guide's voice: it must be in the pipeline's listener list.
 
-        The engine passes its ``listeners`` list to the pipeline it builds, but a pipeline built while
-        that list was empty keeps a list of its own; so both are checked (again when the engine is ready).
+        The engine's own face is already there.  For one given to the window: the engine passes its
+        ``listeners`` list to the pipeline it builds, but a pipeline built while that list was empty
+        keeps a list of its own; so both are checked (again when the engine is ready).  Only the lists
+        the window added to are undone by :meth:`_detach_animator`.
         """
         animator = self._attached_animator
         if animator is None:
@@ -761,29 +847,65 @@ class KioskWindow(QWidget):
         for target in (getattr(self.engine, "listeners", None), getattr(pipeline, "listeners", None)):
             if target is not None and all(item is not animator for item in target):
                 target.append(animator)
+                self._added_to.append(target)
 
     def _detach_animator(self) -> None:
         animator, self._attached_animator = self._attached_animator, None
+        added, self._added_to = self._added_to, []
         if animator is None:
             return
-        pipeline = getattr(self.engine, "pipeline", None)
-        for target in (getattr(self.engine, "listeners", None), getattr(pipeline, "listeners", None)):
-            if target is not None:
-                target[:] = [item for item in target if item is not animator]
+        for target in added:
+            target[:] = [item for item in target if item is not animator]
+
+    def _engine_face(self) -> None:
+        """Once the engine is ready: its own face animator, or the reason there is none."""
+        if not hasattr(self.engine, "face") or self._attached_animator is not None:
+            return
+        face = self.engine.face
+        if face is not None:
+            self.set_animator(face)
+        else:
+            reason = dict(getattr(self.engine, "failures", {})).get("face", "the face did not load")
+            self.set_animator(None, f"still portrait: {reason}")
 
     # --- the ops panel and admin actions ------------------------------------------------------------------------
 
+    @property
+    def ops_panel(self) -> Any:
+        """The technician's panel (built on first use)."""
+        if self._ops is None:
+            from kiosk.ui.ops_panel import OpsPanel
+
+            panel = OpsPanel(
+                self.engine, self.resources, self.ops_model, self.ui.admin_pin, self.telemetry, self
+            )
+            panel.close_requested.connect(self.close_ops_panel)
+            panel.exit_requested.connect(self._admin_exit)
+            panel.reload_requested.connect(self._admin_reload)
+            panel.hands_free_requested.connect(self.set_hands_free)
+            panel.self_test_requested.connect(self._admin_self_test)
+            panel.set_hands_free(self.hands_free)
+            panel.set_metrics(self._metrics)
+            panel.setGeometry(self.rect())
+            self._ops = panel
+        return self._ops
+
+    def _panel_open(self) -> bool:
+        return self._ops is not None and self._ops.isVisible()
+
     def toggle_ops_panel(self) -> None:
-        if self.ops_panel.isVisible():
+        if self._panel_open():
             self.close_ops_panel()
         else:
             self.open_ops_panel()
 
     def open_ops_panel(self) -> None:
         self.ops_panel.open()
+        self.hot_corner.raise_()  # the same long press closes it
 
     def close_ops_panel(self) -> None:
-        self.ops_panel.close_panel()
+        if self._ops is not None:
+            self._ops.close_panel()
         self.note_activity()
 
     def _admin_exit(self) -> None:
@@ -821,7 +943,9 @@ class KioskWindow(QWidget):
 
     # --- work off the GUI thread -------------------------------------------------------------------------------------
 
-    def _run_async(self, work: Callable[[], Any], done: Callable[[bool, Any], None] | None) -> threading.Thread:
+    def _run_async(
+        self, work: Callable[[], Any], done: Callable[[bool, Any], None] | None
+    ) -> threading.Thread:
         def run() -> None:
             try:
                 payload = (done, True, work())
@@ -849,70 +973,114 @@ class KioskWindow(QWidget):
 
     # --- Qt plumbing ---------------------------------------------------------------------------------------------------
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        kind = event.type()
-        if kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and self._is_ops_key(event):
-            if self.isVisible():
-                self.toggle_ops_panel()
-                return True
-        elif kind == QEvent.Type.MouseButtonPress and isinstance(watched, QWidget) and watched.window() is self:
-            self.note_activity()
-            pos = self.mapFromGlobal(event.globalPosition().toPoint())
-            if self._corner().contains(pos):
-                if not self._corner_timer.isActive():
-                    self._corner_timer.start()
-            else:
-                self._corner_timer.stop()
-        elif kind == QEvent.Type.MouseButtonRelease:
-            self._corner_timer.stop()
-        return False
+    def _corner_pressed(self) -> None:
+        self.note_activity()
+        self._dismiss_still_there()
+        self._corner_timer.start()
 
-    def _corner(self) -> QRect:
-        side = self._metrics.px(150)
-        return QRect(QPoint(0, 0), QPoint(side, side))
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if is_ops_key(event):
+            self.toggle_ops_panel()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
-    @staticmethod
-    def _is_ops_key(event: QKeyEvent) -> bool:
-        if event.isAutoRepeat():
-            return False
-        mods = event.modifiers()
-        wanted = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-        return event.key() == Qt.Key.Key_F12 or (
-            event.key() == Qt.Key.Key_O and (mods & wanted) == wanted
-        )
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self.note_activity()  # a touch on the screen's background (buttons and chips note their own)
+        super().mousePressEvent(event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._arrange(self.height() >= self.width())
         self._apply_metrics()
         self.still_there.setGeometry(self.rect())
-        self.ops_panel.setGeometry(self.rect())
+        if self._ops is not None:
+            self._ops.setGeometry(self.rect())
+        side = self._metrics.px(150)
+        self.hot_corner.setGeometry(0, 0, side, side)
+        self.hot_corner.raise_()
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        if not self._painted_once:
+            self._painted_once = True
+            QTimer.singleShot(0, self.first_painted.emit)
+            QTimer.singleShot(50, self._warm_fonts)
         painter = QPainter(self)
-        gradient = QLinearGradient(0, 0, 0, self.height())
-        gradient.setColorAt(0.0, QColor(theme.BACKGROUND_TOP))
-        gradient.setColorAt(0.55, QColor(theme.BACKGROUND))
-        gradient.setColorAt(1.0, QColor("#08090b"))
-        painter.fillRect(self.rect(), gradient)
-        glow = QRadialGradient(self.face.geometry().center() + self.stage.pos(), max(self.width(), self.height()) * 0.5)
-        glow.setColorAt(0.0, theme.colour(theme.ACCENT, 0.05))
-        glow.setColorAt(1.0, QColor(0, 0, 0, 0))
-        painter.fillRect(self.rect(), glow)
+        painter.drawPixmap(event.rect(), self._background(), event.rect())
+
+    def _warm_fonts(self, styles: list[str] | None = None) -> None:
+        """Lay out and paint each caption style once, off-screen, one per event-loop turn.
+
+        The first sentence in a new type size otherwise pays for shaping and rasterising its glyphs
+        (about 40 ms at 40 px on a small CPU), just when the guide starts to speak.
+        """
+        if styles is None:
+            styles = [
+                "GuideCaption",
+                "VisitorCaption",
+                "GuideCaptionOld",
+                "StatusLine",
+                "AttractLine",
+                "Hint",
+            ]
+        if not styles or self._closed:
+            return
+        name, rest = styles[0], styles[1:]
+        probe = QLabel(self)
+        probe.setObjectName(name)
+        probe.setWordWrap(True)
+        if name == "GuideCaption":  # captions are rich text: the first one also sets up Qt's HTML engine
+            probe.setTextFormat(Qt.TextFormat.RichText)
+            probe.setText(
+                f'<span style="color:{theme.TEXT_SOFT}">{FONT_SAMPLE}</span> <span>{FONT_SAMPLE}</span>'
+            )
+        else:
+            probe.setText(FONT_SAMPLE)
+        probe.setFixedWidth(max(200, self.captions.width()))
+        probe.grab()
+        if name == "StatusLine":  # the big status size is set per state
+            probe.setStyleSheet(f"font-size: {self._metrics.caption}px;")
+            probe.grab()
+        probe.deleteLater()
+        QTimer.singleShot(0, lambda: self._warm_fonts(rest))
+
+    def _background(self) -> QPixmap:
+        """The room: a dark gradient with a faint warm light behind the stage (cached per size)."""
+        key = (self.width(), self.height(), self._portrait)
+        if self._background_key != key or self._background_pixmap is None:
+            pixmap = QPixmap(self.size())
+            painter = QPainter(pixmap)
+            gradient = QLinearGradient(0, 0, 0, self.height())
+            gradient.setColorAt(0.0, QColor(theme.BACKGROUND_TOP))
+            gradient.setColorAt(0.55, QColor(theme.BACKGROUND))
+            gradient.setColorAt(1.0, QColor("#08090b"))
+            painter.fillRect(pixmap.rect(), gradient)
+            centre = self.face.geometry().center() + self.stage.pos()
+            glow = QRadialGradient(centre, max(self.width(), self.height()) * 0.5)
+            glow.setColorAt(0.0, theme.colour(theme.ACCENT, 0.05))
+            glow.setColorAt(1.0, QColor(0, 0, 0, 0))
+            painter.fillRect(pixmap.rect(), glow)
+            painter.end()
+            self._background_key, self._background_pixmap = key, pixmap
+        return self._background_pixmap
 
     def shutdown(self) -> None:
         """Stop observing, timers and threads this window started (the engine itself stays up)."""
         if self._closed:
             return
         self._closed = True
-        app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self)
         self.bridge.close()
-        for timer in (self._tick_timer, self._attract_timer, self._release_timer, self._nu_timer, self._corner_timer):
+        for timer in (
+            self._tick_timer,
+            self._attract_timer,
+            self._release_timer,
+            self._nu_timer,
+            self._corner_timer,
+        ):
             timer.stop()
         self.face.stop()
-        self.ops_panel.close_panel()
+        if self._ops is not None:
+            self._ops.close_panel()
         self._detach_animator()
         if self.talk.active and not self.hands_free:
             self._set_push_to_talk(False)
@@ -929,4 +1097,3 @@ class KioskWindow(QWidget):
     # for the layout's size policies of custom widgets
     def sizeHint(self):  # noqa: N802
         return QRect(0, 0, 1080, 1920).size()
-
