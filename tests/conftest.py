@@ -47,6 +47,7 @@ def base_config(cache_dir: Path) -> Config:
         "KIOSK_AUDIO__OUTPUT": '"none"',
         "KIOSK_PATHS__CACHE_DIR": f'"{cache_dir}"',
         "KIOSK_METRICS__PORT": "0",
+        "KIOSK_ANSWER__BACKEND": '"retrieval"',  # deterministic answers; the LLM has its own tests
     }
     return load_config(env=env)
 
