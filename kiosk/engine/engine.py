@@ -296,6 +296,10 @@ class Engine:
     def start_listening(self, source: AudioSource) -> threading.Thread:
         return self._require_pipeline().start_listening(source)
 
+    def stop_listening(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop_listening()
+
     def stop(self) -> None:
         if self.pipeline is not None:
             self.pipeline.cancel("stop")

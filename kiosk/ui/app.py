@@ -32,8 +32,6 @@ from kiosk.ui.window import KioskWindow  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# DOCENT_CURSOR=hide|show|auto (auto: hidden full screen when a touch screen is attached)
-CURSOR_ENV = "DOCENT_CURSOR"
 LOADER_GRACE_S = 2.0  # on exit, how long to let a model that is loading finish
 
 
@@ -83,11 +81,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def hide_cursor_wanted(windowed: bool) -> bool:
-    choice = os.environ.get(CURSOR_ENV, "auto").strip().lower()
-    if choice in ("hide", "hidden", "none", "0", "off"):
+def hide_cursor_wanted(choice: str, windowed: bool) -> bool:
+    """``[ui] cursor``: hide, show, or auto (hidden full screen when a touch screen is attached)."""
+    if choice == "hide":
         return True
-    if choice in ("show", "1", "on") or windowed:
+    if choice == "show" or windowed:
         return False
     try:
         return any(d.type() == QInputDevice.DeviceType.TouchScreen for d in QInputDevice.devices())
@@ -129,7 +127,7 @@ def run_app(config: Config, windowed: bool = False) -> int:
         window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
         window.setGeometry(QGuiApplication.primaryScreen().geometry())  # also without a window manager
         window.showFullScreen()
-    if hide_cursor_wanted(windowed):
+    if hide_cursor_wanted(config.ui.cursor, windowed):
         app.setOverrideCursor(QCursor(Qt.CursorShape.BlankCursor))
 
     relay = _Relay()
