@@ -117,6 +117,15 @@ class LlmConfig:
     temperature: float = 0.0
     # a generated sentence is spoken only when this share of its content words is in the retrieved notes
     min_note_overlap: float = 0.5
+    # system prompts (persona, notes, instruction) whose KV cache is kept for later turns; 0 = none
+    prefix_cache: int = 32
+    # compute the system prompt of every single section at load, so a first question pays no prompt
+    warm_prefixes: bool = True
+    # the first sentence's opening clause is spoken as soon as it has this many words and is checked;
+    # 0 waits for the whole first sentence
+    first_clause_words: int = 4
+    # a leaner decoder for Llama-architecture models on the CPU, checked against transformers at load
+    fast_decode: bool = True
 
     def validate(self) -> None:
         _check_device("device", self.device)
@@ -125,6 +134,8 @@ class LlmConfig:
         _check_range("max_prompt_tokens", self.max_prompt_tokens, 64, 32768)
         _check_range("temperature", self.temperature, 0.0, 2.0)
         _check_range("min_note_overlap", self.min_note_overlap, 0.0, 1.0)
+        _check_range("prefix_cache", self.prefix_cache, 0, 4096)
+        _check_range("first_clause_words", self.first_clause_words, 0, 64)
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,8 @@ class UiConfig:
     attract_interval_s: float = 45.0
     admin_pin: str = ""
     large_text: bool = False
+    # hide the mouse pointer: auto hides it full screen when a touch screen is attached
+    cursor: Literal["auto", "hide", "show"] = "auto"
 
 
 @dataclass(frozen=True)
