@@ -43,13 +43,13 @@ from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.engine.audio_in import AudioSource
+from kiosk.engine.selftest import run_self_test
 from kiosk.errors import KioskError
 from kiosk.ui import theme
 from kiosk.ui.bridge import EventBridge
 from kiosk.ui.face_view import FaceView
 from kiosk.ui.ops_model import STAGE_NAMES, OpsModel
 from kiosk.ui.resources import PsutilResources, ResourceSource
-from kiosk.ui.selftest import run_self_test
 from kiosk.ui.widgets import CaptionsView, ChipsView, LevelMeter, StatusPill, StillThereOverlay, TalkButton
 
 log = logging.getLogger(__name__)

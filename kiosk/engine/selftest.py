@@ -1,7 +1,6 @@
 """The technician's self-test: a fixed sentence through the voice, the ears and the face.
 
-It runs on a worker thread (never the GUI's).  If the engine offers ``self_test()`` that is used;
-otherwise: the TTS stage speaks the sentence (played through the speaker and shown on the face when the
+It runs on a worker thread (never the GUI's): the TTS stage speaks the sentence (played through the speaker and shown on the face when the
 guide is idle), the ASR stage listens to that audio, and the words must come back; the face passes when
 the screen presented frames while it spoke.
 """
@@ -47,13 +46,6 @@ def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def run_self_test(engine: Any, frames_presented: Callable[[], int] | None = None) -> SelfTestResult:
-    own = getattr(engine, "self_test", None)
-    if callable(own):
-        result = own()
-        if isinstance(result, SelfTestResult):
-            return result
-        return SelfTestResult(bool(getattr(result, "passed", result)), [str(result)])
-
     lines: list[str] = []
     ok = True
     tts = engine.stages.get("tts")
