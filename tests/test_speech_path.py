@@ -20,8 +20,8 @@ QUESTIONS = [
     ("Who was the commander of Apollo 11?", "crew", "armstrong"),
     ("When did Apollo 11 launch?", "launch", "1969"),
     ("Why is the outside of the capsule scorched?", "heat-shield", "heat"),
-    ("How much moon rock did they bring back?", "samples", "kilogram"),
-    ("Why is it called Columbia?", "name", "jules verne"),
+    ("How much moon rock did they bring back?", "samples", "moon rocks"),
+    ("Why is it called Columbia?", "name", "cannon"),
 ]
 
 

@@ -101,6 +101,7 @@ class Pipeline:
         )  # shared: the engine may add the face later
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._sink_lock = threading.Lock()  # writing to the sink, and stopping it
         self._active: Turn | None = None  # the committed turn being answered
         self._speculative: Turn | None = None
         self._listener: threading.Thread | None = None
@@ -320,7 +321,8 @@ class Pipeline:
         with self._lock:
             playing = self._active is turn
         if playing:
-            self.sink.stop()
+            with self._sink_lock:
+                self.sink.stop()
         self._finish(turn, "cancelled")
 
     def _finish(self, turn: Turn, status: str) -> None:
@@ -485,18 +487,19 @@ class Pipeline:
                         )
                     tts_total += now - started
                     self._wait_commit(turn)
-                    if turn.cancel.cancelled:
-                        break
-                    if first_chunk:
-                        self._start_playback(turn, chunk.sample_rate)
-                        watcher.start()
-                    if first_piece:
-                        played.put((offset, index, sentence))
-                        turn.spoken.append(sentence)
-                        first_piece = False
-                    for listener in self.listeners:
-                        listener.add_chunk(turn.id, chunk)
-                    self.sink.write(chunk.audio, turn.cancel)
+                    with self._sink_lock:  # a cancel either comes before this check or stops what we wrote
+                        if turn.cancel.cancelled:
+                            break
+                        if first_chunk:
+                            self._start_playback(turn, chunk.sample_rate)
+                            watcher.start()
+                        if first_piece:
+                            played.put((offset, index, sentence))
+                            turn.spoken.append(sentence)
+                            first_piece = False
+                        for listener in self.listeners:
+                            listener.add_chunk(turn.id, chunk)
+                        self.sink.write(chunk.audio, turn.cancel)
                     if first_chunk:
                         self._first_audio(turn)
                         first_chunk = False
