@@ -16,12 +16,13 @@ from kiosk.engine.audio_out import NullSink, WavFileSink
 from kiosk.engine.cancel import CancelToken
 from tests.conftest import silence
 
+# (question, topic, words of the fact of which the answer, heard back, must carry at least one)
 QUESTIONS = [
-    ("Who was the commander of Apollo 11?", "crew", "armstrong"),
-    ("When did Apollo 11 launch?", "launch", "1969"),
-    ("Why is the outside of the capsule scorched?", "heat-shield", "heat"),
-    ("How much moon rock did they bring back?", "samples", "moon rocks"),
-    ("Why is it called Columbia?", "name", "cannon"),
+    ("Who was the commander of Apollo 11?", "crew", ("armstrong",)),
+    ("When did Apollo 11 launch?", "launch", ("1969", "sixty nine")),
+    ("Why is the outside of the capsule scorched?", "heat-shield", ("heat",)),
+    ("How much moon rock did they bring back?", "samples", ("rock", "21")),
+    ("Why is it called Columbia?", "name", ("cannon", "verne")),
 ]
 
 
@@ -46,7 +47,7 @@ def words(text: str) -> str:
 
 @pytest.mark.parametrize(("question", "topic", "fact"), QUESTIONS)
 def test_spoken_question_is_transcribed_answered_and_spoken(
-    make_pipeline, loaded_engine, speak, tmp_path: Path, question: str, topic: str, fact: str
+    make_pipeline, loaded_engine, speak, tmp_path: Path, question: str, topic: str, fact: tuple[str, ...]
 ) -> None:
     out = tmp_path / "answer.wav"
     sink = WavFileSink(out, realtime=False)
@@ -64,7 +65,7 @@ def test_spoken_question_is_transcribed_answered_and_spoken(
     # the answer, heard back by the recogniser, carries the fact
     spoken = load_audio(out)
     heard = loaded_engine.stages["asr"].transcribe(spoken[: 16000 * 28])
-    assert fact in words(heard.text), heard.text
+    assert any(word in words(heard.text) for word in fact), heard.text
     # captions arrive in order, one per spoken sentence
     captions = recorder.of(ev.SentenceStarted)
     assert [c.index for c in captions] == list(range(len(captions)))
