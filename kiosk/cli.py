@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="stay up after --input ends (serve metrics)"
     )
     listen.add_argument("--no-metrics", action="store_true", help="do not start the /metrics endpoint")
-    listen.add_argument("--face", action="store_true", help="animate the face too (frames are counted, not shown)")
+    listen.add_argument(
+        "--face", action="store_true", help="animate the face too (frames are counted, not shown)"
+    )
 
     ask = commands.add_parser("ask", help="answer one question and write the spoken answer")
     _add_config(ask)
