@@ -223,3 +223,16 @@ def test_answer_streams_sentence_by_sentence(loaded_engine) -> None:
     # sample-rate conversion of the answer to what a mic would give is exact in length
     converted = resample_poly(first[0].audio, 320, 441)
     assert abs(len(converted) - len(first[0].audio) * 16000 / 22050) <= 1
+
+
+def test_the_notes_are_spoken_into_the_cache_so_answers_start_at_once(loaded_engine) -> None:
+    tts = loaded_engine.stages["tts"]
+    warmed = loaded_engine.warm_speech_cache()  # already done in the background: this pass only reads
+    assert warmed >= sum(len(s.sentences) for s in loaded_engine.exhibit.sections)
+    hits = tts.cache.hits
+    answer = loaded_engine.stages["answer"].answer("Who was the commander of Apollo 11?", CancelToken())
+    for sentence in answer.sentences:
+        list(tts.stream(sentence, answer.emotion, CancelToken()))
+        assert tts.last_cache_hit, sentence
+    assert tts.cache.hits > hits
+    assert tts.cache.bytes <= tts.cache.max_bytes

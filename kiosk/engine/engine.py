@@ -17,11 +17,13 @@ from pathlib import Path
 import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer (imports no model code)
 from kiosk import __version__
 from kiosk.config import Config
+from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.engine.answer import ANSWERERS
 from kiosk.engine.asr import RECOGNIZERS
 from kiosk.engine.audio_in import AudioSource, MicrophoneSource
 from kiosk.engine.audio_out import AudioSink, NullSink, SoundDeviceSink
+from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import cuda_device_count, resolve_device
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
@@ -114,6 +116,8 @@ class Engine:
         self.listeners: list[SpeechListener] = []
         self.pipeline: Pipeline | None = None
         self.ready = threading.Event()
+        self._closing = threading.Event()
+        self._prewarm: threading.Thread | None = None
         self._loader: threading.Thread | None = None
 
     # --- loading ------------------------------------------------------------------------------------
@@ -158,6 +162,48 @@ class Engine:
         missing = tuple(sorted(self.failures))
         self.ready.set()
         self.bus.publish(ev.EngineReady(missing=missing))
+        if cfg.tts.prewarm and self.stages.get("tts") is not None:
+            self._prewarm = threading.Thread(
+                target=self.warm_speech_cache, name="speech-prewarm", daemon=True
+            )
+            self._prewarm.start()
+
+    def warm_speech_cache(self) -> int:
+        """Speak the exhibit's notes and the fixed replies into the TTS cache, while no visitor is waiting.
+
+        A retrieval answer is made of the notes' own sentences, so its first audio then costs nothing
+        to synthesise. Runs after loading, on its own thread, and pauses whenever a turn is under way.
+        """
+        from kiosk.engine.answer import out_of_scope_reply
+        from kiosk.engine.content_filter import CALM_REPLY
+        from kiosk.engine.pipeline import ERROR_REPLY, NOT_UNDERSTOOD_REPLY
+        from kiosk.engine.smalltalk import canned_replies
+        from kiosk.engine.tts import first_clause
+
+        tts = self.stages.get("tts")
+        if tts is None or self.pipeline is None:
+            return 0
+        texts: list[tuple[str, Emotion]] = [
+            (NOT_UNDERSTOOD_REPLY, Emotion.NEUTRAL),
+            (out_of_scope_reply(self.exhibit), Emotion.NEUTRAL),
+            (CALM_REPLY, Emotion.NEUTRAL),
+            (ERROR_REPLY, Emotion.NEUTRAL),
+            *canned_replies(self.exhibit),
+        ]
+        for section in self.exhibit.sections:
+            for sentence in section.sentences:
+                texts.extend((part, section.tone) for part in first_clause(sentence) if part)
+                texts.append((sentence, section.tone))
+        warmed = 0
+        for text, emotion in dict.fromkeys(texts):
+            while self.pipeline.busy and not self._closing.is_set():
+                self._closing.wait(0.2)
+            if self._closing.is_set():
+                break
+            for _ in tts.stream(text, emotion, CancelToken()):  # type: ignore[attr-defined]
+                pass
+            warmed += 1
+        return warmed
 
     def _make(self, stage: Stage) -> Stage:
         stage.load()
@@ -256,6 +302,13 @@ class Engine:
     def wait_ready(self, timeout: float = 300.0) -> bool:
         return self.ready.wait(timeout)
 
+    def wait_prewarmed(self, timeout: float = 300.0) -> bool:
+        """Wait until the notes are in the speech cache (a kiosk's start, finished)."""
+        if self._prewarm is not None:
+            self._prewarm.join(timeout)
+            return not self._prewarm.is_alive()
+        return True
+
     # --- what the UI and CLI call ---------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
@@ -329,6 +382,9 @@ class Engine:
             answerer.reset_session()  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        self._closing.set()
+        if self._prewarm is not None:
+            self._prewarm.join(timeout=5.0)
         if self.pipeline is not None:
             self.pipeline.cancel("close")
             self.pipeline.stop_listening()

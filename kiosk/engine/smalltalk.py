@@ -15,14 +15,23 @@ _BYE = re.compile(r"^\s*(bye|goodbye|see you|see ya)\b", re.I)
 _WHO = re.compile(r"\b(who|what) are you\b", re.I)
 
 
+GOODBYE = "Goodbye, and enjoy the rest of the museum!"
+THANKS = "You're welcome! Ask me anything else about the exhibit."
+
+
+def canned_replies(exhibit: Exhibit) -> list[tuple[str, Emotion]]:
+    """Everything small talk can say, for warming the speech cache."""
+    return [(exhibit.greeting, Emotion.HAPPY), (GOODBYE, Emotion.HAPPY), (THANKS, Emotion.HAPPY)]
+
+
 def small_talk(question: str, exhibit: Exhibit) -> tuple[list[str], Emotion] | None:
     """A canned reply and its emotion, or None when the question is not small talk."""
     if _GREETING.match(question):
         return [exhibit.greeting], Emotion.HAPPY
     if _BYE.match(question):
-        return ["Goodbye, and enjoy the rest of the museum!"], Emotion.HAPPY
+        return [GOODBYE], Emotion.HAPPY
     if _WHO.search(question):
         return [exhibit.greeting], Emotion.HAPPY
     if _THANKS.search(question) and len(question.split()) <= 6:
-        return ["You're welcome! Ask me anything else about the exhibit."], Emotion.HAPPY
+        return [THANKS], Emotion.HAPPY
     return None

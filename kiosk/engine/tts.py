@@ -252,6 +252,7 @@ class PiperSynthesizer(CachedSynthesizer):
         self.voice_path: Path | None = None
         self.load_seconds = 0.0
         self._voice = None
+        self._run_lock = threading.Lock()
 
     def load(self) -> None:
         started = time.monotonic()
@@ -302,7 +303,7 @@ class PiperSynthesizer(CachedSynthesizer):
         pieces = iter(self._voice.synthesize(text, syn_config=config, include_alignments=True))
         first = True
         while not cancel.cancelled:
-            with _terminable(self._voice, cancel):
+            with self._run_lock, _terminable(self._voice, cancel):  # one synthesis at a time per voice
                 try:
                     piece = next(pieces, None)
                 except Exception:
