@@ -25,6 +25,16 @@ def mouth_darkness(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return float(np.mean(patch.mean(axis=2) < 70))
 
 
+def mouth_opening(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """How far the lips are apart, from the pixels: the share of the middle of the mouth's box that is
+    neither skin nor lip (the dark cavity, or teeth: bright with little red)."""
+    x0, y0, x1, y1 = box
+    quarter = (x1 - x0) // 4
+    patch = image[y0:y1, x0 + quarter : x1 - quarter].astype(np.float32)
+    mean = patch.mean(axis=2)
+    return float(np.mean((mean < 90) | ((patch[..., 0] - patch[..., 2] < 40) & (mean > 150))))
+
+
 def mouth_box(backend) -> tuple[int, int, int, int]:
     m = backend.margin
     inner = np.concatenate([backend.inner_upper, backend.inner_lower]) - m
@@ -48,8 +58,8 @@ def test_mouth_opening_follows_the_voice(simulated, spoken_answer, backend, face
         clock.set(t)
         now["t"] = t
         image = animator.frame_at(t).image
-        openings.append(mouth_darkness(image, box))
-        window = audio[int((t - 0.05) * rate) if t > 0.05 else 0 : int((t + 0.05) * rate)]
+        openings.append(mouth_opening(image, box))
+        window = audio[int((t - 0.025) * rate) if t > 0.025 else 0 : int((t + 0.025) * rate)]
         energies.append(float(np.sqrt(np.mean(np.square(window)))))
         if k in (10, 45, 80):
             save(face_shots, f"speaking-{k}", image)
@@ -74,7 +84,7 @@ def test_frames_follow_the_clock_through_stalls_and_jumps(simulated, spoken_answ
     assert audio_time == 2.2 and state.mouth == track.at(2.2)
     # after the last word has played, the face returns to rest and to idle
     animator.end_answer(2)
-    clock.set(track.duration + 0.1)
+    clock.set(track.duration + 0.4)  # the mouth settles back to the portrait's over 0.3 s
     state, _ = animator.state_at(12.0)
     assert state.mouth == VISEMES["rest"] and animator.state == "idle"
 
@@ -159,18 +169,92 @@ def test_live_face_stays_in_step_with_real_playback(make_pipeline, loaded_engine
     assert {f.turn_id for f in frames} == {recorder.finished()[0].turn_id}
 
 
-def test_screenshots_of_every_emotion_and_mouth(backend, face_shots) -> None:
-    for name in ("rest", "closed", "open", "mid", "wide", "round", "teeth_lip"):
-        save(face_shots, f"mouth-{name}", backend.render(FaceState(mouth=VISEMES[name])).copy())
+def teeth_share(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The share of bright pixels with little red in them (teeth, not skin or lips) in the mouth's box."""
+    x0, y0, x1, y1 = box
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    bright = patch.mean(axis=2) > 180
+    white = patch[..., 0] - patch[..., 2] < 40
+    return float(np.mean(bright & white))
+
+
+def eye_darkness(image: np.ndarray, backend) -> float:
+    """The share of dark pixels (iris, pupil) inside the open eyes' outlines."""
+    m = backend.margin
+    shares = []
+    for lid in backend.lids:
+        patch = image[lid.y0 - m : lid.y1 - m, lid.x0 - m : lid.x1 - m].astype(np.float32)
+        rows = np.arange(patch.shape[0])[:, None]
+        inside = (rows > lid.top[None, :] + 1) & (rows < lid.bottom[None, :] - 1)
+        shares.append(float(np.mean(patch.mean(axis=2)[inside] < 90)))
+    return float(np.mean(shares))
+
+
+def test_the_mouth_closes_opens_and_shows_a_mouth_not_a_hole(backend, face_shots) -> None:
+    box = mouth_box(backend)
+    rest = backend.render(FaceState()).copy()
+    closed = backend.render(FaceState(mouth=VISEMES["closed"])).copy()
+    opened = backend.render(FaceState(mouth=VISEMES["open"])).copy()
+    # the portrait smiles with its teeth: p, b, m cover them with the lower lip
+    assert teeth_share(rest, box) > 0.04
+    assert teeth_share(closed, box) < 0.25 * teeth_share(rest, box)
+    # wide open: a dark cavity appears, with the portrait's upper teeth still above it
+    assert mouth_darkness(opened, box) > mouth_darkness(rest, box) + 0.05
+    assert teeth_share(opened, box) > 0.5 * teeth_share(rest, box)
+    # the cavity is shaded (gradient, tongue), not one flat colour
+    x0, y0, x1, y1 = box
+    cavity = opened[y0:y1, x0:x1][(opened[y0:y1, x0:x1].mean(axis=2) < 110)]
+    assert cavity.std(axis=0).max() > 8
+    # away from the mouth the face is untouched
+    assert np.array_equal(opened[: box[1] - 30], rest[: box[1] - 30])
+
+
+def test_a_blink_covers_the_eyes(backend, face_shots) -> None:
+    open_eyes = backend.render(FaceState()).copy()
+    half = backend.render(FaceState(blink=0.5)).copy()
+    shut = backend.render(FaceState(blink=1.0)).copy()
+    assert eye_darkness(shut, backend) < 0.3 * eye_darkness(open_eyes, backend)
+    assert eye_darkness(shut, backend) < eye_darkness(half, backend) < eye_darkness(open_eyes, backend)
+    save(face_shots, "blink-half", half)
+    save(face_shots, "blink", shut)
+
+
+def test_screenshots_of_every_emotion_and_mouth(loaded_engine, portrait, backend, face_shots) -> None:
+    from kiosk.engine.face import create_backend
+
+    tiles = []
+    for name in VISEMES:
+        image = backend.render(FaceState(mouth=VISEMES[name])).copy()
+        save(face_shots, f"mouth-{name}", image)
+        tiles.append((name, image))
     for emotion, expression in EXPRESSIONS.items():
-        image = backend.render(FaceState(mouth=VISEMES["mid"], expression=expression)).copy()
+        image = backend.render(FaceState(mouth=VISEMES["rest"], expression=expression)).copy()
         save(face_shots, f"emotion-{emotion.value}", image)
-    save(face_shots, "blink", backend.render(FaceState(blink=1.0)).copy())
+        tiles.append((emotion.value, image))
+    contact_sheet(face_shots / "contact-sheet.png", tiles, backend)
+    large = create_backend(loaded_engine.config, portrait, size=1080)
+    save(face_shots, "speaking-1080", large.render(FaceState(mouth=VISEMES["mid"])).copy())
     neutral = backend.render(FaceState()).copy()
-    happy = backend.render(FaceState(expression=EXPRESSIONS[Emotion.HAPPY])).copy()
-    surprised = backend.render(FaceState(expression=EXPRESSIONS[Emotion.SURPRISED])).copy()
-    assert np.abs(happy.astype(int) - neutral).mean() > 0.05
-    assert np.abs(surprised.astype(int) - neutral).mean() > 0.05
+    for emotion in (Emotion.HAPPY, Emotion.SAD, Emotion.ANGRY, Emotion.SURPRISED):
+        moved = backend.render(FaceState(expression=EXPRESSIONS[emotion]))
+        assert np.abs(moved.astype(int) - neutral).mean() > 0.05, emotion
+
+
+def contact_sheet(path, tiles, backend) -> None:
+    """Every mouth and emotion side by side, cropped to the face, labelled."""
+    import cv2
+
+    m = backend.margin
+    x0, y0, x1, y1 = (np.array(backend.portrait_box) - m).astype(int)
+    cells = []
+    for name, image in tiles:
+        cell = cv2.resize(image[y0:y1, x0:x1], (200, 220), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, name, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 2, cv2.LINE_AA)
+        cells.append(cell)
+    while len(cells) % 5:
+        cells.append(np.zeros_like(cells[0]))
+    rows = [np.hstack(cells[i : i + 5]) for i in range(0, len(cells), 5)]
+    save(path.parent, path.stem, np.vstack(rows))
 
 
 def test_expressions_ease_in_and_out(simulated) -> None:

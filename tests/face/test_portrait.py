@@ -36,7 +36,7 @@ def test_default_portrait_has_one_frontal_face_and_is_cached(tmp_path: Path, ast
     assert info.landmarks.shape == (478, 2)
     x0, y0, x1, y1 = info.face_box
     assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 250  # the astronaut's face, upper left of the photo
-    assert abs(info.yaw) < 0.2 and abs(info.roll_degrees) < 15
+    assert abs(info.yaw_degrees) < 8 and abs(info.roll_degrees) < 15
     assert info.preview is not None and info.preview.is_file()
     cache = tmp_path / "portrait.landmarks.npz"
     stamp = cache.stat().st_mtime_ns
@@ -71,12 +71,36 @@ def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
+def beside(image: np.ndarray, share: float) -> np.ndarray:
+    """The portrait with a second, smaller copy of the face beside it (the mesh alone misses that one)."""
+    face = cv2.resize(image[20:260, 100:350], None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
+    canvas = np.full((image.shape[0], image.shape[1] + 288, 3), 200, np.uint8)
+    canvas[:, : image.shape[1]] = image
+    canvas[40 : 40 + face.shape[0], image.shape[1] + 18 : image.shape[1] + 18 + face.shape[1]] = face
+    return canvas
+
+
+def half_hidden(image: np.ndarray) -> np.ndarray:
+    """Everything right of the nose painted over: what is left is seen as a face from the side."""
+    hidden = image.copy()
+    hidden[:, 223:] = 225  # the nose tip is at x = 223
+    return hidden
+
+
 BAD = {
     "blank": (lambda a: np.full_like(a, 200), "no face found"),
     "two faces": (lambda a: np.hstack([a[:, :330], a[:, :330]]), "2 faces found"),
+    "a second face the mesh misses": (lambda a: beside(a, 0.8), "2 faces found"),
     "tiny face": (lambda a: cv2.resize(a, (260, 260), interpolation=cv2.INTER_AREA), "face too small"),
     "tilted": (lambda a: rotated(a, 40), "tilted too far"),
+    "rotated 60 degrees": (lambda a: rotated(a, 60), "tilted too far"),
+    "half hidden": (half_hidden, "turned too far to the side"),
 }
+
+
+def test_a_small_face_in_the_background_is_allowed(tmp_path: Path, astronaut) -> None:
+    info = check_portrait(write(tmp_path / "background.png", beside(astronaut, 0.5)))
+    assert info.landmarks.shape == (478, 2)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -92,13 +116,14 @@ def test_bad_portraits_are_refused_in_one_line(tmp_path: Path, astronaut, case: 
 
 def test_a_face_turned_to_the_side_is_refused(astronaut) -> None:
     """Yaw is read from the nose's offset between the eyes: moved half an eye distance, it is refused."""
-    from kiosk.engine.face.portrait import EYE_OUTER, NOSE_TIP, check_face, detect_landmarks
+    from kiosk.engine.face.portrait import EYE_OUTER, NOSE_TIP, check_face, detect_landmarks, pose
 
     points = detect_landmarks(astronaut, DEFAULT)
     check_face(points, DEFAULT)
     eye_distance = float(np.hypot(*(points[EYE_OUTER[1]] - points[EYE_OUTER[0]])))
     turned = points.copy()
     turned[NOSE_TIP, 0] += 0.5 * eye_distance
+    assert pose(turned)[0] > 22
     with pytest.raises(PortraitError, match="turned too far to the side"):
         check_face(turned, DEFAULT)
 
@@ -115,6 +140,14 @@ def test_unreadable_and_huge_files(tmp_path: Path) -> None:
         check_portrait(huge)
     with pytest.raises(PortraitError, match="file not found"):
         check_portrait(tmp_path / "missing.png")
+    tall = tmp_path / "tall.png"  # small on disk, but refused from its header before decoding
+    cv2.imwrite(str(tall), np.zeros((8200, 4, 3), np.uint8))
+    with pytest.raises(PortraitError, match=r"image too large \(4x8200"):
+        check_portrait(tall)
+    tall_jpeg = tmp_path / "tall.jpg"
+    cv2.imwrite(str(tall_jpeg), np.zeros((8200, 8, 3), np.uint8))
+    with pytest.raises(PortraitError, match=r"image too large \(8x8200"):
+        check_portrait(tall_jpeg)
 
 
 def test_portrait_check_command(tmp_path: Path, astronaut) -> None:

@@ -25,10 +25,10 @@ from kiosk.engine.stage import PhonemeTiming, SpeechChunk
         ("s", "teeth"),
         ("ʃ", "teeth"),
         ("k", "back"),
-        (" ", "rest"),
-        (".", "rest"),
-        ("^", "rest"),
-        ("$", "rest"),
+        (" ", "pause"),
+        (".", "pause"),
+        ("^", "pause"),
+        ("$", "pause"),
         ("ˈ", None),
         ("ː", None),
         ("aɪ", "open"),
@@ -84,3 +84,57 @@ def test_chunks_append_in_time() -> None:
     track.add_chunk(chunk([("m", 500)]))
     track.add_chunk(chunk([("ɑ", 500)]))
     assert track.at(0.25).jaw < 0.1 and track.at(0.75).jaw > 0.7
+
+
+def test_a_short_lip_closure_still_closes_between_open_vowels() -> None:
+    # "ama" spoken fast: 60 ms of m between two open vowels; p, b and m dominate their neighbours
+    track = MouthTrack()
+    track.add_chunk(chunk([("ɑ", 200), ("m", 60), ("ɑ", 200)]))
+    middle = 0.23 - 0.02  # the lips lead the sound by LOOKAHEAD_S
+    assert track.at(middle).jaw < 0.25 * VISEMES["open"].jaw
+    assert track.at(0.08).jaw > 0.8 * VISEMES["open"].jaw
+
+
+def test_a_short_pause_between_words_does_not_shut_the_mouth() -> None:
+    track = MouthTrack()
+    track.add_chunk(chunk([("ɑ", 150), (" ", 30), ("ɑ", 150)]))
+    assert track.at(0.165 - 0.02).rest < 0.3
+    assert track.at(0.165 - 0.02).jaw > 0.5
+
+
+def test_marks_at_the_end_of_a_chunk_keep_their_time() -> None:
+    track = MouthTrack()
+    track.add_chunk(chunk([("ɑ", 200), ("ː", 100)]))
+    track.add_chunk(chunk([("m", 200)]))
+    assert track.duration == pytest.approx(0.5)
+    assert track.at(0.25 - 0.02).jaw > 0.7  # the length mark lengthened the vowel
+    assert track.at(0.4 - 0.02).jaw < 0.05
+
+
+def test_real_piper_speech_closes_the_lips_on_every_p_b_m(spoken_answer) -> None:
+    """Over a real answer, the mouth at the middle of each bilabial is nearly shut, and open on vowels."""
+    track = MouthTrack()
+    for piece in spoken_answer:
+        track.add_chunk(piece)
+    assert track.from_phonemes
+    bilabials, vowels = [], []
+    t = 0.0
+    for piece in spoken_answer:
+        pending = 0.0
+        for timing in piece.phonemes:
+            seconds = timing.samples / piece.sample_rate
+            name = viseme_for(timing.phoneme)
+            if name is None:
+                pending += seconds
+                continue
+            middle = t + (seconds + pending) / 2 - 0.02
+            if name == "closed":
+                bilabials.append(track.at(middle))
+            elif name == "open" and seconds + pending > 0.06:
+                vowels.append(track.at(middle))
+            t += seconds + pending
+            pending = 0.0
+        t += pending
+    assert len(bilabials) >= 4 and len(vowels) >= 4
+    assert max(m.jaw for m in bilabials) < 0.3 and max(m.rest for m in bilabials) < 0.3
+    assert np.median([m.jaw for m in vowels]) > 0.5

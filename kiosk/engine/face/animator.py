@@ -20,7 +20,7 @@ from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.engine.audio_out import PlaybackClock
 from kiosk.engine.face.backend import FaceBackend, FaceState
-from kiosk.engine.face.visemes import MouthShape, MouthTrack
+from kiosk.engine.face.visemes import REST, SETTLE_S, MouthTrack
 from kiosk.engine.stage import SpeechChunk
 
 STATES = ("idle", "listening", "thinking", "speaking")
@@ -86,6 +86,7 @@ class FaceAnimator:
         self._now = now
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
         self._track: MouthTrack | None = None
         self._track_generation = -1
         self._track_turn: int | None = None
@@ -141,11 +142,11 @@ class FaceAnimator:
         with self._lock:
             track, generation, ended = self._track, self._track_generation, self._ended
             audio = self._audio
-        mouth = MouthShape()
+        mouth = REST
         audio_time: float | None = None
         if track is not None and generation == self.clock.generation:
             audio_time = self.clock.position(t)
-            if ended and audio_time >= track.duration:
+            if ended and audio_time >= track.duration + SETTLE_S:
                 with self._lock:
                     if self._track is track:
                         self._track = None
@@ -158,8 +159,6 @@ class FaceAnimator:
             end = int(audio_time * 16000)
             window = audio[max(0, end - int(AUDIO_WINDOW_S * 16000)) : end]
         expression = self._ease_expression(t)
-        if self.state == "speaking" and self._emotion is Emotion.SURPRISED:
-            mouth = MouthShape(max(mouth.jaw, 0.12), mouth.width, mouth.round, mouth.upper, mouth.teeth)
         return FaceState(mouth, self.blinker.amount(t), expression, self._sway(t), window), audio_time
 
     def _ease_expression(self, t: float) -> dict[str, float]:
@@ -184,8 +183,9 @@ class FaceAnimator:
 
     def frame_at(self, t: float | None = None) -> Frame:
         t = self._now() if t is None else t
-        state, audio_time = self.state_at(t)
-        image = self.backend.render(state).copy()
+        with self._render_lock:  # the backend reuses its buffers: one frame at a time
+            state, audio_time = self.state_at(t)
+            image = self.backend.render(state).copy()
         return Frame(image, t, audio_time, self._track_turn if audio_time is not None else None, self.state)
 
     def latest(self) -> Frame | None:

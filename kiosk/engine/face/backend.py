@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kiosk.engine.face.visemes import MouthShape
+from kiosk.engine.face.visemes import REST, MouthShape
 from kiosk.engine.registry import Registry
 
 
 @dataclass(frozen=True)
 class FaceState:
-    mouth: MouthShape = field(default_factory=MouthShape)
+    mouth: MouthShape = REST  # the portrait's own mouth
     blink: float = 0.0  # 0 open .. 1 closed
     # expression weights: smile, frown, brow_raise, brow_lower, brow_inner
     expression: dict[str, float] = field(default_factory=dict)

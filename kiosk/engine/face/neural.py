@@ -19,7 +19,7 @@ from kiosk.engine.device import Device
 from kiosk.engine.face.backend import FACE_BACKENDS, FaceBackend, FaceState
 from kiosk.engine.face.portrait import PortraitInfo
 from kiosk.engine.face.procedural import ProceduralFace
-from kiosk.engine.face.visemes import MouthShape
+from kiosk.engine.face.visemes import REST
 from kiosk.errors import ModelLoadError
 
 CROP = 96
@@ -115,7 +115,7 @@ class NeuralLipSync(FaceBackend):
     def render(self, state: FaceState) -> np.ndarray:
         assert self._session is not None, "load() first"
         # eyes, brows and sway from the procedural face, with a still mouth the model replaces
-        frame = self._base.render(FaceState(MouthShape(), state.blink, state.expression, (0.0, 0.0)))
+        frame = self._base.render(FaceState(REST, state.blink, state.expression, (0.0, 0.0)))
         x0, y0, x1, y1 = self._box
         m = self._base.margin
         crop = frame[y0 - m : y1 - m, x0 - m : x1 - m]

@@ -1,14 +1,16 @@
 """Checking a museum's portrait: exactly one frontal face of usable size, and its 478 landmarks.
 
-Landmarks come from mediapipe's face mesh (Apache-2.0; not dlib's non-commercial 68-point model). They
-are computed once and cached beside the portrait (or in the cache folder when that one is read-only),
-keyed by the image's SHA-256, with a preview PNG that shows what was found.
+Landmarks come from mediapipe's face mesh (Apache-2.0; not dlib's non-commercial 68-point model); OpenCV's
+frontal-face Haar cascade is a second opinion on how many faces there are (the mesh's detector can miss
+a second, smaller face).  They are computed once and cached beside the portrait (or in the cache folder
+when that one is read-only), keyed by the image's SHA-256, with a preview PNG that shows what was found.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +22,17 @@ from kiosk.errors import PortraitError
 
 MAX_FILE_BYTES = 40 * 1024 * 1024
 MAX_SIDE = 8000
-MIN_FACE_WIDTH = 80
-MAX_YAW = 0.35  # nose offset from the eyes' midpoint, in inter-ocular distances
+MIN_FACE_WIDTH = 80  # the mesh's width of the face (cheek to cheek), pixels
+MAX_YAW_DEGREES = 22.0
 MAX_ROLL_DEGREES = 25.0
-CACHE_VERSION = 1
+# a Haar detection this large (against the mesh face's width) and apart from it is another face
+OTHER_FACE_SHARE = 0.6
+CACHE_VERSION = 2
 
 # mediapipe face-mesh indices
 NOSE_TIP = 1
 EYE_OUTER = (33, 263)
+CHEEKS = (234, 454)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class PortraitInfo:
     landmarks: np.ndarray  # (478, 2) float32, pixels
     sha256: str
     preview: Path | None
-    yaw: float
+    yaw_degrees: float  # + the face turns toward the image's right
     roll_degrees: float
 
     @property
@@ -51,6 +56,27 @@ def _fail(path: Path, why: str) -> PortraitError:
     return PortraitError(f"portrait {path}: {why}")
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, without decoding the pixels; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+                return width, height
+            i += 2 + length
+    return None
+
+
 def read_image(path: Path) -> tuple[np.ndarray, bytes]:
     try:
         size = path.stat().st_size
@@ -58,7 +84,13 @@ def read_image(path: Path) -> tuple[np.ndarray, bytes]:
         raise _fail(path, "file not found") from None
     if size > MAX_FILE_BYTES:
         raise _fail(path, f"file too large ({size / 1e6:.0f} MB; at most {MAX_FILE_BYTES // 2**20} MB)")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _fail(path, f"unreadable ({exc.strerror})") from None
+    declared = image_size(data)
+    if declared is not None and max(declared) > MAX_SIDE:  # refused before decoding it
+        raise _fail(path, f"image too large ({declared[0]}x{declared[1]}; at most {MAX_SIDE} px a side)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise _fail(path, "unreadable (not a PNG or JPEG image)")
@@ -78,38 +110,87 @@ def detect_landmarks(image: np.ndarray, path: Path) -> np.ndarray:
     with mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=4, refine_landmarks=True, min_detection_confidence=0.5
     ) as mesh:
-        result = mesh.process(image)
-    faces = result.multi_face_landmarks or []
-    if not faces:
-        raise _fail(path, "no face found (use a well-lit, frontal photo of one face)")
-    if len(faces) > 1:
-        raise _fail(path, f"{len(faces)} faces found (the portrait must show exactly one)")
-    points = np.array([(p.x * width, p.y * height) for p in faces[0].landmark], dtype=np.float32)
+        faces = mesh.process(image).multi_face_landmarks or []
+        if not faces:
+            raise _fail(path, "no face found (use a well-lit, frontal photo of one face)")
+        if len(faces) > 1:
+            raise _fail(path, f"{len(faces)} faces found (the portrait must show exactly one)")
+        points = np.array([(p.x * width, p.y * height) for p in faces[0].landmark], dtype=np.float32)
+        others = other_faces(image, points, mesh)
+    if others:
+        raise _fail(path, f"{1 + others} faces found (the portrait must show exactly one)")
     return points
 
 
+def other_faces(image: np.ndarray, landmarks: np.ndarray, mesh) -> int:
+    """How many more faces of about the same size there are apart from this one.
+
+    The Haar cascade proposes frontal faces anywhere in the image (the mesh's own detector can miss a
+    second face); each proposal away from the found face is confirmed by running the mesh on its crop.
+    """
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    face_w = float(x1 - x0)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    scale = min(1.0, 640.0 / max(gray.shape))
+    if scale < 1.0:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    smallest = max(24, int(OTHER_FACE_SHARE * face_w * scale))
+    boxes = cascade.detectMultiScale(gray, 1.1, 6, minSize=(smallest, smallest))
+    height, width = image.shape[:2]
+    count = 0
+    for bx, by, bw, bh in np.asarray(boxes).reshape(-1, 4) / scale:
+        cx, cy = bx + bw / 2, by + bh / 2
+        if x0 - 0.25 * face_w <= cx <= x1 + 0.25 * face_w and y0 - 0.25 * face_w <= cy <= y1:
+            continue  # the face already found
+        cx0, cy0 = int(max(0, cx - bw)), int(max(0, cy - bh))
+        crop = image[cy0 : int(min(height, cy + bh)), cx0 : int(min(width, cx + bw))]
+        if min(crop.shape[:2]) < 8:
+            continue
+        grow = max(1.0, 256.0 / max(crop.shape[:2]))
+        crop = np.ascontiguousarray(cv2.resize(crop, None, fx=grow, fy=grow, interpolation=cv2.INTER_CUBIC))
+        if mesh.process(crop).multi_face_landmarks:
+            count += 1
+    return count
+
+
 def pose(landmarks: np.ndarray) -> tuple[float, float]:
-    """(yaw as nose offset in eye distances, roll in degrees) from the landmarks."""
+    """(yaw, roll) in degrees from the landmarks.
+
+    Yaw is the larger of two estimates: the nose's offset from the eyes' midpoint, and the imbalance of
+    the cheeks on either side of the nose (a face turned by a angle shows sin(a) more of one cheek).
+    """
     left, right = landmarks[EYE_OUTER[0]], landmarks[EYE_OUTER[1]]
     eye_vector = right - left
-    eye_distance = float(np.hypot(*eye_vector))
+    eye_distance = max(float(np.hypot(*eye_vector)), 1e-6)
     roll = float(np.degrees(np.arctan2(eye_vector[1], eye_vector[0])))
-    mid = (left + right) / 2
-    direction = eye_vector / max(eye_distance, 1e-6)
-    yaw = float(np.dot(landmarks[NOSE_TIP] - mid, direction) / max(eye_distance, 1e-6))
-    return yaw, roll
+    direction = eye_vector / eye_distance
+    nose = landmarks[NOSE_TIP]
+    left_cheek = float(np.dot(nose - landmarks[CHEEKS[0]], direction))
+    right_cheek = float(np.dot(landmarks[CHEEKS[1]] - nose, direction))
+    half_face = max((left_cheek + right_cheek) / 2, 1e-6)
+    nose_offset = float(np.dot(nose - (left + right) / 2, direction)) / half_face
+    if left_cheek <= 0 or right_cheek <= 0:  # the nose is outside the face: seen from the side
+        cheeks = 1.0 if left_cheek > right_cheek else -1.0
+    else:
+        cheeks = (left_cheek - right_cheek) / (left_cheek + right_cheek)
+    sine = max((nose_offset, cheeks), key=abs)
+    return float(np.degrees(np.arcsin(np.clip(sine, -1.0, 1.0)))), roll
 
 
 def check_face(landmarks: np.ndarray, path: Path) -> tuple[float, float]:
+    yaw, roll = pose(landmarks)
+    if abs(yaw) > MAX_YAW_DEGREES:
+        raise _fail(
+            path, f"face turned too far to the side ({yaw:+.0f} degrees; at most {MAX_YAW_DEGREES:.0f})"
+        )
+    if abs(roll) > MAX_ROLL_DEGREES:
+        raise _fail(path, f"face tilted too far ({roll:+.0f} degrees; at most {MAX_ROLL_DEGREES:.0f})")
     x0, _ = landmarks.min(axis=0)
     x1, _ = landmarks.max(axis=0)
     if x1 - x0 < MIN_FACE_WIDTH:
         raise _fail(path, f"face too small ({x1 - x0:.0f} px wide; at least {MIN_FACE_WIDTH} px)")
-    yaw, roll = pose(landmarks)
-    if abs(yaw) > MAX_YAW:
-        raise _fail(path, f"face turned too far to the side (use a frontal photo; yaw {yaw:+.2f})")
-    if abs(roll) > MAX_ROLL_DEGREES:
-        raise _fail(path, f"face tilted too far ({roll:+.0f} degrees; at most {MAX_ROLL_DEGREES:.0f})")
     return yaw, roll
 
 
@@ -177,6 +258,6 @@ def portrait_check_command(path: str) -> int:
     x0, y0, x1, y1 = info.face_box
     print(
         f"{path}: OK, one face {x1 - x0}x{y1 - y0} px, {len(info.landmarks)} landmarks, "
-        f"yaw {info.yaw:+.2f}, roll {info.roll_degrees:+.0f} deg; preview {info.preview}"
+        f"yaw {info.yaw_degrees:+.0f} deg, roll {info.roll_degrees:+.0f} deg; preview {info.preview}"
     )
     return 0
