@@ -118,7 +118,7 @@ class LlmConfig:
     # a generated sentence is spoken only when this share of its content words is in the retrieved notes
     min_note_overlap: float = 0.5
     # system prompts (persona, notes, instruction) whose KV cache is kept for later turns; 0 = none
-    prefix_cache: int = 32
+    prefix_cache: int = 16
     # compute the system prompt of every single section at load, so a first question pays no prompt
     warm_prefixes: bool = True
     # the first sentence's opening clause is spoken as soon as it has this many words and is checked;
@@ -126,6 +126,8 @@ class LlmConfig:
     first_clause_words: int = 4
     # a leaner decoder for Llama-architecture models on the CPU, checked against transformers at load
     fast_decode: bool = True
+    # with it, up to this many tokens are guessed from the prompt and checked in one pass; 0 = none
+    draft_tokens: int = 4
 
     def validate(self) -> None:
         _check_device("device", self.device)
@@ -136,6 +138,7 @@ class LlmConfig:
         _check_range("min_note_overlap", self.min_note_overlap, 0.0, 1.0)
         _check_range("prefix_cache", self.prefix_cache, 0, 4096)
         _check_range("first_clause_words", self.first_clause_words, 0, 64)
+        _check_range("draft_tokens", self.draft_tokens, 0, 32)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class TtsConfig:
     voice_path: str = ""
     device: str = "auto"
     cache_bytes: int = 32 * 1024 * 1024
+    # after loading, speak the exhibit's notes into the cache so that answers start at once
+    prewarm: bool = True
 
     def validate(self) -> None:
         _check_device("device", self.device)

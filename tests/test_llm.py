@@ -18,7 +18,7 @@ import pytest
 
 from kiosk.config import Config, load_config
 from kiosk.emotion import Emotion
-from kiosk.engine.answer import ANSWERERS
+from kiosk.engine.answer import ANSWERERS, plan_answer
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import CALM_REPLY
 from kiosk.engine.llm import (
@@ -32,7 +32,8 @@ from kiosk.engine.llm import (
     strip_emotion_tags,
 )
 from kiosk.engine.llm import answerer as answerer_module
-from kiosk.engine.llm.answerer import FALLBACK_LEAD
+from kiosk.engine.llm.answerer import FALLBACK_LEAD, _ends_sentence, _lookup
+from kiosk.engine.llm.fast import FastLlama, KeyValues
 from kiosk.engine.llm.model import CONVERTED_MARKER
 from kiosk.engine.retrieval import Match
 from kiosk.errors import ModelLoadError
@@ -498,6 +499,169 @@ def test_one_generation_at_a_time(tmp_path, exhibit, monkeypatch) -> None:
     assert results == [CREW_SENTENCES]
 
 
+# --- latency: first clause, prefix cache, fast decoder, guessed tokens --------------------------------
+
+CLAUSE = "Neil Armstrong was the commander, and Collins flew Columbia."
+
+
+def test_the_first_clause_is_handed_out_before_its_sentence_ends(tmp_path, exhibit, monkeypatch) -> None:
+    answerer = _answerer(tmp_path, exhibit, CLAUSE)
+    _slow_down(monkeypatch, answerer, 0.05)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert next(answer.sentences) == "Neil Armstrong was the commander,"
+    assert "generation_seconds" not in answer.info  # the rest of the sentence was still being written
+    assert list(answer.sentences) == ["and Collins flew Columbia."]
+    info = answer.info
+    assert info["first_clause"] == 1 and info["first_sentence_tokens"] == 6 and info["fallback"] == 0
+    second = answerer.answer("And then?", CancelToken())
+    list(second.sentences)
+    assert answerer._history[0][1] == CLAUSE  # the clause and its rest are one sentence again
+
+
+def test_without_first_clauses_the_whole_sentence_is_waited_for(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CLAUSE, first_clause_words=0)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == [CLAUSE] and "first_clause" not in answer.info
+
+
+def test_a_clause_whose_sentence_then_fails_is_followed_by_the_notes(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, "Neil Armstrong was the commander, and he ate 12 pancakes.")
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert spoken == ["Neil Armstrong was the commander,", FALLBACK_LEAD, *answer.fallback]
+    assert answer.info["stop_ungrounded"] == 1 and answer.info["fallback"] == 1
+    assert not any("12" in s or "pancakes" in s for s in spoken)
+
+
+def test_an_ungrounded_clause_is_not_spoken_early(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, "Yuri Gagarin was the commander, and Collins flew Columbia.")
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert "first_clause" not in answer.info and answer.info["fallback"] == 1
+    assert not any("Gagarin" in s for s in spoken)
+
+
+def test_a_first_sentence_with_an_invented_name_is_given_up_early(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, "Columbia is shown in the Space Race Museum today.")
+    answer = answerer.answer("Where is Columbia?", CancelToken())
+    assert list(answer.sentences) == [FALLBACK_LEAD, *answer.fallback]
+    assert answer.info["stop_ungrounded"] == 1 and answer.info["tokens"] == 7  # "... the Space" and one more
+    check = Grounding("Neil Armstrong was the commander.").unsupported
+    assert (
+        check("Neil Armstrong met Yuri") == "unsupported_name" and check("It took 12") == "unsupported_number"
+    )
+    assert check("Neil Armstrong was the") == ""
+
+
+def test_a_sentence_is_judged_at_its_full_stop(tmp_path, exhibit) -> None:
+    """ "commander." ends the first sentence: it is handed out without waiting for the next token."""
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES and answer.info["first_sentence_tokens"] == 5
+    assert _ends_sentence("Neil Armstrong was the commander.", 0)
+    assert _ends_sentence('He said "we came in peace."', 0)
+    for unfinished in (
+        "It was 3.",
+        "It sailed to the U.S.",
+        "Ask Dr.",
+        "Hi.",
+        "It weighed approx.",
+        "one e.g.",
+    ):
+        assert not _ends_sentence(unfinished, 0), unfinished
+
+
+def test_system_prompts_are_computed_once(tmp_path, exhibit) -> None:
+    """Each section's system prompt is computed at load; a turn extends a copy and leaves it intact."""
+    for fast in (True, False):
+        answerer = _answerer(tmp_path / str(fast), exhibit, CREW, fast_decode=fast)
+        assert (answerer._fast is not None) is fast
+        assert len(answerer._prefixes) == len(exhibit.sections)
+        kept = {key: _kept_length(entry) for key, entry in answerer._prefixes.items()}
+        first = answerer.answer("Who flew on Apollo 11?", CancelToken())
+        spoken = list(first.sentences)
+        assert spoken == CREW_SENTENCES
+        assert 0 < first.info["cached_tokens"] < first.info["prompt_tokens"]
+        assert {key: _kept_length(entry) for key, entry in answerer._prefixes.items()} == kept
+        answerer.reset_session()
+        again = answerer.answer("Who flew on Apollo 11?", CancelToken())
+        assert list(again.sentences) == spoken and again.info["cached_tokens"] == first.info["cached_tokens"]
+
+
+def _kept_length(entry: object) -> int:
+    import torch
+
+    if isinstance(entry, KeyValues):
+        assert all(k.shape[2] == entry.length and k.dtype == torch.float16 for k in entry.keys)
+        return entry.length
+    return int(entry.get_seq_length())  # a transformers cache
+
+
+def test_the_prefix_cache_is_bounded_and_can_be_off(tmp_path, exhibit) -> None:
+    bounded = _answerer(tmp_path / "bounded", exhibit, CREW, prefix_cache=2)
+    assert len(bounded._prefixes) == 2
+    for question in ("Who flew on Apollo 11?", "Who was the commander?", "Who flew Columbia?"):
+        bounded.retriever = FixedRetriever(exhibit, ["crew", "launch", "landing"][len(question) % 3])
+        list(bounded.answer(question, CancelToken()).sentences)
+        assert len(bounded._prefixes) <= 2
+    off = _answerer(tmp_path / "off", exhibit, CREW, prefix_cache=0)
+    answer = off.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES and answer.info["cached_tokens"] == 0
+    assert not off._prefixes
+
+
+def test_the_fast_decoder_writes_what_transformers_writes(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, None, max_new_tokens=40)
+    assert answerer._fast is not None
+    question = "Who flew on Apollo 11?"
+    plan = plan_answer(question, exhibit, answerer.retriever, answerer.content_filter, answerer.config)
+    prompt, prefix, _, _ = answerer._build_prompt(question, plan)
+    runs = {}
+    for name, fast, guesses in (
+        ("transformers", None, 0),
+        ("fast", answerer._fast, 0),
+        ("guessed", answerer._fast, 4),
+    ):
+        answerer._fast = fast
+        answerer.config = answerer.config.replace(llm={"draft_tokens": guesses})
+        state: dict = {}
+        with _inference():
+            runs[name] = list(answerer._tokens(prompt, 40, time.monotonic() + 30, _NoCancel(), state, prefix))
+    assert len(runs["transformers"]) > 5
+    assert runs["fast"] == runs["transformers"] and runs["guessed"] == runs["transformers"]
+
+
+def test_guessed_tokens_come_from_the_notes(tmp_path, exhibit) -> None:
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES
+    assert answer.info["drafted_tokens"] >= 3  # "Armstrong was the commander." follows "Neil" in the notes
+    assert _lookup([1, 2, 3, 4, 5, 9, 2, 3], 2) == [4, 5]  # after the latest earlier "2 3"
+    assert _lookup([1, 2, 3, 4, 5, 9, 2, 3], 9) == [4, 5, 9, 2, 3]
+    assert _lookup([1, 2, 3, 7], 4) == []
+
+
+def test_a_fast_decoder_that_disagrees_is_not_used(tmp_path, exhibit, monkeypatch) -> None:
+    monkeypatch.setattr(
+        FastLlama, "verify", lambda self, model, ids, steps=3: "logits differ by 0.5 at step 1"
+    )
+    answerer = _answerer(tmp_path, exhibit, CREW)
+    assert answerer._fast is None
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(answer.sentences) == CREW_SENTENCES and answer.info["drafted_tokens"] == 0
+
+
+class _NoCancel:
+    cancel = None
+    stop = threading.Event()
+
+
+def _inference():
+    import torch
+
+    return torch.inference_mode()
+
+
 # --- the real SmolLM2 ----------------------------------------------------------------------------------
 
 
@@ -548,3 +712,26 @@ def test_smollm2_invents_no_facts(smollm2: LlmAnswerer, exhibit: Exhibit, questi
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         names = [w for w in re.findall(r"[A-Za-z]+", sentence)[1:] if w[0].isupper() and w != "I"]
         assert all(n.lower() in known_words for n in names), text
+
+
+@pytest.mark.slow
+def test_smollm2_fast_decoding_says_what_transformers_says(smollm2: LlmAnswerer, exhibit: Exhibit) -> None:
+    """The fast decoder, guessed tokens, the prefix cache and early clauses change when, not what."""
+    assert smollm2._fast is not None and smollm2._prefixes
+    plain = ANSWERERS.create(
+        "llm",
+        smollm2.config.replace(
+            llm={"fast_decode": False, "prefix_cache": 0, "warm_prefixes": False, "first_clause_words": 0}
+        ),
+        exhibit,
+        smollm2.retriever,
+    )
+    plain.load()
+    try:
+        for question in ("When did Apollo 11 launch?", "Why is the outside of the capsule scorched?"):
+            fast_text, fast = _ask(smollm2, question)
+            plain_text, _ = _ask(plain, question)
+            assert fast_text == plain_text, (fast_text, plain_text)
+            assert fast.info["cached_tokens"] > 0 and fast.info["drafted_tokens"] > 0
+    finally:
+        plain.close()

@@ -9,8 +9,16 @@ are.  Otherwise the prompt is the persona, the best sections' text, an instructi
 a worker thread runs a greedy token loop with a KV cache, cuts the text into sentences and checks each
 one before it is handed out: the content filter, echoes of the question or the instruction (dropped),
 and grounding (content words must overlap the notes; numbers and names must appear in them).  An
-ungrounded sentence ends the answer; when nothing was said yet the retrieved sentences are spoken
-instead.  The model's trailing emotion tag (``[happy]``) is stripped and becomes ``answer.emotion``.
+ungrounded sentence ends the answer; when no whole sentence was said yet the retrieved sentences are
+spoken instead.  The model's trailing emotion tag (``[happy]``) is stripped and becomes ``answer.emotion``.
+
+Latency (the first spoken piece is what the visitor waits for): the system message is encoded apart from
+the turn and its KV cache kept (``prefix_cache``; every section's is computed at load), so a turn computes
+only the question; the first sentence's opening clause is handed out as soon as it passes the checks on
+its own (``first_clause_words``), its rest only once the whole sentence passes; a sentence is judged at
+its full stop; for Llama models on the CPU a lean decoder (``fast``, checked against transformers at load)
+replaces transformers' forward pass, and tokens that follow the answer's last few tokens in the notes are
+guessed and checked in one pass (``draft_tokens``).  None of these changes what greedy decoding writes.
 
 Importing this package is cheap: torch and transformers are imported by ``load()`` and ``prepare_model``.
 """

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import ctypes
+import inspect
 import logging
 import queue
+import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ from kiosk.engine.answer import ANSWERERS, AnswerPlan, plan_answer
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
 from kiosk.engine.device import MemoryProbe, free_accelerator_memory, is_out_of_memory, resolve_device
+from kiosk.engine.llm.fast import FastLlama, KeyValues, unsupported
 from kiosk.engine.llm.grounding import (
     LIST_MARKER,
     SENTENCE_BOUNDARY,
@@ -36,7 +41,7 @@ from kiosk.engine.llm.model import (
     prepare_model,
     torch_cuda_device_count,
 )
-from kiosk.engine.retrieval import SectionRetriever
+from kiosk.engine.retrieval import Match, SectionRetriever
 from kiosk.engine.stage import Answer, Answerer
 from kiosk.errors import ModelLoadError
 from kiosk.exhibit import Exhibit
@@ -53,6 +58,13 @@ SECTION_MARGIN = 0.2
 
 FALLBACK_LEAD = "Here is what my notes say."
 
+# a clause ends at a comma, semicolon or colon followed by a word (not "16, 1969" or "1,000")
+CLAUSE_BREAK = re.compile(r"[,;:](?=\s+[A-Za-z])")
+# the text so far ends a sentence after a lower-case word ("... Neil Armstrong." would wait for "2" in
+# "3.2" and "U.S." for "Navy"): it is judged now rather than one token later
+EAGER_END = re.compile(r"(?<=[a-z])[.!?][\"')\]]?$")
+ABBREVIATIONS = frozenset("mr mrs ms dr st mt ft vs etc approx jr sr inc ltd co no e.g i.e a.m p.m".split())
+
 
 @dataclass(frozen=True)
 class _Warmup:
@@ -67,6 +79,7 @@ class _Turn:
     question: str
     plan: AnswerPlan
     prompt_ids: Any  # a (1, n) tensor on the device
+    prefix_tokens: int  # the first tokens: the system message, whose KV cache is kept across turns
     grounding: Grounding
     answer: Answer
     cancel: CancelToken
@@ -116,10 +129,15 @@ class LlmAnswerer(Answerer):
         self._model: Any = None
         self._tokenizer: Any = None
         self._stop_ids: set[int] = set()
+        # extra arguments of every forward call: only the last position's logits are needed
+        self._forward_kwargs: dict[str, Any] = {}
+        self._fast: FastLlama | None = None  # the lean decoder, when the model has one that agrees
         self._history: deque[tuple[str, str]] = deque(maxlen=max(0, config.answer.history_turns))
         self._history_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one generation at a time
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
+        # system-message token ids -> their KV cache (read and written under the model lock)
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -144,16 +162,51 @@ class LlmAnswerer(Answerer):
         model.eval()
         self._tokenizer, self._model, self.model_path = tokenizer, model, path
         self._stop_ids = _stop_token_ids(tokenizer, model)
+        try:
+            keeps = "logits_to_keep" in inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            keeps = False
+        self._forward_kwargs = {"logits_to_keep": 1} if keeps else {}
+        ids = self._encode(self._prompt_text([{"role": "user", "content": "Hello"}]))
+        self._fast = self._fast_decoder(model, ids) if self.config.llm.fast_decode else None
         with torch.inference_mode():  # warm up: the first visitor should not pay for lazy initialisation
-            ids = self._encode(self._prompt_text([{"role": "user", "content": "Hello"}]))
             warm = _Warmup(None, threading.Event())
             for _ in self._tokens(ids, 2, time.monotonic() + 30.0, warm, {}):
                 pass
+            if self.config.llm.warm_prefixes:
+                self._warm_prefixes()
         self.memory_bytes = probe.used()
         self.load_seconds = time.monotonic() - started
         log.info("llm: %s on %s in %.2f s", self.name, self.device, self.load_seconds)
 
+    def _fast_decoder(self, model: Any, ids: Any) -> FastLlama | None:
+        why = unsupported(model)
+        if not why:
+            try:
+                fast = FastLlama(model)
+                why = fast.verify(model, ids.to(self._device.torch))
+            except Exception as exc:  # a model that looks like Llama but is not quite: transformers decodes
+                why = one_line(exc)
+            if not why:
+                log.info("llm: the fast decoder agrees with transformers; using it")
+                return fast
+        log.info("llm: decoding with transformers (fast decoder: %s)", why)
+        return None
+
+    def _warm_prefixes(self) -> None:
+        """Compute the system message of each section alone, the usual prompt, before the first visitor."""
+        started = time.monotonic()
+        room = self.config.llm.prefix_cache
+        for section in self.exhibit.sections[:room]:
+            plan = AnswerPlan("ok", section.id, section.tone, [Match(section, 1.0, ())])
+            ids, prefix, _, _ = self._build_prompt(section.question or section.heading, plan, history=[])
+            if prefix:
+                self._prefix_past(ids[:, :prefix].to(self._device.torch), self._fast)
+        log.info("llm: %d system prompts computed in %.2f s", len(self._prefixes), time.monotonic() - started)
+
     def close(self) -> None:
+        self._prefixes = OrderedDict()
+        self._fast = None
         self._model = None
         self._tokenizer = None
         free_accelerator_memory()
@@ -178,7 +231,7 @@ class LlmAnswerer(Answerer):
                 plan.status, plan.topic, plan.emotion, iter(plan.sentences), list(plan.sentences), info
             )
         answer = Answer(plan.status, plan.topic, plan.emotion, iter(()), list(plan.sentences), info)
-        prompt_ids, notes, system = self._build_prompt(question, plan)
+        prompt_ids, prefix, notes, system = self._build_prompt(question, plan)
         info["prompt_tokens"] = int(prompt_ids.shape[-1])
         grounding = Grounding(
             notes,
@@ -187,7 +240,7 @@ class LlmAnswerer(Answerer):
             allowed=f"{self.exhibit.title}. {self.exhibit.persona} {self.exhibit.greeting}",
             min_overlap=self.config.llm.min_note_overlap,
         )
-        turn = _Turn(question, plan, prompt_ids, grounding, answer, cancel)
+        turn = _Turn(question, plan, prompt_ids, prefix, grounding, answer, cancel)
         answer.sentences = self._consume(turn)
         return answer
 
@@ -218,40 +271,68 @@ class LlmAnswerer(Answerer):
                     self._history.append((turn.question, " ".join(turn.spoken)))
 
     def _produce(self, turn: _Turn) -> None:
-        """The worker: generate, check and queue sentences; fall back to the notes when that fails."""
+        """The worker: generate, check and queue sentences; fall back to the notes when that fails.
+
+        The first sentence's opening clause is handed out as soon as it is complete and passes the checks
+        on its own (``first_clause_words``); the rest of that sentence follows only when the whole
+        sentence and the rest each pass them too, so nothing unchecked is ever spoken.
+        """
         import torch
 
         info, plan, answer, cfg = turn.answer.info, turn.plan, turn.answer, self.config
         started = time.monotonic()
-        given: list[str] = []  # sentences handed to the consumer
+        given: list[str] = []  # pieces handed to the consumer: sentences, or a first clause and its rest
+        sentences: list[str] = []  # whole sentences said, for the repetition check and the cap
         tag: Emotion | None = None
         state: dict[str, Any] = {"stop": "eos"}
         tokens: list[int] = []
+        clause_words = cfg.llm.first_clause_words
 
-        def give(sentence: str) -> None:
+        def give(piece: str) -> None:
             if not given:
                 info["first_sentence_seconds"] = time.monotonic() - started
-            given.append(sentence)
-            turn.out.put(sentence)
+                info["first_sentence_tokens"] = len(tokens)
+            given.append(piece)
+            turn.out.put(piece)
 
-        def judge(piece: str) -> str:
-            """Check one sentence; '' to go on, else why the answer ends here."""
+        def cleaned(piece: str) -> str:
             nonlocal tag
+            text, emotion = strip_emotion_tags(piece)
+            tag = emotion or tag
+            return text.strip().lstrip("*#-• ").strip()
+
+        def judge(piece: str, head: int = 0) -> str:
+            """Check one sentence; '' to go on, else why the answer ends here.
+
+            ``head``: the sentence's first characters were already spoken as a clause; the sentence, and
+            the rest on its own, must pass the checks for the rest to be said.
+            """
             if tag_inside(piece):
                 log.info("llm: emotion tag inside a sentence: %r", piece)
                 return "ungrounded"
-            text, emotion = strip_emotion_tags(piece)
-            tag = emotion or tag
-            text = text.strip().lstrip("*#-• ").strip()
+            text = cleaned(piece)
             if not words(text) or LIST_MARKER.fullmatch(text):
                 return ""
             if self.content_filter.blocks(text):
                 info["filtered_output"] = 1
                 give(CALM_REPLY)
                 return "filtered"
-            if any(normalised(text) == normalised(s) for s in given):
+            if any(normalised(text) == normalised(s) for s in sentences):
                 return "repetition"
             verdict = turn.grounding.check(text)
+            if head:
+                rest = cleaned(piece[head:])
+                if not verdict.ok:
+                    log.info("llm: ungrounded sentence after its first clause (%s): %r", verdict.reason, text)
+                    return "ungrounded"
+                if words(rest):
+                    after = turn.grounding.check(rest)
+                    if after.reason not in ("ok", "echo"):  # an echo adds no claim: say it with its clause
+                        log.info("llm: ungrounded rest of a sentence (%s): %r", after.reason, rest)
+                        return "ungrounded"
+                    give(rest)
+                sentences.append(text)
+                return "sentence_cap" if len(sentences) >= cfg.answer.max_sentences else ""
             if verdict.reason in ("echo", "question"):
                 info["dropped"] = info.get("dropped", 0) + 1
                 log.debug("llm: dropped %s sentence %r", verdict.reason, text)
@@ -262,16 +343,50 @@ class LlmAnswerer(Answerer):
                 )
                 return "ungrounded"
             give(text)
-            return "sentence_cap" if len(given) >= cfg.answer.max_sentences else ""
+            sentences.append(text)
+            return "sentence_cap" if len(sentences) >= cfg.answer.max_sentences else ""
+
+        def first_clause(text: str, start: int, tried: int) -> tuple[int, int]:
+            """(where the spoken clause ends, how far breaks were tried) in the unfinished first sentence."""
+            for match in CLAUSE_BREAK.finditer(text, max(start, tried)):
+                end = match.end()
+                tried = end
+                head = text[start:end]
+                if len(words(head)) < clause_words or tag_inside(head) or strip_emotion_tags(head)[1]:
+                    continue
+                clause = cleaned(head)
+                if self.content_filter.blocks(clause) or LIST_MARKER.match(clause):
+                    continue  # the whole sentence gets the filter's reply
+                if turn.grounding.check(clause).ok:
+                    give(clause)
+                    info["first_clause"] = 1
+                    return end - start, tried
+            return 0, tried
+
+        def doomed(text: str, start: int) -> str:
+            """Why the unfinished sentence will fail the checks already (a name or number not in the notes).
+
+            Only whole words count (those before the last space); emotion tags are left out as ``judge``
+            leaves them out.  The first sentence is watched so: the notes are read out sooner.
+            """
+            cut = text.rfind(" ", start)
+            if cut <= start:
+                return ""
+            beginning = text[start:cut]
+            if tag_inside(beginning):
+                return ""
+            return turn.grounding.unsupported(strip_emotion_tags(beginning)[0].strip().lstrip("*#-• "))
 
         try:
             with self._model_lock, torch.inference_mode():
                 if self._model is None:
                     raise RuntimeError("the model was closed")
-                stop, consumed = "", 0
+                stop, consumed, head, tried = "", 0, 0, 0
                 seen_ngrams: set[tuple[int, ...]] = set()
                 deadline = started + cfg.llm.max_seconds
-                for token in self._tokens(turn.prompt_ids, cfg.llm.max_new_tokens, deadline, turn, state):
+                for token in self._tokens(
+                    turn.prompt_ids, cfg.llm.max_new_tokens, deadline, turn, state, turn.prefix_tokens
+                ):
                     tokens.append(token)
                     info["tokens"] = len(tokens)
                     if _repeats(tokens, seen_ngrams):
@@ -280,8 +395,16 @@ class LlmAnswerer(Answerer):
                     text = self._decode(tokens)
                     while not stop and (match := SENTENCE_BOUNDARY.search(text, consumed)) is not None:
                         piece, consumed = text[consumed : match.start()], match.end()
-                        stop = judge(piece)
+                        stop, head = judge(piece, head), 0
+                    if not stop and _ends_sentence(text, consumed):
+                        stop, head, consumed = judge(text[consumed:], head), 0, len(text)
                     if stop:
+                        break
+                    if clause_words and not given and not head:
+                        head, tried = first_clause(text, consumed, tried)
+                    if not sentences and (why := doomed(text, consumed)):
+                        log.info("llm: first sentence stopped early (%s): %r", why, text[consumed:])
+                        stop = "ungrounded"
                         break
                 else:
                     stop = state["stop"]
@@ -289,7 +412,7 @@ class LlmAnswerer(Answerer):
                     # an answer cut by a cap ends mid-sentence: say the rest only if it is a whole sentence
                     whole = stop == "eos" or SENTENCE_END.search(strip_emotion_tags(rest)[0])
                     if rest.strip() and stop != "cancelled" and whole:
-                        stop = judge(rest) or stop
+                        stop = judge(rest, head) or stop
                 info[f"stop_{stop}"] = 1
         except Exception as exc:
             if is_out_of_memory(exc):
@@ -307,14 +430,18 @@ class LlmAnswerer(Answerer):
         info["generation_seconds"] = elapsed
         decode_seconds = elapsed - state.get("prompt_seconds", elapsed)
         info["prompt_seconds"] = state.get("prompt_seconds", 0.0)
+        info["cached_tokens"] = state.get("cached_tokens", 0)
+        info["drafted_tokens"] = state.get("drafted", 0)
         if len(tokens) > 1 and decode_seconds > 0:
             info["tokens_per_second"] = (len(tokens) - 1) / decode_seconds
         info["fallback"] = 0
         if turn.cancel.cancelled or turn.stop.is_set():
             info["cancelled"] = 1
-        elif not given:
+        elif not sentences and not info.get("filtered_output"):
+            # nothing said, or only a first clause whose sentence then failed: the notes, as they are
             info["fallback"] = 1
-            info["first_sentence_seconds"] = time.monotonic() - started
+            if not given:
+                info["first_sentence_seconds"] = time.monotonic() - started
             # said as it is: the visitor hears that these are the notes, not an answer to the letter
             turn.out.put(FALLBACK_LEAD)
             for sentence in plan.sentences:
@@ -325,45 +452,116 @@ class LlmAnswerer(Answerer):
             answer.emotion = tag
         else:
             answer.emotion = Emotion.normalise(plan.emotion)
+        _trim_heap()  # after the last sentence: a few milliseconds nobody waits for
         turn.out.put(None)
 
     def _tokens(
-        self, input_ids, max_new_tokens: int, deadline: float, turn, state: dict[str, Any]
+        self, input_ids, max_new_tokens: int, deadline: float, turn, state: dict[str, Any], prefix: int = 0
     ) -> Iterator[int]:
         """Greedy (or sampled) decoding with a KV cache; ends at a stop token, a cap or cancellation.
 
-        Why it ended by itself is left in ``state["stop"]``; the prompt's time in ``state["prompt_seconds"]``.
-        ``turn`` is anything with ``cancel`` (a CancelToken or None) and ``stop`` (an Event).
+        Why it ended by itself is left in ``state["stop"]``; the prompt's time in ``state["prompt_seconds"]``,
+        how many of its tokens came from the prefix cache in ``state["cached_tokens"]`` and how many
+        answer tokens were guessed right in ``state["drafted"]``.  ``turn`` is anything with ``cancel``
+        (a CancelToken or None) and ``stop`` (an Event).  The first ``prefix`` tokens (the system message)
+        are taken from, or added to, the prefix cache.
+
+        With the fast decoder and greedy decoding, the tokens that followed the answer's last few tokens
+        where they occur in the prompt (the notes, mostly) are guessed and checked in one forward pass
+        with the next one: the guesses the model agrees with are taken, so the answer is the one greedy
+        decoding writes, in fewer passes (a small model copies its notes a lot).
         """
         import torch
 
         model, temperature = self._model, self.config.llm.temperature
+        # a forward wrapped on the instance (instrumentation, a test double) is honoured: no fast path
+        fast = self._fast if "forward" not in vars(model) else None
         started = time.monotonic()
-        past = None
         ids = input_ids.to(self._device.torch)
-        for step in range(max_new_tokens):
+        kept = None
+        if 0 < prefix < ids.shape[-1] and self.config.llm.prefix_cache > 0:
+            kept, state["cached_tokens"] = self._prefix_past(ids[:, :prefix], fast)
+            ids = ids[:, prefix:]
+        guesses = self.config.llm.draft_tokens if fast is not None and temperature <= 0 else 0
+        if fast is not None:
+            kv = fast.start(int(input_ids.shape[-1]) + max_new_tokens + guesses, kept, scratch=True)
+
+            def forward(new):
+                return fast.forward(new, kv)
+
+        else:
+            past = kept
+
+            def forward(new):
+                nonlocal past
+                output = model(input_ids=new, past_key_values=past, use_cache=True, **self._forward_kwargs)
+                past = output.past_key_values
+                return output.logits[0, -1, :]
+
+        context = input_ids[0].tolist()  # the prompt, then the answer: where guesses are looked up
+        produced = 0
+        while produced < max_new_tokens:
             if (turn.cancel is not None and turn.cancel.cancelled) or turn.stop.is_set():
                 state["stop"] = "cancelled"
                 return
-            if step and time.monotonic() >= deadline:
+            if produced and time.monotonic() >= deadline:
                 state["stop"] = "max_seconds"
                 return
-            output = model(input_ids=ids, past_key_values=past, use_cache=True)
-            past = output.past_key_values
-            logits = output.logits[0, -1, :].float()
-            del output
-            if step == 0:
-                state["prompt_seconds"] = time.monotonic() - started
-            if temperature > 0:
-                token = int(torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1).item())
+            guess = _lookup(context, guesses) if guesses and produced else []
+            if guess:
+                assert fast is not None
+                picks = (
+                    fast.forward(torch.tensor([[context[-1], *guess]]), kv, every=True).argmax(-1).tolist()
+                )
+                taken = 0
+                while taken < len(guess) and picks[taken] == guess[taken]:
+                    taken += 1
+                kv.length -= len(guess) - taken  # the keys and values of wrong guesses are overwritten
+                state["drafted"] = state.get("drafted", 0) + taken
+                new = picks[: taken + 1]
             else:
-                token = int(torch.argmax(logits).item())
-            if token in self._stop_ids:
-                state["stop"] = "eos"
-                return
-            yield token
-            ids = torch.tensor([[token]], device=ids.device)
+                logits = forward(ids).float()
+                if not produced:
+                    state["prompt_seconds"] = time.monotonic() - started
+                if temperature > 0:
+                    new = [int(torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1).item())]
+                else:
+                    new = [int(torch.argmax(logits).item())]
+            for token in new:
+                if token in self._stop_ids:
+                    state["stop"] = "eos"
+                    return
+                yield token
+                produced += 1
+                context.append(token)
+                if produced >= max_new_tokens:
+                    break
+            ids = torch.tensor([[context[-1]]], device=ids.device)
         state["stop"] = "max_tokens"
+
+    def _prefix_past(self, prefix_ids, fast: FastLlama | None) -> tuple[Any, int]:
+        """The KV cache of ``prefix_ids`` (computed and kept when new) for a turn to extend, and the tokens reused.
+
+        Called under the model lock.  The kept cache is never extended: for transformers a turn gets a copy,
+        the fast decoder copies it into the turn's own buffers.
+        """
+        key = (fast is not None, *(int(t) for t in prefix_ids[0].tolist()))
+        kept = self._prefixes.get(key)
+        reused = len(key) - 1 if kept is not None else 0
+        if kept is None:
+            if fast is not None:
+                computed = fast.start(int(prefix_ids.shape[-1]))
+                fast.forward(prefix_ids, computed)
+                kept = computed.kept()
+            else:
+                kept = self._model(
+                    input_ids=prefix_ids, use_cache=True, **self._forward_kwargs
+                ).past_key_values
+            self._prefixes[key] = kept
+            while len(self._prefixes) > self.config.llm.prefix_cache:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        return (kept if isinstance(kept, KeyValues) else _copy_cache(kept)), reused
 
     # --- the prompt --------------------------------------------------------------------------------
 
@@ -375,16 +573,18 @@ class LlmAnswerer(Answerer):
             "End your answer with one emotion tag such as [happy], [surprised], [sad] or [neutral]."
         )
 
-    def _build_prompt(self, question: str, plan: AnswerPlan):
-        """The token ids, the notes text the model was given and the system message.
+    def _build_prompt(self, question: str, plan: AnswerPlan, history: list[tuple[str, str]] | None = None):
+        """The token ids, how many of them are the system message, the notes text and the system message.
 
         The notes are the best section and those scoring within SECTION_MARGIN of it, best first, cut
         sentence by sentence so the whole prompt fits in ``max_prompt_tokens``; the oldest conversation
-        turns are left out first when it does not fit.
+        turns are left out first when it does not fit.  The system message comes first and is encoded on
+        its own, so its KV cache serves every turn that retrieves the same notes.
         """
         budget = self.config.llm.max_prompt_tokens
-        with self._history_lock:
-            history = list(self._history)
+        if history is None:
+            with self._history_lock:
+                history = list(self._history)
         persona, instruction = self.exhibit.persona, self._instruction()
 
         def messages(notes: str, turns: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -423,14 +623,25 @@ class LlmAnswerer(Answerer):
                 break
         notes = "\n".join(parts)
         chat = messages(notes, history)
-        return self._encode(self._prompt_text(chat)), notes, chat[0]["content"]
+        text = self._prompt_text(chat)
+        try:
+            head = self._prompt_text(chat[:1], generation=False)
+        except Exception:  # a chat template that wants a user message: no prefix to keep
+            head = ""
+        if head and text.startswith(head) and len(text) > len(head):
+            import torch
 
-    def _prompt_text(self, chat: list[dict[str, str]]) -> str:
+            head_ids, tail_ids = self._encode(head), self._encode(text[len(head) :])
+            ids = torch.cat([head_ids, tail_ids], dim=-1)
+            return ids, int(head_ids.shape[-1]), notes, chat[0]["content"]
+        return self._encode(text), 0, notes, chat[0]["content"]
+
+    def _prompt_text(self, chat: list[dict[str, str]], generation: bool = True) -> str:
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation)
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in chat]  # a model with no chat template
-        return "\n\n".join(lines) + "\n\nAssistant:"
+        return "\n\n".join(lines) + ("\n\nAssistant:" if generation else "")
 
     def _encode(self, text: str):
         """A (1, n) tensor of token ids on the CPU (the worker moves it to the device)."""
@@ -454,6 +665,69 @@ def _stop_token_ids(tokenizer: Any, model: Any) -> set[int]:
         if text in vocab:
             ids.add(vocab[text])
     return ids
+
+
+def _trim_heap() -> None:
+    """Hand freed memory back to the system (glibc): each answer runs in a new thread whose allocator
+    arena otherwise keeps what the answer freed, and the process grew turn after turn (about 100 MB over
+    20 turns with transformers' decoding, more with new prefix caches)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
+def _lookup(context: list[int], size: int, longest: int = 3, shortest: int = 2) -> list[int]:
+    """Up to ``size`` tokens that followed the latest earlier occurrence of the context's last 3 (or 2) tokens."""
+    end = len(context)
+    for n in range(longest, shortest - 1, -1):
+        if end <= n:
+            continue
+        tail = context[-n:]
+        first = tail[0]
+        for start in range(end - n - 1, -1, -1):
+            if context[start] == first and context[start : start + n] == tail:
+                return context[start + n : start + n + size]
+    return []
+
+
+def _ends_sentence(text: str, start: int) -> bool:
+    """``text[start:]`` is a whole sentence already: it ends with . ! or ? after a word that is no abbreviation."""
+    match = EAGER_END.search(text, start)
+    if match is None:
+        return False
+    before = text[start : match.start()].split()
+    return len(before) >= 2 and before[-1].lower().lstrip("(\"'") not in ABBREVIATIONS
+
+
+def _copy_cache(cache: Any) -> Any:
+    """A copy of a KV cache that a turn may extend: new tensors, same shapes (2 ms for 200 tokens).
+
+    ``copy.deepcopy`` does the same for any cache but takes about a second on CPU tensors.
+    """
+    layers = getattr(cache, "layers", None)
+    if not layers or not all(isinstance(getattr(layer, "keys", None), _tensor_type()) for layer in layers):
+        return copy.deepcopy(cache)
+    twin = copy.copy(cache)
+    twin.layers = []
+    for layer in layers:
+        copied = copy.copy(layer)
+        copied.keys, copied.values = layer.keys.clone(), layer.values.clone()
+        twin.layers.append(copied)
+    return twin
+
+
+def _tensor_type() -> type:
+    import torch
+
+    return torch.Tensor
 
 
 def _repeats(tokens: list[int], seen: set[tuple[int, ...]], n: int = REPEAT_NGRAM) -> bool:

@@ -120,19 +120,31 @@ class Grounding:
             return Verdict(False, "echo", overlap)
         if sentence.rstrip().endswith("?"):
             return Verdict(False, "question", overlap)
-        for token in numbers:
-            if _number(token) not in self._allowed_numbers:
-                return Verdict(False, "unsupported_number", overlap)
+        unsupported = self._unsupported(tokens)
+        if unsupported:
+            return Verdict(False, unsupported, overlap)
+        if overlap >= self.min_overlap or _UNKNOWN.search(sentence.replace("’", "'")):
+            return Verdict(True, "ok", overlap)
+        return Verdict(False, "low_overlap", overlap)
+
+    def unsupported(self, beginning: str) -> str:
+        """'unsupported_number' or 'unsupported_name' when the words of an unfinished sentence already fail
+        ``check`` (whatever follows), else ''.  ``beginning`` holds only whole words, from the sentence's first.
+        """
+        return self._unsupported(words(beginning))
+
+    def _unsupported(self, tokens: list[str]) -> str:
+        for token in tokens:
+            if _is_number(token) and _number(token) not in self._allowed_numbers:
+                return "unsupported_number"
         for index, token in enumerate(tokens):
             lower = token.lower()
             if _is_number(token) or lower in _STOPWORDS:
                 continue
             strict = lower in _NUMBER_WORDS or (index > 0 and token[0].isupper() and token != "I")
             if strict and lower not in self._allowed_words and _stem(token) not in self._allowed_stems:
-                return Verdict(False, "unsupported_name", overlap)
-        if overlap >= self.min_overlap or _UNKNOWN.search(sentence.replace("’", "'")):
-            return Verdict(True, "ok", overlap)
-        return Verdict(False, "low_overlap", overlap)
+                return "unsupported_name"
+        return ""
 
 
 _EMOTION_WORDS = "|".join(
