@@ -70,6 +70,7 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
 def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
     config = load_config(
         env={
+            **os.environ,  # the run's own KIOSK_* settings still apply
             "KIOSK_AUDIO__INPUT": '"none"',
             "KIOSK_AUDIO__OUTPUT": '"none"',
             "KIOSK_ANSWER__BACKEND": f'"{backend}"',
