@@ -38,16 +38,10 @@ from kiosk.engine.llm import LlmAnswerer  # noqa: E402
 from kiosk.engine.retrieval import SectionRetriever  # noqa: E402
 from kiosk.exhibit import load_exhibit  # noqa: E402
 
-QUESTIONS = [
-    "Who was the commander of Apollo 11?",
-    "When did Apollo 11 launch?",
-    "Where did they land on the Moon?",
-    "What did Michael Collins do during the landing?",
-    "How did the astronauts come back to Earth?",
-    "Why is the outside of the capsule scorched?",
-    "How big is the command module?",
-    "Why is it called Columbia?",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from turn_latency import QUESTIONS as SPOKEN_QUESTIONS  # noqa: E402
+
+QUESTIONS = SPOKEN_QUESTIONS[:8]  # the first eight of the end-to-end benchmark
 
 VARIANTS = {
     "baseline": {
