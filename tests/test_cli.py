@@ -14,8 +14,11 @@ import numpy as np
 from tests.conftest import silence
 
 
-def kiosk(*args: str, cache: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def kiosk(
+    *args: str, cache: Path, timeout: float = 240, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KIOSK_PATHS__CACHE_DIR": f'"{cache}"', "KIOSK_ANSWER__BACKEND": '"retrieval"'}
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -63,7 +66,14 @@ def test_listen_answers_every_question_in_a_file(tmp_path: Path, cache_dir: Path
     question = write_wav(tmp_path / "questions.wav", audio)
     answers = tmp_path / "answers.wav"
     result = kiosk(
-        "listen", "--input", str(question), "--output", str(answers), "--no-metrics", cache=cache_dir
+        "listen",
+        "--input",
+        str(question),
+        "--output",
+        str(answers),
+        "--no-metrics",
+        cache=cache_dir,
+        extra_env={"KIOSK_ANSWER__MAX_SENTENCES": "1"},  # each answer ends before the next question
     )
     assert result.returncode == 0, result.stderr[-2000:]
     turns = [line for line in result.stdout.splitlines() if line.startswith("[turn")]
