@@ -11,7 +11,8 @@ Variants: ``baseline`` turns off the latency features that have a switch (no pre
 first sentence, transformers' decoding); those without one stay on in every variant (logits for the last
 position only, judging a sentence at its full stop, giving up early on a first sentence with an invented
 name or number).  ``prefix`` adds the prefix cache, ``no-fast`` the first clause too, ``no-draft`` the
-fast decoder too; ``tuned`` is the shipped configuration (also tokens guessed from the notes).
+fast decoder too; ``float32`` everything but bfloat16; ``tuned`` is the shipped configuration (also tokens
+guessed from the notes, and bfloat16 where the processor computes it).
 
     KIOSK_PATHS__CACHE_DIR='"/tmp/docent-measure"' .venv/bin/python bench/llm_first_sentence.py [--rounds 3]
 """
@@ -54,6 +55,7 @@ VARIANTS = {
     "prefix": {"first_clause_words": 0, "fast_decode": False},
     "no-fast": {"fast_decode": False},
     "no-draft": {"draft_tokens": 0},
+    "float32": {"precision": "float32"},
     "tuned": {},
 }
 

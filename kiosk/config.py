@@ -111,6 +111,8 @@ class LlmConfig:
     # 'smollm2' (embedded) or a local Hugging Face model folder
     model: str = "smollm2"
     device: str = "auto"
+    # auto: bfloat16 on a CPU that computes it natively (else float32), bfloat16/float16 on CUDA
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = 80
     max_seconds: float = 10.0
     max_prompt_tokens: int = 700
@@ -126,6 +128,9 @@ class LlmConfig:
     first_clause_words: int = 4
     # a leaner decoder for Llama-architecture models on the CPU, checked against transformers at load
     fast_decode: bool = True
+    # with it, on a CPU in bfloat16, the projections of a 4-bit GGUF model (the embedded one) are
+    # multiplied as 4-bit again: the same weights, a quarter of the bytes read per token
+    int4: bool = True
     # with it, up to this many tokens are guessed from the prompt and checked in one pass; 0 = none
     draft_tokens: int = 4
 

@@ -11,7 +11,7 @@ from kiosk.config import AsrConfig
 from kiosk.engine import events as ev
 from kiosk.engine.asr import WhisperRecognizer, resolve_whisper_model, tiny_en_path
 from kiosk.engine.audio_out import NullSink
-from kiosk.engine.device import Device, is_out_of_memory, resolve_device
+from kiosk.engine.device import Device, cpu_computes_bfloat16, is_out_of_memory, resolve_device
 from kiosk.engine.engine import Engine
 from kiosk.errors import ConfigError, ModelLoadError
 from tests.conftest import Recorder
@@ -36,9 +36,19 @@ def test_device_policy_with_gpus() -> None:
         resolve_device("cuda:2", lambda: 2)
 
 
+def test_precision_policy() -> None:
+    torch = pytest.importorskip("torch")
+    cpu = Device("cpu")
+    assert cpu.torch_dtype(cpu_bf16=lambda: False) is torch.float32
+    assert cpu.torch_dtype(cpu_bf16=lambda: True) is torch.bfloat16  # AMX / AVX512-BF16 processors
+    assert cpu.torch_dtype("float32", cpu_bf16=lambda: True) is torch.float32
+    assert cpu.torch_dtype("float16") is torch.float16
+    assert cpu.torch_dtype() is (torch.bfloat16 if cpu_computes_bfloat16() else torch.float32)
+    assert Device("cuda", 0).torch_dtype("float32") is torch.float32
+
+
 def test_half_precision_on_cuda() -> None:
     torch = pytest.importorskip("torch")
-    assert Device("cpu").torch_dtype() is torch.float32
     if not torch.cuda.is_available():
         pytest.skip("no CUDA here: bfloat16/float16 choice runs on the GPU machine only")
     assert Device("cuda", 0).torch_dtype() in (torch.bfloat16, torch.float16)

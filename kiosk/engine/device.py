@@ -1,8 +1,9 @@
 """One device policy for every model: ``auto | cpu | cuda[:N]``.
 
 On CUDA models run in half precision (bfloat16 where the card supports it, else float16; float16 for
-CTranslate2); on CPU CTranslate2 runs int8 and torch float32.  The CUDA probe is injectable so the same
-code is exercised on machines without a GPU.
+CTranslate2); on CPU CTranslate2 runs int8, and torch runs bfloat16 where the processor computes it
+natively (AMX or AVX512-BF16: a prompt about 3.5x faster and half the memory of float32 on SmolLM2), else
+float32.  The CUDA and CPU probes are injectable so the same code is exercised on any machine.
 """
 
 from __future__ import annotations
@@ -51,15 +52,45 @@ class Device:
             return [("CUDAExecutionProvider", {"device_id": self.index}), "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
-    def torch_dtype(self):  # -> torch.dtype
+    def torch_dtype(
+        self, precision: str = "auto", cpu_bf16: Callable[[], bool] | None = None
+    ):  # -> torch.dtype
+        """The torch dtype for ``precision`` (auto | float32 | bfloat16 | float16) on this device."""
         import torch
 
+        if precision != "auto":
+            return PRECISIONS[precision]()
         if not self.is_cuda:
-            return torch.float32
+            return torch.bfloat16 if (cpu_bf16 or cpu_computes_bfloat16)() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def __str__(self) -> str:
         return self.torch
+
+
+def cpu_computes_bfloat16() -> bool:
+    """True where the processor has bfloat16 arithmetic (AMX tiles or AVX512-BF16); elsewhere torch
+    emulates it, slower than float32."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except Exception:  # an older torch without the probes: stay with float32
+        return False
+
+
+def _dtype(name: str) -> Callable[[], object]:
+    def get() -> object:
+        import torch
+
+        return getattr(torch, name)
+
+    return get
+
+
+PRECISIONS: dict[str, Callable[[], object]] = {
+    name: _dtype(name) for name in ("float32", "bfloat16", "float16")
+}
 
 
 def resolve_device(spec: str, device_count: Callable[[], int] = cuda_device_count) -> Device:

@@ -22,6 +22,7 @@ from kiosk.engine.answer import ANSWERERS, AnswerPlan, plan_answer
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
 from kiosk.engine.device import MemoryProbe, free_accelerator_memory, is_out_of_memory, resolve_device
+from kiosk.engine.llm import int4
 from kiosk.engine.llm.fast import FastLlama, KeyValues, unsupported
 from kiosk.engine.llm.grounding import (
     LIST_MARKER,
@@ -124,6 +125,8 @@ class LlmAnswerer(Answerer):
         self.content_filter = ContentFilter(config.answer.blocklist)
         self.model_path: Path | None = None
         self.load_seconds = 0.0
+        self.dtype = ""
+        self.packed_projections = 0  # projections the fast decoder multiplies as 4-bit
         self.oom_count = 0
         self.error_count = 0
         self._model: Any = None
@@ -149,17 +152,28 @@ class LlmAnswerer(Answerer):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         probe = MemoryProbe(self._device)
+        dtype = self._device.torch_dtype(self.config.llm.precision)
+        llm = self.config.llm
+        # 4-bit weights are found in float32 (a 4-bit grid survives that exactly), then the rest converted
+        pack = llm.fast_decode and llm.int4 and dtype == torch.bfloat16 and not self._device.is_cuda
+        pack = pack and int4.kernel_available()
+        packed: dict[str, int4.Int4Weight] = {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=self._device.torch_dtype()
+                str(path), local_files_only=True, dtype=torch.float32 if pack else dtype
             )
+            if pack:
+                packed = int4.pack_projections(model, dtype)
+                model.to(dtype)
+                _trim_heap()  # the float32 weights
             model.to(self._device.torch)
         except Exception as exc:
             if is_out_of_memory(exc):
                 free_accelerator_memory()
             raise ModelLoadError(f"llm: cannot load {path}: {one_line(exc)}") from None
         model.eval()
+        self.dtype = str(dtype).removeprefix("torch.")
         self._tokenizer, self._model, self.model_path = tokenizer, model, path
         self._stop_ids = _stop_token_ids(tokenizer, model)
         try:
@@ -168,7 +182,7 @@ class LlmAnswerer(Answerer):
             keeps = False
         self._forward_kwargs = {"logits_to_keep": 1} if keeps else {}
         ids = self._encode(self._prompt_text([{"role": "user", "content": "Hello"}]))
-        self._fast = self._fast_decoder(model, ids) if self.config.llm.fast_decode else None
+        self._fast = self._fast_decoder(model, ids, packed) if self.config.llm.fast_decode else None
         with torch.inference_mode():  # warm up: the first visitor should not pay for lazy initialisation
             warm = _Warmup(None, threading.Event())
             for _ in self._tokens(ids, 2, time.monotonic() + 30.0, warm, {}):
@@ -179,16 +193,21 @@ class LlmAnswerer(Answerer):
         self.load_seconds = time.monotonic() - started
         log.info("llm: %s on %s in %.2f s", self.name, self.device, self.load_seconds)
 
-    def _fast_decoder(self, model: Any, ids: Any) -> FastLlama | None:
+    def _fast_decoder(self, model: Any, ids: Any, packed: dict[str, int4.Int4Weight]) -> FastLlama | None:
         why = unsupported(model)
         if not why:
             try:
-                fast = FastLlama(model)
+                fast = FastLlama(model, packed)
                 why = fast.verify(model, ids.to(self._device.torch))
             except Exception as exc:  # a model that looks like Llama but is not quite: transformers decodes
                 why = one_line(exc)
             if not why:
-                log.info("llm: the fast decoder agrees with transformers; using it")
+                log.info(
+                    "llm: the fast decoder (%s, %d projections 4-bit) agrees with transformers; using it",
+                    self.dtype,
+                    len(packed),
+                )
+                self.packed_projections = len(packed)
                 return fast
         log.info("llm: decoding with transformers (fast decoder: %s)", why)
         return None
