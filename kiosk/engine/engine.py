@@ -190,6 +190,13 @@ class Engine:
             (ERROR_REPLY, Emotion.NEUTRAL),
             *canned_replies(self.exhibit),
         ]
+        if self.config.answer.backend == "llm":
+            from kiosk.engine.llm.answerer import FALLBACK_LEAD
+
+            # an answer that falls back to the notes starts with it, in the section's tone
+            texts.extend(
+                (FALLBACK_LEAD, tone) for tone in dict.fromkeys(s.tone for s in self.exhibit.sections)
+            )
         for section in self.exhibit.sections:
             for sentence in section.sentences:
                 texts.extend((part, section.tone) for part in first_clause(sentence) if part)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import shutil
 import socket
@@ -436,3 +437,47 @@ def webhook_receiver(fleet_lab: FleetLab) -> WebhookReceiver:
 @pytest.fixture
 def kiosk_endpoint(fleet_lab: FleetLab) -> ExpositionServer:
     return fleet_lab.kiosk()
+
+
+# --- shared by the alerting, dashboard and end-to-end tests ------------------------------------------
+
+
+def fast_alertmanager_config(webhook_url: str) -> dict[str, Any]:
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config["global"] = {"resolve_timeout": "1m"}  # no mail server here
+    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    config["receivers"] = [
+        {"name": r["name"], "webhook_configs": [{"url": f"{webhook_url}/{r['name']}", "send_resolved": True}]}
+        for r in config["receivers"]
+    ]
+    return config
+
+
+DASH = json.loads(DASHBOARD.read_text())
+# Grafana's built-in variables, as Grafana would fill them for a short time range and a 1 s scrape
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "${datasource}": "docent-prometheus",
+    "$site": ".*",
+    "$kiosk": ".*",
+}
+
+
+def substitute(expr: str) -> str:
+    for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
+        expr = expr.replace(name, GRAFANA_VARIABLES[name])
+    left = re.findall(r"\$\{?\w+", expr)
+    assert not left, f"unsubstituted variables {left} in {expr}"
+    return expr
+
+
+def finite(result: list[dict[str, Any]]) -> bool:
+    """Some sample in an instant or range result is a number (not NaN or infinite)."""
+    for series in result:
+        values = series.get("values") or [series.get("value")]
+        for _, value in filter(None, values):
+            if math.isfinite(float(value)):
+                return True
+    return False

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from tests.fleet.conftest import (
-    ALERTMANAGER_CONFIG,
     RULES_DIR,
     FleetLab,
+    fast_alertmanager_config,
     kiosk_scrape_job,
     lab_prometheus_config,
     wait_until,
@@ -43,17 +43,6 @@ def fast_alert_rules(path: Path) -> Path:
     }
     path.write_text(yaml.safe_dump({"groups": [{"name": "fast", "rules": [kiosk_down, canary]}]}))
     return path
-
-
-def fast_alertmanager_config(webhook_url: str) -> dict[str, Any]:
-    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-    config["global"] = {"resolve_timeout": "1m"}  # no mail server here
-    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
-    config["receivers"] = [
-        {"name": r["name"], "webhook_configs": [{"url": f"{webhook_url}/{r['name']}", "send_resolved": True}]}
-        for r in config["receivers"]
-    ]
-    return config
 
 
 def test_kiosk_down_reaches_the_webhook_through_alertmanager(fleet_lab: FleetLab) -> None:

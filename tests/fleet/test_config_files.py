@@ -4,7 +4,6 @@ metric name the rules and panels use against the kiosk's metric catalogue."""
 from __future__ import annotations
 
 import configparser
-import json
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import yaml
 
 from tests.fleet.conftest import (
     ALERTMANAGER_CONFIG,
-    DASHBOARD,
+    DASH,
     EXPOSITION_FIXTURE,
     PACKAGING,
     PROMETHEUS_DIR,
@@ -258,7 +257,6 @@ def test_alertmanager_groups_by_site_and_kiosk_down_inhibits() -> None:
 
 # --- Grafana ----------------------------------------------------------------------------------------------
 
-DASH = json.loads(DASHBOARD.read_text())
 PANELS = [p for p in DASH["panels"] if p["type"] != "row"]
 
 

@@ -8,8 +8,6 @@ are substituted the way Grafana would for "All" ($site and $kiosk become .*).
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import time
 from typing import Any
@@ -19,11 +17,13 @@ import pytest
 from kiosk.emotion import Emotion
 from kiosk.engine.events import STAGES
 from tests.fleet.conftest import (
-    DASHBOARD,
+    DASH,
     FleetLab,
     PrometheusServer,
+    finite,
     kiosk_scrape_job,
     lab_prometheus_config,
+    substitute,
     unscheduled_rules,
     wait_until,
     write_targets,
@@ -32,24 +32,6 @@ from tests.fleet.conftest import (
 pytestmark = pytest.mark.fleet
 
 SITE = "test-museum"
-DASH = json.loads(DASHBOARD.read_text())
-# Grafana's built-in variables, as Grafana would fill them for a short time range and a 1 s scrape
-GRAFANA_VARIABLES = {
-    "$__rate_interval": "1m",
-    "$__interval": "15s",
-    "$__range": "1h",
-    "${datasource}": "docent-prometheus",
-    "$site": ".*",
-    "$kiosk": ".*",
-}
-
-
-def substitute(expr: str) -> str:
-    for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
-        expr = expr.replace(name, GRAFANA_VARIABLES[name])
-    left = re.findall(r"\$\{?\w+", expr)
-    assert not left, f"unsubstituted variables {left} in {expr}"
-    return expr
 
 
 def panel_targets() -> list[Any]:
@@ -58,16 +40,6 @@ def panel_targets() -> list[Any]:
         for target in panel.get("targets", []):
             params.append(pytest.param(panel["title"], target, id=f"{panel['title']} {target['refId']}"))
     return params
-
-
-def finite(result: list[dict[str, Any]]) -> bool:
-    """Some sample in an instant or range result is a number (not NaN or infinite)."""
-    for series in result:
-        values = series.get("values") or [series.get("value")]
-        for _, value in filter(None, values):
-            if math.isfinite(float(value)):
-                return True
-    return False
 
 
 @pytest.fixture(scope="module")

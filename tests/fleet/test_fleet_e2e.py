@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -38,22 +37,25 @@ import numpy as np
 import pytest
 import yaml
 
+from tests import certs
 from tests.conftest import silence
 from tests.fleet.conftest import (
+    DASH,
     RULES_DIR,
     FleetLab,
     PrometheusServer,
     WebhookReceiver,
+    fast_alertmanager_config,
+    finite,
     free_port,
     kiosk_scrape_job,
     lab_prometheus_config,
     require_binary,
+    substitute,
     unscheduled_rules,
     wait_until,
     write_targets,
 )
-from tests.fleet.test_alert_delivery import fast_alertmanager_config
-from tests.fleet.test_dashboard_queries import DASH, finite, substitute
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -116,31 +118,12 @@ def question_wav(path: Path, speak: Callable[[str], np.ndarray], questions: list
     return write_wav(path, np.concatenate(parts))
 
 
-def _openssl(folder: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=30)
-
-
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it: (ca.crt, kiosk.crt, kiosk.key)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+    certs.require_openssl()
     folder.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(
-        folder,
-        *["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca"],
-        *["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    )
-    (folder / "kiosk.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-    )
-    _openssl(folder, "req", "-new", *ec, "-keyout", "kiosk.key", "-out", "kiosk.csr", "-subj", "/CN=kiosk")
-    _openssl(
-        folder,
-        *["x509", "-req", "-in", "kiosk.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"],
-        *["-days", "2", "-out", "kiosk.crt", "-extfile", "kiosk.ext"],
-    )
-    return folder / "ca.crt", folder / "kiosk.crt", folder / "kiosk.key"
+    ca = certs.make_ca(folder, "ca")
+    return (ca, *certs.issue(folder, "kiosk", "ca", certs.SERVER_FOR_LOOPBACK))
 
 
 def kiosk_toml(port: int, cache_dir: Path, web_config: Path | None) -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import http.client
-import shutil
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from kiosk.engine import events as ev
 from kiosk.telemetry.metrics import KioskMetrics
 from kiosk.telemetry.sampler import GpuSnapshot, ResourceSampler
 from kiosk.telemetry.server import MetricsServer
+from tests import certs
 
 TOPICS = ["crew", "launch", "landing", "heat-shield"]
 GIB = 1024**3
@@ -228,83 +227,15 @@ class Pki:
         return context
 
 
-def _openssl(folder: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=30)
-
-
-def _issue(folder: Path, name: str, ca: str, extensions: str) -> None:
-    (folder / f"{name}.ext").write_text(extensions)
-    _openssl(
-        folder,
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-        "-subj",
-        f"/CN={name}",
-    )
-    _openssl(
-        folder,
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.crt",
-        "-CAkey",
-        f"{ca}.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        f"{name}.crt",
-        "-extfile",
-        f"{name}.ext",
-    )
-
-
-def _make_ca(folder: Path, name: str) -> None:
-    _openssl(
-        folder,
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.crt",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    )
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+    certs.require_openssl()
     folder = tmp_path_factory.mktemp("pki")
-    _make_ca(folder, "ca")
-    _make_ca(folder, "rogue-ca")
-    _issue(folder, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    _issue(folder, "client", "ca", "extendedKeyUsage=clientAuth\n")
-    _issue(folder, "rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n")
+    certs.make_ca(folder, "ca")
+    certs.make_ca(folder, "rogue-ca")
+    certs.issue(folder, "server", "ca", certs.SERVER_FOR_LOOPBACK)
+    certs.issue(folder, "client", "ca", certs.CLIENT)
+    certs.issue(folder, "rogue", "rogue-ca", certs.CLIENT)
     return Pki(
         folder,
         folder / "ca.crt",
