@@ -34,6 +34,7 @@ from kiosk.engine.llm.grounding import (
     tag_inside,
     words,
 )
+from kiosk.engine.llm.loading import load_model
 from kiosk.engine.llm.model import (
     EMBEDDED_MODEL,
     EMBEDDED_NAME,
@@ -149,24 +150,17 @@ class LlmAnswerer(Answerer):
         path = prepare_model(self.config)
         offline()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         probe = MemoryProbe(self._device)
         dtype = self._device.torch_dtype(self.config.llm.precision)
         llm = self.config.llm
-        # 4-bit weights are found in float32 (a 4-bit grid survives that exactly), then the rest converted
+        # the projections of a 4-bit GGUF, found in its float32 conversion, multiplied as 4-bit
         pack = llm.fast_decode and llm.int4 and dtype == torch.bfloat16 and not self._device.is_cuda
         pack = pack and int4.kernel_available()
-        packed: dict[str, int4.Int4Weight] = {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=torch.float32 if pack else dtype
-            )
-            if pack:
-                packed = int4.pack_projections(model, dtype)
-                model.to(dtype)
-                _trim_heap()  # the float32 weights
+            model, packed = load_model(path, dtype, pack)
             model.to(self._device.torch)
         except Exception as exc:
             if is_out_of_memory(exc):

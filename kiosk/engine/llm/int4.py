@@ -86,16 +86,13 @@ def pack(weight: Any, dtype: Any, group: int = GROUP) -> Int4Weight | None:
     return packed_weight
 
 
-def pack_projections(model: Any, dtype: Any) -> dict[str, Int4Weight]:
-    """Every linear projection of ``model`` that is on a 4-bit grid, by module name (not the output head:
-    it shares the 8-bit embedding in SmolLM2, and is not 4-bit anyway)."""
+def projection_names(model: Any) -> list[str]:
+    """The bias-free linear projections of ``model``, by module name: those packing may apply to.  Not
+    the output head: in SmolLM2 it is the 8-bit embedding, and its logits are worth full precision."""
     import torch
 
-    packed: dict[str, Int4Weight] = {}
-    with torch.inference_mode():
-        for name, module in model.named_modules():
-            if isinstance(module, torch.nn.Linear) and module.bias is None and not name.endswith("lm_head"):
-                weight = pack(module.weight, dtype)
-                if weight is not None:
-                    packed[name] = weight
-    return packed
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.bias is None and not name.endswith("lm_head")
+    ]
