@@ -2,23 +2,27 @@
 
 Each question is synthesised with the default voice, then played into the pipeline in real time (as a
 microphone would deliver it) and answered into a real-time null sink.  Prints medians and P95s per
-answerer backend; run it on an otherwise idle machine.
+configuration, each run in its own process so that its peak RSS is its own; run it on an otherwise idle
+machine.  ``llm-float32`` is the LLM without bfloat16 and 4-bit weights (the baseline of that tuning).
 
-    .venv/bin/python bench/turn_latency.py [--backends retrieval,llm] [--questions 20]
+    .venv/bin/python bench/turn_latency.py [--backends retrieval,llm,llm-float32] [--questions 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,20 +71,30 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(audio, 16000 // g, rate // g).astype(np.float32)
 
 
+# configurations: the answer backend and settings of their own
+CONFIGURATIONS = {
+    "retrieval": {"KIOSK_ANSWER__BACKEND": '"retrieval"'},
+    "llm": {"KIOSK_ANSWER__BACKEND": '"llm"'},
+    "llm-float32": {"KIOSK_ANSWER__BACKEND": '"llm"', "KIOSK_LLM__PRECISION": '"float32"'},
+}
+
+
 def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
     config = load_config(
         env={
             **os.environ,  # the run's own KIOSK_* settings still apply
             "KIOSK_AUDIO__INPUT": '"none"',
             "KIOSK_AUDIO__OUTPUT": '"none"',
-            "KIOSK_ANSWER__BACKEND": f'"{backend}"',
+            **CONFIGURATIONS[backend],
         }
     )
     engine = Engine(config, sink=NullSink(realtime=True))
     loaded = time.monotonic()
     engine.load()
     load_seconds = time.monotonic() - loaded
+    rss_loaded = psutil.Process().memory_info().rss / 2**20
     engine.wait_prewarmed()  # the kiosk's start is over before the first visitor speaks
+    rss_warm = psutil.Process().memory_info().rss / 2**20
     if engine.failures:
         return {"backend": backend, "error": "; ".join(engine.failures.values())}
     tts = engine.stages["tts"]
@@ -116,6 +130,7 @@ def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
         listener.join()
         done.wait(120)
         engine.pipeline.wait_idle(120)
+    rss_end = psutil.Process().memory_info().rss / 2**20
     engine.close()
 
     stage_names = ["vad_endpoint", "asr", "retrieval", "llm_first_sentence", "llm", "tts_first_audio"]
@@ -134,16 +149,30 @@ def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
         "asr_rtf": statistics.median(asr_rtf) if asr_rtf else float("nan"),
         "tokens_per_second": statistics.median(tokens_per_second) if tokens_per_second else float("nan"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": (rss_loaded, rss_warm, rss_end),
     }
+
+
+def run_in_child(backend: str, questions: int) -> dict[str, object]:
+    command = [sys.executable, __file__, "--one", backend, "--questions", str(questions)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"backend": backend, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="retrieval,llm")
     parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument("--one", choices=sorted(CONFIGURATIONS), help="run one configuration, print JSON")
     args = parser.parse_args()
     questions = (QUESTIONS * 2)[: args.questions]
-    results = [run_backend(backend, questions) for backend in args.backends.split(",")]
+    if args.one:
+        print(json.dumps(run_backend(args.one, questions)))
+        return 0
+    results = [run_in_child(backend, args.questions) for backend in args.backends.split(",")]
 
     print(
         f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds)"
@@ -168,7 +197,8 @@ def main() -> int:
     row("ASR real-time factor", [f"{r['asr_rtf']:.3f}" for r in ok])
     row("LLM tokens/s", [f"{r['tokens_per_second']:.1f}" for r in ok])
     row("model load (s)", [f"{r['load_s']:.1f}" for r in ok])
-    row("peak RSS so far (MB)", [f"{r['peak_rss_mb']:.0f}" for r in ok])
+    row("peak RSS (MB)", [f"{r['peak_rss_mb']:.0f}" for r in ok])
+    row("RSS loaded/warm/end (MB)", ["/".join(f"{v:.0f}" for v in r["rss_mb"]) for r in ok])
     print(
         "targets: retrieval median <= 1.0 s, P95 <= 1.5 s, RSS < 1.5 GB; llm median <= 1.5 s, P95 <= 2.5 s, RSS < 2 GB"
     )

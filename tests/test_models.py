@@ -156,3 +156,25 @@ def test_auto_device_falls_back_to_the_cpu_when_the_gpu_fails(base_config) -> No
         assert recorder.finished()[0].status == "ok"
     finally:
         engine.close()
+
+
+def test_an_llm_that_cannot_load_leaves_the_notes_answering(base_config, tmp_path: Path) -> None:
+    """A missing model folder is reported in one line, and the kiosk still answers, from the notes."""
+    config = base_config.replace(answer={"backend": "llm"}, llm={"model": str(tmp_path / "no-such-model")})
+    recorder = Recorder()
+    engine = Engine(config, sink=NullSink(realtime=False))
+    engine.bus.subscribe(recorder)
+    engine.load()
+    try:
+        (failed,) = [e for e in recorder.of(ev.ModelFailed) if e.stage == "answer"]
+        assert "no-such-model" in failed.message and "\n" not in failed.message
+        (fallback,) = recorder.of(ev.BackendFallback)
+        assert fallback.stage == "answer" and fallback.backend == "retrieval"
+        assert "answer" not in engine.failures and "no-such-model" in engine.fallbacks["answer"]
+        assert engine.models["answer"].fallback and engine.models["answer"].name == "retrieval"
+        engine.ask("Who was the commander?")
+        assert engine.pipeline.wait_idle(60)
+        finished = recorder.finished()[0]
+        assert finished.status == "ok" and "Armstrong" in finished.answer
+    finally:
+        engine.close()

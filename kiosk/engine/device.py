@@ -8,6 +8,8 @@ float32.  The CUDA and CPU probes are injectable so the same code is exercised o
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
 import os
 import sys
@@ -119,6 +121,21 @@ def free_accelerator_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def trim_heap() -> None:
+    """Hand freed memory back to the system (glibc keeps it, per thread arena, until asked)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class MemoryProbe:

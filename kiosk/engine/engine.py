@@ -24,7 +24,7 @@ from kiosk.engine.asr import RECOGNIZERS
 from kiosk.engine.audio_in import AudioSource, MicrophoneSource
 from kiosk.engine.audio_out import AudioSink, NullSink, SoundDeviceSink
 from kiosk.engine.cancel import CancelToken
-from kiosk.engine.device import cuda_device_count, resolve_device
+from kiosk.engine.device import cuda_device_count, resolve_device, trim_heap
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import Stage
@@ -149,14 +149,7 @@ class Engine:
             cfg.retrieval.device,
         )
         if retriever is not None:
-            self._load(
-                "answer",
-                cfg.answer.backend,
-                lambda count: self._make(
-                    ANSWERERS.create(cfg.answer.backend, cfg, self.exhibit, retriever, device_count=count)
-                ),
-                cfg.llm.device if cfg.answer.backend == "llm" else "cpu",
-            )
+            self._load_answerer(retriever)
         self._load("face", cfg.face.backend, lambda count: self._load_face())
         self._build_pipeline()
         missing = tuple(sorted(self.failures))
@@ -210,6 +203,7 @@ class Engine:
             for _ in tts.stream(text, emotion, CancelToken()):  # type: ignore[attr-defined]
                 pass
             warmed += 1
+        trim_heap()  # what synthesis freed on this thread
         return warmed
 
     def _make(self, stage: Stage) -> Stage:
@@ -242,6 +236,29 @@ class Engine:
             log.warning("tts: %s", reason)
             self.bus.publish(ev.BackendFallback(stage="tts", backend=synth.name, reason=reason))
         return synth
+
+    def _load_answerer(self, retriever: Stage) -> None:
+        """The configured answerer; when it cannot load (a missing or broken LLM), the notes as written."""
+        cfg = self.config
+
+        def build(backend: str) -> Callable[[Callable[[], int]], Stage | None]:
+            return lambda count: self._make(
+                ANSWERERS.create(backend, cfg, self.exhibit, retriever, device_count=count)
+            )
+
+        device = cfg.llm.device if cfg.answer.backend == "llm" else "cpu"
+        if self._load("answer", cfg.answer.backend, build(cfg.answer.backend), device) is not None:
+            return
+        if cfg.answer.backend == "retrieval":
+            return
+        reason = f"{self.failures['answer']}; answering with the notes as written"
+        self.fallbacks["answer"] = reason
+        if self._load("answer", "retrieval", build("retrieval")) is None:
+            del self.fallbacks["answer"]
+            return
+        del self.failures["answer"]  # answering works: the failure was reported, and shows as the fallback
+        log.warning("%s", reason)
+        self.bus.publish(ev.BackendFallback(stage="answer", backend="retrieval", reason=reason))
 
     def _load(
         self, stage: str, name: str, build: Callable[[Callable[[], int]], Stage | None], device: str = "cpu"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import ctypes
 import inspect
 import logging
 import queue
@@ -21,7 +20,13 @@ from kiosk.emotion import Emotion
 from kiosk.engine.answer import ANSWERERS, AnswerPlan, plan_answer
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
-from kiosk.engine.device import MemoryProbe, free_accelerator_memory, is_out_of_memory, resolve_device
+from kiosk.engine.device import (
+    MemoryProbe,
+    free_accelerator_memory,
+    is_out_of_memory,
+    resolve_device,
+    trim_heap,
+)
 from kiosk.engine.llm import int4
 from kiosk.engine.llm.fast import FastLlama, KeyValues, unsupported
 from kiosk.engine.llm.grounding import (
@@ -465,7 +470,9 @@ class LlmAnswerer(Answerer):
             answer.emotion = tag
         else:
             answer.emotion = Emotion.normalise(plan.emotion)
-        _trim_heap()  # after the last sentence: a few milliseconds nobody waits for
+        # after the last sentence, a few milliseconds nobody waits for: each answer runs in a new thread
+        # whose allocator arena otherwise keeps what it freed (about 100 MB over 20 turns)
+        trim_heap()
         turn.out.put(None)
 
     def _tokens(
@@ -678,23 +685,6 @@ def _stop_token_ids(tokenizer: Any, model: Any) -> set[int]:
         if text in vocab:
             ids.add(vocab[text])
     return ids
-
-
-def _trim_heap() -> None:
-    """Hand freed memory back to the system (glibc): each answer runs in a new thread whose allocator
-    arena otherwise keeps what the answer freed, and the process grew turn after turn (about 100 MB over
-    20 turns with transformers' decoding, more with new prefix caches)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None
 
 
 def _lookup(context: list[int], size: int, longest: int = 3, shortest: int = 2) -> list[int]:
