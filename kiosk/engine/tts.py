@@ -333,10 +333,9 @@ class _TerminableSession:
         import onnxruntime
 
         self._session = session
+        # (onnxruntime's memory.enable_memory_arena_shrinkage would hand back the ~180 MB the arena keeps
+        # for the longest sentence, but first audio was about 0.1 s later with the LLM decoding alongside)
         self.options = onnxruntime.RunOptions()
-        # hand the arena's growth back after each sentence: speaking the notes at start otherwise left
-        # about 180 MB held for the longest sentence ever synthesised
-        self.options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def run(self, outputs, inputs, run_options=None):
         return self._session.run(outputs, inputs, self.options)
