@@ -95,7 +95,8 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    backend: Literal["retrieval", "llm"] = "retrieval"
+    # llm: SmolLM2 words a reply from the retrieved notes; retrieval: the notes' own sentences (faster, leaner)
+    backend: Literal["retrieval", "llm"] = "llm"
     max_sentences: int = 3
     history_turns: int = 3
     # words that make a visitor's question or the guide's answer be refused with a calm reply
