@@ -812,3 +812,34 @@ def test_smollm2_runs_its_4bit_weights_where_the_cpu_computes_bfloat16(smollm2: 
     )  # every projection of the Q4_1 GGUF; the Q8_0 head stays dense
     text, answer = _ask(smollm2, "When did Apollo 11 launch?")
     assert "1969" in text and answer.info["drafted_tokens"] > 0, text
+
+
+def test_loading_tensor_by_tensor_gives_transformers_model(tmp_path) -> None:
+    """The lean loader's model computes what ``from_pretrained``'s does; a folder it does not understand
+    (here: weights in a PyTorch pickle, not safetensors) is left to ``from_pretrained``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from kiosk.engine.llm.loading import load_model, safetensors_files
+
+    folder = _save_tiny_llama(tmp_path / "tiny", CREW)
+    assert safetensors_files(folder)
+    lean, packed = load_model(folder, torch.bfloat16, pack=True)
+    reference = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16)
+    ids = torch.tensor([[1, 5, 6, 7]])
+    with torch.inference_mode():
+        assert torch.equal(lean(input_ids=ids).logits, reference(input_ids=ids).logits)
+    assert lean.dtype == torch.bfloat16 and not lean.training
+    assert lean.generation_config.eos_token_id == reference.generation_config.eos_token_id
+    assert set(packed) == {"model.layers.0.self_attn.o_proj", "model.layers.0.mlp.down_proj"}  # all zeros
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    for item in folder.iterdir():
+        if item.suffix != ".safetensors":
+            (pickled / item.name).write_bytes(item.read_bytes())
+    torch.save(reference.float().state_dict(), pickled / "pytorch_model.bin")
+    model, packed = load_model(pickled, torch.float32, pack=True)
+    assert not safetensors_files(pickled) and packed == {}
+    with torch.inference_mode():
+        assert torch.allclose(model(input_ids=ids).logits, reference(input_ids=ids).logits)
