@@ -178,10 +178,10 @@ def main() -> int:
         f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds)"
     )
     columns = [r["backend"] for r in results]
-    print(f"{'':28}" + "".join(f"{c:>14}" for c in columns))
+    print(f"{'':28}" + "".join(f"{c:>16}" for c in columns))
 
     def row(label: str, values: list[str]) -> None:
-        print(f"{label:28}" + "".join(f"{v:>14}" for v in values))
+        print(f"{label:28}" + "".join(f"{v:>16}" for v in values))
 
     for r in results:
         if "error" in r:
