@@ -61,7 +61,7 @@ class Device:
         import torch
 
         if precision != "auto":
-            return PRECISIONS[precision]()
+            return getattr(torch, precision)  # float32, bfloat16 or float16: the config checked it
         if not self.is_cuda:
             return torch.bfloat16 if (cpu_bf16 or cpu_computes_bfloat16)() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -79,20 +79,6 @@ def cpu_computes_bfloat16() -> bool:
         return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
     except Exception:  # an older torch without the probes: stay with float32
         return False
-
-
-def _dtype(name: str) -> Callable[[], object]:
-    def get() -> object:
-        import torch
-
-        return getattr(torch, name)
-
-    return get
-
-
-PRECISIONS: dict[str, Callable[[], object]] = {
-    name: _dtype(name) for name in ("float32", "bfloat16", "float16")
-}
 
 
 def resolve_device(spec: str, device_count: Callable[[], int] = cuda_device_count) -> Device:
