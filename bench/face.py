@@ -25,6 +25,7 @@ from kiosk.engine.audio_out import NullSink  # noqa: E402
 from kiosk.engine.face import check_portrait, create_backend  # noqa: E402
 from kiosk.engine.face.animator import FaceAnimator  # noqa: E402
 from kiosk.engine.face.backend import FaceState  # noqa: E402
+from kiosk.engine.face.pixels import mouth_opening  # noqa: E402
 from kiosk.engine.face.video import SimulatedClock, synthesise  # noqa: E402
 from kiosk.engine.face.visemes import MouthShape  # noqa: E402
 from kiosk.exhibit import load_exhibit  # noqa: E402
@@ -65,16 +66,6 @@ def frames_per_second(backend, seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - started)
 
 
-def opening(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """How far the lips are apart, from the pixels: the share of the middle of the mouth's box that is
-    neither skin nor lip (the dark cavity, or teeth: bright with little red)."""
-    x0, y0, x1, y1 = box
-    quarter = (x1 - x0) // 4
-    patch = image[y0:y1, x0 + quarter : x1 - quarter].astype(np.float32)
-    mean = patch.mean(axis=2)
-    return float(np.mean((mean < 90) | ((patch[..., 0] - patch[..., 2] < 40) & (mean > 150))))
-
-
 def mouth_signal(animator, clock, chunks, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
     """Mouth opening (from the rendered pixels) and audio loudness (50 ms RMS), sampled at ``rate_hz``."""
     backend = animator.backend
@@ -92,7 +83,7 @@ def mouth_signal(animator, clock, chunks, rate_hz: int) -> tuple[np.ndarray, np.
         t = k / rate_hz
         clock.set(t)
         image = animator.frame_at(t).image
-        openings.append(opening(image, (x0, y0, x1, y1)))
+        openings.append(mouth_opening(image, (x0, y0, x1, y1)))
         window = audio[max(0, int((t - 0.025) * rate)) : int((t + 0.025) * rate)]
         loudness.append(float(np.sqrt(np.mean(np.square(window)))) if len(window) else 0.0)
     return np.array(openings), np.array(loudness)

@@ -376,28 +376,15 @@ class OpsPanel(QWidget):
         self._root.setContentsMargins(px(44), px(36), px(44), px(36))
         self._root.setSpacing(px(24))
         self.grid.setSpacing(px(20))
-        for card in (
-            self.cpu,
-            self.memory,
-            self.gpu,
-            self.frames,
-            self.latency,
-            self.models,
-            self.endpoint,
-            self.problems,
-            self.admin,
-        ):
+        for card in self._cards():
             card.layout().setContentsMargins(px(24), px(18), px(24), px(18))
             card.layout().setSpacing(px(6))
             if card.spark is not None:
                 card.spark.setMinimumHeight(px(70))
         self.setStyleSheet(panel_style(m))
 
-    def _arrange(self, portrait: bool) -> None:
-        if portrait == self._portrait:
-            return
-        self._portrait = portrait
-        for card in (
+    def _cards(self) -> tuple:
+        return (
             self.cpu,
             self.memory,
             self.gpu,
@@ -407,7 +394,13 @@ class OpsPanel(QWidget):
             self.endpoint,
             self.problems,
             self.admin,
-        ):
+        )
+
+    def _arrange(self, portrait: bool) -> None:
+        if portrait == self._portrait:
+            return
+        self._portrait = portrait
+        for card in self._cards():
             self.grid.removeWidget(card)
         for column in range(4):
             self.grid.setColumnStretch(column, 0)

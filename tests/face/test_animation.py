@@ -13,6 +13,7 @@ from kiosk.engine import events as ev
 from kiosk.engine.audio_out import NullSink
 from kiosk.engine.face.animator import BLINK_INTERVAL_S, BLINK_SECONDS, EXPRESSIONS, FaceAnimator
 from kiosk.engine.face.backend import FaceBackend, FaceState
+from kiosk.engine.face.pixels import mouth_opening
 from kiosk.engine.face.visemes import VISEMES
 from tests.conftest import Recorder
 from tests.face.conftest import save
@@ -23,16 +24,6 @@ def mouth_darkness(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     x0, y0, x1, y1 = box
     patch = image[y0:y1, x0:x1].astype(np.float32)
     return float(np.mean(patch.mean(axis=2) < 70))
-
-
-def mouth_opening(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """How far the lips are apart, from the pixels: the share of the middle of the mouth's box that is
-    neither skin nor lip (the dark cavity, or teeth: bright with little red)."""
-    x0, y0, x1, y1 = box
-    quarter = (x1 - x0) // 4
-    patch = image[y0:y1, x0 + quarter : x1 - quarter].astype(np.float32)
-    mean = patch.mean(axis=2)
-    return float(np.mean((mean < 90) | ((patch[..., 0] - patch[..., 2] < 40) & (mean > 150))))
 
 
 def mouth_box(backend) -> tuple[int, int, int, int]:

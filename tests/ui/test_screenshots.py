@@ -223,22 +223,21 @@ def test_real_app_comes_up_full_screen_under_xvfb(ui_artifacts, cache_dir, tmp_p
             assert messages.count("WATCHDOG=1") >= 2, messages
     finally:
         if app is not None and app.poll() is None:
-            app.terminate()
-            try:
-                app.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait(timeout=5)
-        xvfb.terminate()
-        try:
-            xvfb.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            xvfb.kill()
-            xvfb.wait(timeout=5)
+            _stop(app, timeout=25)
+        _stop(xvfb, timeout=5)
         messages = _received(notify)
         notify.close()
     assert app.returncode == 0, log_path.read_text(errors="replace")
     assert "STOPPING=1" in messages
+
+
+def _stop(process: subprocess.Popen, timeout: float) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 def _received(sock: socket.socket) -> list[str]:
