@@ -28,7 +28,8 @@ STAGES = (
     "animator_frame",
 )
 # How a turn ended: a fixed set.
-TURN_STATUSES = ("ok", "not_understood", "out_of_scope", "filtered", "cancelled", "error")
+# "unanswered": on topic, but the notes do not say (the guide says so and names what it can talk about).
+TURN_STATUSES = ("ok", "unanswered", "not_understood", "out_of_scope", "filtered", "cancelled", "error")
 
 
 def now() -> float:
@@ -178,6 +179,9 @@ class TurnFinished(Event):
     timings: dict[str, float] = field(default_factory=dict)
     question: str = ""
     answer: str = ""
+    # the follow-up the guide offered at the end of its reply ("Shall I tell you more about the launch?"),
+    # which the visitor accepts by saying yes or tapping; "" when none
+    offer: str = ""
 
 
 # --- sessions ------------------------------------------------------------------------------------------
