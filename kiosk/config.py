@@ -95,8 +95,9 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    # llm: SmolLM2 words a reply from the retrieved notes; retrieval: the notes' own sentences (faster, leaner)
-    backend: Literal["retrieval", "llm"] = "llm"
+    # retrieval: the notes' own sentences that answer the question (right, short, fast: the default);
+    # llm: a local chat model words the reply, every sentence checked against one passage of the notes
+    backend: Literal["retrieval", "llm"] = "retrieval"
     max_sentences: int = 3
     history_turns: int = 3
     # words that make a visitor's question or the guide's answer be refused with a calm reply

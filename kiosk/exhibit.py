@@ -1,7 +1,9 @@
 """An exhibit pack: ``exhibit.toml`` (who the guide is), ``notes.md`` (what it knows) and a portrait.
 
-``notes.md`` is plain Markdown a curator edits: one ``## Heading`` per topic, the heading matching a
-``[[topics]]`` entry's ``heading`` in ``exhibit.toml``.  Text before the first heading is ignored.
+``notes.md`` is plain Markdown a curator edits: one ``## Heading`` per topic, in prose or as a list (each
+``- item`` is a sentence).  Text before the first heading is ignored.  ``exhibit.toml`` needs only a title:
+the topics default to the notes' headings, in their order (an optional ``[[topics]]`` table still names
+them, sets a tone or a suggested question), and a pack without a portrait uses the default exhibit's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from kiosk.emotion import Emotion
 from kiosk.errors import ExhibitError
 
 EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
+DEFAULT_PORTRAIT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
 TOPIC_KEYS = ("id", "heading", "tone", "question")
@@ -110,6 +113,8 @@ def load_exhibit(path: str | Path) -> Exhibit:
             )
 
     portrait = folder / text("portrait", "portrait.png")
+    if "portrait" not in manifest and not portrait.is_file():
+        portrait = DEFAULT_PORTRAIT  # a pack made from notes alone borrows the default face
     if not portrait.is_file():
         raise ExhibitError(f"{manifest_path}: portrait: file {portrait} not found")
 
@@ -121,18 +126,30 @@ def load_exhibit(path: str | Path) -> Exhibit:
     except UnicodeDecodeError:
         raise ExhibitError(f"{notes_path}: not UTF-8 text") from None
 
-    sections = _sections(manifest_path, manifest.get("topics"), _parse_notes(notes), notes_path)
+    parsed = _parse_notes(notes)
+    topics = manifest.get("topics")
+    if topics is None:  # the curator's headings are the topics
+        topics = [{"id": _topic_id(heading, i), "heading": heading} for i, heading in enumerate(parsed, 1)]
+    sections = _sections(manifest_path, topics, parsed, notes_path)
+    title = text("title")
     return Exhibit(
         id=folder.name,
         folder=folder,
-        title=text("title"),
-        greeting=text("greeting"),
-        persona=text("persona"),
+        title=title,
+        greeting=text("greeting", f"Hello! I'm your guide to {title}. Ask me anything about it."),
+        persona=text(
+            "persona",
+            f"You are a warm and concise museum guide beside {title}. You answer visitors' questions in "
+            "one to three short sentences, using only the exhibit notes you are given.",
+        ),
         language=text("language", "en"),
         voice=text("voice", ""),
         portrait=portrait,
         sections=tuple(sections),
     )
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 
 
 def _parse_notes(notes: str) -> dict[str, str]:
@@ -142,8 +159,16 @@ def _parse_notes(notes: str) -> dict[str, str]:
         if line.startswith("## "):
             current = found.setdefault(line[3:].strip(), [])
         elif current is not None and not line.startswith("#"):
+            if _LIST_ITEM.match(line):  # a list item is a sentence of its own
+                item = _LIST_ITEM.sub("", line).strip()
+                line = item if item.endswith((".", "!", "?")) else f"{item}."
             current.append(line)
     return {heading: "\n".join(lines).strip() for heading, lines in found.items()}
+
+
+def _topic_id(heading: str, index: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")[:40].strip("-")
+    return slug if TOPIC_ID.match(slug) else f"topic-{index}"
 
 
 def _sections(manifest_path: Path, topics: object, notes: dict[str, str], notes_path: Path) -> list[Section]:

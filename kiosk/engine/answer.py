@@ -1,84 +1,89 @@
-"""Deciding what kind of answer a question gets, and the retrieval answerer that reads the notes aloud.
+"""The answerers' registry, and the retrieval answerer: the sentences of the notes that answer the question.
 
-``plan_answer`` is shared by every answerer: it applies the content filter, handles small talk, finds the
-best sections and decides whether the question is in scope.  An answerer then words the reply: the
-retrieval answerer speaks the section's best sentences; the LLM answerer (kiosk.engine.llm) writes one.
+What a question gets is decided by ``kiosk.engine.planner.AnswerPlanner``, shared by every answerer.  The
+retrieval answerer speaks the plan as it is: the notes' own sentences (grounded by construction), an
+honest "my notes don't say", or a polite decline, then the offer.  The LLM answerer
+(kiosk.engine.llm) words the same plan, and falls back to it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from kiosk.config import Config
-from kiosk.emotion import Emotion
 from kiosk.engine.cancel import CancelToken
-from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
+from kiosk.engine.content_filter import ContentFilter
+from kiosk.engine.planner import AnswerPlan, AnswerPlanner
 from kiosk.engine.registry import Registry
-from kiosk.engine.retrieval import Match, SectionRetriever, best_sentences
-from kiosk.engine.smalltalk import small_talk
+from kiosk.engine.replies import out_of_scope_reply
+from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import Answer, Answerer
 from kiosk.exhibit import Exhibit
 
-
-@dataclass
-class AnswerPlan:
-    status: str  # ok, out_of_scope, filtered
-    topic: str | None
-    emotion: Emotion
-    matches: list[Match] = field(default_factory=list)
-    # the reply when no wording is needed (small talk, out of scope, filtered) or when wording fails
-    sentences: list[str] = field(default_factory=list)
-    small_talk: bool = False
-    retrieval_seconds: float = 0.0
-
-
-def out_of_scope_reply(exhibit: Exhibit) -> str:
-    return f"I'm sorry, I can only talk about {exhibit.title}: for example {exhibit.topics_phrase()}."
-
-
-def plan_answer(
-    question: str,
-    exhibit: Exhibit,
-    retriever: SectionRetriever,
-    content_filter: ContentFilter,
-    config: Config,
-) -> AnswerPlan:
-    if content_filter.blocks(question):
-        return AnswerPlan("filtered", None, Emotion.NEUTRAL, sentences=[CALM_REPLY])
-    canned = small_talk(question, exhibit)
-    if canned is not None:
-        return AnswerPlan("ok", None, canned[1], sentences=canned[0], small_talk=True)
-    started = time.monotonic()
-    matches = retriever.search(question, top_k=config.retrieval.top_k)
-    elapsed = time.monotonic() - started
-    if not matches or matches[0].score < config.retrieval.similarity_threshold:
-        return AnswerPlan(
-            "out_of_scope",
-            None,
-            Emotion.NEUTRAL,
-            matches,
-            [out_of_scope_reply(exhibit)],
-            retrieval_seconds=elapsed,
-        )
-    best = matches[0]
-    return AnswerPlan(
-        "ok",
-        best.section.id,
-        best.section.tone,
-        matches,
-        best_sentences(best, config.answer.max_sentences),
-        retrieval_seconds=elapsed,
-    )
-
+__all__ = [
+    "ANSWERERS",
+    "PlannedAnswerer",
+    "RetrievalAnswerer",
+    "make_planner",
+    "out_of_scope_reply",
+    "plan_answer",
+    "plan_info",
+]
 
 ANSWERERS: Registry[Answerer] = Registry("answer")
 
 
+def make_planner(config: Config, exhibit: Exhibit, retriever: SectionRetriever) -> AnswerPlanner:
+    if retriever.passages is None or retriever.passages.exhibit.folder != exhibit.folder:
+        retriever.index(exhibit)
+    assert retriever.passages is not None
+    return AnswerPlanner(exhibit, retriever.passages, ContentFilter(config.answer.blocklist), config)
+
+
+def plan_answer(question: str, exhibit: Exhibit, retriever: SectionRetriever, config: Config) -> AnswerPlan:
+    """One question planned without a conversation (tools and tests)."""
+    return make_planner(config, exhibit, retriever).plan(question)
+
+
+def plan_info(plan: AnswerPlan) -> dict[str, float]:
+    return {"retrieval_seconds": plan.retrieval_seconds, "score": plan.score}
+
+
+class PlannedAnswerer(Answerer):
+    """An answerer over the shared planner: it owns one visitor's conversation, committed turn by turn."""
+
+    def __init__(self, config: Config, exhibit: Exhibit, retriever: SectionRetriever) -> None:
+        self.config = config
+        self.retriever = retriever
+        self._exhibit = exhibit
+        self._planner: AnswerPlanner | None = None
+
+    @property
+    def exhibit(self) -> Exhibit:
+        return self._exhibit
+
+    @exhibit.setter
+    def exhibit(self, exhibit: Exhibit) -> None:  # a reloaded pack: plan over its notes from now on
+        self._exhibit = exhibit
+        self._planner = None
+
+    @property
+    def planner(self) -> AnswerPlanner:
+        if self._planner is None:
+            self._planner = make_planner(self.config, self._exhibit, self.retriever)
+        return self._planner
+
+    def reset_session(self) -> None:
+        self.planner.reset()
+
+    def commit(self, answer: Answer) -> None:
+        if answer.plan is not None:
+            self.planner.commit(answer.plan)
+
+
 @ANSWERERS.register("retrieval")
-class RetrievalAnswerer(Answerer):
-    """Answers with the best section's own sentences: grounded by construction."""
+class RetrievalAnswerer(PlannedAnswerer):
+    """Answers with the notes' own sentences: grounded by construction."""
 
     name = "retrieval"
 
@@ -89,25 +94,21 @@ class RetrievalAnswerer(Answerer):
         retriever: SectionRetriever,
         device_count: Callable[[], int] | None = None,  # no model of its own: the retriever's device
     ) -> None:
-        self.config = config
-        self.exhibit = exhibit
-        self.retriever = retriever
+        super().__init__(config, exhibit, retriever)
         self.device = retriever.device
-        self.content_filter = ContentFilter(config.answer.blocklist)
 
     def load(self) -> None:
-        pass  # the retriever is loaded by the engine
+        self.planner  # noqa: B018 - the retriever is loaded by the engine; index its sentences now
 
     def answer(self, question: str, cancel: CancelToken) -> Answer:
-        plan = plan_answer(question, self.exhibit, self.retriever, self.content_filter, self.config)
+        plan = self.planner.plan(question)
         return Answer(
             status=plan.status,
             topic=plan.topic,
             emotion=plan.emotion,
-            sentences=iter(plan.sentences),
+            sentences=iter(plan.spoken),
             fallback=list(plan.sentences),
-            info={
-                "retrieval_seconds": plan.retrieval_seconds,
-                "score": plan.matches[0].score if plan.matches else 0,
-            },
+            info=plan_info(plan),
+            offer=plan.offer,
+            plan=plan,
         )

@@ -37,3 +37,21 @@ class ContentFilter:
 
     def blocks(self, text: str) -> bool:
         return bool(self._pattern and self._pattern.search(text))
+
+    @staticmethod
+    def declines(text: str) -> bool:
+        """Instructions aimed at the guide itself, or personal data: declined politely, never answered."""
+        return bool(_DECLINE.search(text))
+
+
+# Requests the guide declines politely whatever the exhibit: instructions aimed at the guide itself
+# (prompt injection) and personal data, the visitor's or anyone's.
+_DECLINE = re.compile(
+    r"\b(?:ignore|forget|disregard|override)\b.{0,40}\b(?:instructions?|rules|prompt|guidelines|told)\b"
+    r"|\b(?:system prompt|developer mode|jailbreak|you are now|pretend (?:to be|you are)|act as|role-?play"
+    r"|repeat after me|say (?:the word|exactly)|your (?:instructions|prompt|rules))\b"
+    r"|\b(?:phone number|home address|e-?mail address|credit card|bank account|password|social security"
+    r"|passport number|date of birth|where do you live|my (?:address|number|card))\b"
+    r"|[\w.+-]+@[\w-]+\.[\w.]+|\b(?:\d[ -]?){9,}\b",
+    re.I,
+)

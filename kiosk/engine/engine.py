@@ -167,9 +167,9 @@ class Engine:
         A retrieval answer is made of the notes' own sentences, so its first audio then costs nothing
         to synthesise. Runs after loading, on its own thread, and pauses whenever a turn is under way.
         """
-        from kiosk.engine.answer import out_of_scope_reply
         from kiosk.engine.content_filter import CALM_REPLY
-        from kiosk.engine.pipeline import ERROR_REPLY, NOT_UNDERSTOOD_REPLY
+        from kiosk.engine.pipeline import ERROR_REPLY
+        from kiosk.engine.replies import fixed_replies
         from kiosk.engine.smalltalk import canned_replies
         from kiosk.engine.tts import first_clause
 
@@ -177,19 +177,11 @@ class Engine:
         if tts is None or self.pipeline is None:
             return 0
         texts: list[tuple[str, Emotion]] = [
-            (NOT_UNDERSTOOD_REPLY, Emotion.NEUTRAL),
-            (out_of_scope_reply(self.exhibit), Emotion.NEUTRAL),
             (CALM_REPLY, Emotion.NEUTRAL),
             (ERROR_REPLY, Emotion.NEUTRAL),
             *canned_replies(self.exhibit),
         ]
-        if self.config.answer.backend == "llm":
-            from kiosk.engine.llm.answerer import FALLBACK_LEAD
-
-            # an answer that falls back to the notes starts with it, in the section's tone
-            texts.extend(
-                (FALLBACK_LEAD, tone) for tone in dict.fromkeys(s.tone for s in self.exhibit.sections)
-            )
+        texts.extend(fixed_replies(self.exhibit))  # declines, honest unknowns, offers
         for section in self.exhibit.sections:
             for sentence in section.sentences:
                 texts.extend((part, section.tone) for part in first_clause(sentence) if part)

@@ -31,13 +31,13 @@ from kiosk.engine.audio_in import AudioSource, EndOfStream, SourceUnavailable
 from kiosk.engine.audio_out import AudioSink
 from kiosk.engine.cancel import Cancelled, CancelToken
 from kiosk.engine.device import is_out_of_memory
+from kiosk.engine.replies import NOT_UNDERSTOOD_REPLY
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer, Transcript
 from kiosk.engine.tts import first_clause
 from kiosk.engine.vad import Endpointer, Vad, VadEvent
 
 log = logging.getLogger(__name__)
 
-NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
 ERROR_REPLY = "Sorry, something went wrong on my side. Please ask me again."
 LEVEL_INTERVAL_S = 0.1
 
@@ -71,6 +71,7 @@ class Turn:
     spoken: list[str] = field(default_factory=list)
     first_audio_s: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answer: Answer | None = None  # what the answerer planned, committed once it was played
 
 
 @dataclass
@@ -335,6 +336,10 @@ class Pipeline:
             listener.end_answer(turn.id)
         if not turn.committed.is_set():
             return
+        answer, offer = turn.answer, ""
+        if answer is not None and status not in ("cancelled", "error") and self.stages.answerer is not None:
+            self.stages.answerer.commit(answer)  # the next question may build on it ("yes", "what did he do?")
+            offer = answer.offer if answer.offer and answer.offer in turn.spoken else ""
         duration = time.monotonic() - turn.speech_end_t
         self.bus.publish(
             ev.TurnFinished(
@@ -347,6 +352,7 @@ class Pipeline:
                 timings=dict(turn.timings),
                 question=turn.question,
                 answer=" ".join(turn.spoken),
+                offer=offer,
             )
         )
         self._touch_session(new_turn=False)
@@ -391,7 +397,7 @@ class Pipeline:
         retrieval_s = answer.info.get("retrieval_seconds", time.monotonic() - started)
         if answer.status not in ("filtered",) and retrieval_s:
             self._timed(turn, "retrieval", retrieval_s, score=answer.info.get("score", 0.0))
-        turn.topic, turn.emotion = answer.topic, answer.emotion
+        turn.topic, turn.emotion, turn.answer = answer.topic, answer.emotion, answer
         self._emit(
             turn,
             ev.AnswerChosen(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kiosk.engine.device import Device, MemoryProbe
+from kiosk.engine.passages import PassageIndex
 from kiosk.engine.stage import Stage
 from kiosk.errors import ModelLoadError
 from kiosk.exhibit import Exhibit, Section
@@ -46,6 +48,7 @@ class SectionRetriever(Stage):
         self._model = None
         self._section_vectors: np.ndarray | None = None
         self._sentence_vectors: list[np.ndarray] = []
+        self.passages: PassageIndex | None = None  # the notes sentence by sentence, for the planner
         self.load_seconds = 0.0
 
     def load(self) -> None:
@@ -77,10 +80,11 @@ class SectionRetriever(Stage):
         vectors = self._encode(keys)
         self._section_vectors = vectors.reshape(len(exhibit.sections), 2, -1)
         self._sentence_vectors = [self._encode(s.sentences) for s in exhibit.sections]
+        self.passages = PassageIndex(exhibit, self._encode)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         assert self._model is not None, "load() first"
-        vectors = self._model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, batch_size=32)
+        vectors = self._model.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True, batch_size=32)
         return np.asarray(vectors, dtype=np.float32)
 
     def search(self, question: str, top_k: int = 2) -> list[Match]:
@@ -101,8 +105,3 @@ class SectionRetriever(Stage):
     def close(self) -> None:
         self._model = None
 
-
-def best_sentences(match: Match, limit: int) -> list[str]:
-    """The ``limit`` sentences of a section that fit the question best, in the section's own order."""
-    chosen = {text for text, _ in match.sentences[:limit]}
-    return [s for s in match.section.sentences if s in chosen]

@@ -10,11 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiosk.emotion import Emotion
 from kiosk.engine.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from kiosk.engine.planner import AnswerPlan
 
 
 class Stage(ABC):
@@ -69,9 +73,13 @@ class Answer:
     topic: str | None
     emotion: Emotion
     sentences: Iterator[str]
-    # the retrieved section's own sentences: what is spoken when generation fails
+    # the extractive reply (the notes' own sentences): what is spoken when generation fails
     fallback: list[str] = field(default_factory=list)
     info: dict[str, float] = field(default_factory=dict)
+    # the follow-up offered after the reply ("Would you like to hear more about the crew?"), "" if none
+    offer: str = ""
+    # what the planner decided; given back to ``Answerer.commit`` once the answer was played
+    plan: AnswerPlan | None = None
 
 
 class Answerer(Stage):
@@ -82,6 +90,9 @@ class Answerer(Stage):
 
     def reset_session(self) -> None:  # noqa: B027 - a stateless answerer has no history to forget
         """Forget the conversation (a new visitor)."""
+
+    def commit(self, answer: Answer) -> None:  # noqa: B027 - a stateless answerer remembers nothing
+        """``answer`` was played to its end: the next question may build on it (a follow-up, a "yes")."""
 
 
 # --- TTS -----------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Model: ``[llm] model = "smollm2"`` is SmolLM2-135M-Instruct, carried as a GGUF b
 package and converted once into a safetensors folder in the cache (``prepare_model``); any other value is
 a local Hugging Face model folder.  Nothing is ever fetched.
 
-A turn: ``plan_answer`` (filter, small talk, retrieval, scope) decides; canned replies are spoken as they
+A turn: the planner (kiosk.engine.planner: filter, small talk, retrieval, scope) decides; canned replies are spoken as they
 are.  Otherwise the prompt is the persona, the best sections' text, an instruction and the last few turns;
 a worker thread runs a greedy token loop with a KV cache, cuts the text into sentences and checks each
 one before it is handed out: the content filter, echoes of the question or the instruction (dropped),

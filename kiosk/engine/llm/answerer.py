@@ -17,8 +17,9 @@ from typing import Any
 
 from kiosk.config import Config
 from kiosk.emotion import Emotion
-from kiosk.engine.answer import ANSWERERS, AnswerPlan, plan_answer
+from kiosk.engine.answer import ANSWERERS, PlannedAnswerer, plan_info
 from kiosk.engine.cancel import CancelToken
+from kiosk.engine.claims import ClaimChecker
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
 from kiosk.engine.device import (
     MemoryProbe,
@@ -34,6 +35,7 @@ from kiosk.engine.llm.grounding import (
     SENTENCE_BOUNDARY,
     SENTENCE_END,
     Grounding,
+    Verdict,
     normalised,
     strip_emotion_tags,
     tag_inside,
@@ -48,8 +50,9 @@ from kiosk.engine.llm.model import (
     prepare_model,
     torch_cuda_device_count,
 )
+from kiosk.engine.planner import AnswerPlan
 from kiosk.engine.retrieval import Match, SectionRetriever
-from kiosk.engine.stage import Answer, Answerer
+from kiosk.engine.stage import Answer
 from kiosk.errors import ModelLoadError
 from kiosk.exhibit import Exhibit
 
@@ -61,9 +64,6 @@ REPEAT_NGRAM = 6
 POLL_SECONDS = 0.05
 # a further retrieved section joins the notes when it scores within this of the best one
 SECTION_MARGIN = 0.2
-
-
-FALLBACK_LEAD = "Here is what my notes say."
 
 # a clause ends at a comma, semicolon or colon followed by a word (not "16, 1969" or "1,000")
 CLAUSE_BREAK = re.compile(r"[,;:](?=\s+[A-Za-z])")
@@ -88,6 +88,7 @@ class _Turn:
     prompt_ids: Any  # a (1, n) tensor on the device
     prefix_tokens: int  # the first tokens: the system message, whose KV cache is kept across turns
     grounding: Grounding
+    claims: ClaimChecker
     answer: Answer
     cancel: CancelToken
     stop: threading.Event = field(default_factory=threading.Event)
@@ -96,7 +97,7 @@ class _Turn:
 
 
 @ANSWERERS.register("llm")
-class LlmAnswerer(Answerer):
+class LlmAnswerer(PlannedAnswerer):
     """Words a grounded answer from the retrieved notes with a local chat model, sentence by sentence.
 
     ``answer()`` returns at once; the returned ``Answer.sentences`` starts a worker thread on first use and
@@ -109,6 +110,9 @@ class LlmAnswerer(Answerer):
 
     The model's own emotion tag wins; without one the best section's curated tone is used.  (SmolLM2-135M
     rarely writes the tag it is asked for, so with it the tone nearly always comes from the notes.)
+
+    Every sentence must pass the grounding check and the claim check (one passage of the notes says it);
+    when the first fails, the planner's extractive reply is spoken instead, never a whole section.
     """
 
     name = EMBEDDED_NAME
@@ -120,9 +124,7 @@ class LlmAnswerer(Answerer):
         retriever: SectionRetriever,
         device_count: Callable[[], int] | None = None,
     ) -> None:
-        self.config = config
-        self.exhibit = exhibit
-        self.retriever = retriever
+        super().__init__(config, exhibit, retriever)
         # the CUDA devices torch sees (a CPU build of torch sees none, whatever the machine has)
         self._device = resolve_device(config.llm.device, device_count or torch_cuda_device_count)
         self.device = self._device.torch
@@ -230,25 +232,33 @@ class LlmAnswerer(Answerer):
         free_accelerator_memory()
 
     def reset_session(self) -> None:
+        super().reset_session()
         with self._history_lock:
             self._history.clear()
 
     # --- a turn ------------------------------------------------------------------------------------
 
     def answer(self, question: str, cancel: CancelToken) -> Answer:
-        plan = plan_answer(question, self.exhibit, self.retriever, self.content_filter, self.config)
-        info: dict[str, float] = {
-            "retrieval_seconds": plan.retrieval_seconds,
-            "score": plan.matches[0].score if plan.matches else 0.0,
-        }
-        if plan.status != "ok" or plan.small_talk or self._model is None:
+        plan = self.planner.plan(question)
+        info = plan_info(plan)
+        if plan.status != "ok" or plan.small_talk or self._model is None or not plan.matches:
             info["canned"] = 1
-            if plan.status == "ok" and not plan.small_talk:  # not loaded: the notes, read aloud
+            if plan.status == "ok" and not plan.small_talk:  # not loaded: the notes' own sentences
                 info["fallback"] = 1
             return Answer(
-                plan.status, plan.topic, plan.emotion, iter(plan.sentences), list(plan.sentences), info
+                plan.status,
+                plan.topic,
+                plan.emotion,
+                iter(plan.spoken),
+                list(plan.sentences),
+                info,
+                offer=plan.offer,
+                plan=plan,
             )
-        answer = Answer(plan.status, plan.topic, plan.emotion, iter(()), list(plan.sentences), info)
+        answer = Answer(
+            plan.status, plan.topic, plan.emotion, iter(()), list(plan.sentences), info, plan.offer, plan
+        )
+        question = plan.question.text if plan.question is not None else question
         prompt_ids, prefix, notes, system = self._build_prompt(question, plan)
         info["prompt_tokens"] = int(prompt_ids.shape[-1])
         grounding = Grounding(
@@ -258,7 +268,8 @@ class LlmAnswerer(Answerer):
             allowed=f"{self.exhibit.title}. {self.exhibit.persona} {self.exhibit.greeting}",
             min_overlap=self.config.llm.min_note_overlap,
         )
-        turn = _Turn(question, plan, prompt_ids, prefix, grounding, answer, cancel)
+        claims = ClaimChecker(self.planner.index.passages, allowed=f"{self.exhibit.title}. {self.exhibit.persona}")
+        turn = _Turn(question, plan, prompt_ids, prefix, grounding, claims, answer, cancel)
         answer.sentences = self._consume(turn)
         return answer
 
@@ -319,6 +330,14 @@ class LlmAnswerer(Answerer):
             tag = emotion or tag
             return text.strip().lstrip("*#-• ").strip()
 
+        def checked(text: str) -> Verdict:
+            """The grounding check, then the claim check: one passage of the notes must say it."""
+            verdict = turn.grounding.check(text)
+            if verdict.ok and not (claim := turn.claims.check(text, turn.question)).ok:
+                log.info("llm: claim not said by any one passage (%s): %r", claim.reason, text)
+                return Verdict(False, claim.reason, verdict.overlap)
+            return verdict
+
         def judge(piece: str, head: int = 0) -> str:
             """Check one sentence; '' to go on, else why the answer ends here.
 
@@ -337,14 +356,14 @@ class LlmAnswerer(Answerer):
                 return "filtered"
             if any(normalised(text) == normalised(s) for s in sentences):
                 return "repetition"
-            verdict = turn.grounding.check(text)
+            verdict = checked(text)
             if head:
                 rest = cleaned(piece[head:])
                 if not verdict.ok:
                     log.info("llm: ungrounded sentence after its first clause (%s): %r", verdict.reason, text)
                     return "ungrounded"
                 if words(rest):
-                    after = turn.grounding.check(rest)
+                    after = checked(rest)
                     if after.reason not in ("ok", "echo"):  # an echo adds no claim: say it with its clause
                         log.info("llm: ungrounded rest of a sentence (%s): %r", after.reason, rest)
                         return "ungrounded"
@@ -375,7 +394,7 @@ class LlmAnswerer(Answerer):
                 clause = cleaned(head)
                 if self.content_filter.blocks(clause) or LIST_MARKER.match(clause):
                     continue  # the whole sentence gets the filter's reply
-                if turn.grounding.check(clause).ok:
+                if checked(clause).ok:
                     give(clause)
                     info["first_clause"] = 1
                     return end - start, tried
@@ -456,14 +475,14 @@ class LlmAnswerer(Answerer):
         if turn.cancel.cancelled or turn.stop.is_set():
             info["cancelled"] = 1
         elif not sentences and not info.get("filtered_output"):
-            # nothing said, or only a first clause whose sentence then failed: the notes, as they are
+            # nothing said, or only a first clause whose sentence then failed: the sentences that answer
             info["fallback"] = 1
             if not given:
                 info["first_sentence_seconds"] = time.monotonic() - started
-            # said as it is: the visitor hears that these are the notes, not an answer to the letter
-            turn.out.put(FALLBACK_LEAD)
             for sentence in plan.sentences:
                 turn.out.put(sentence)
+        if plan.offer and not info.get("filtered_output") and not info.get("cancelled"):
+            turn.out.put(plan.offer)
         if info.get("filtered_output"):
             answer.emotion = Emotion.NEUTRAL
         elif tag is not None and not info["fallback"]:

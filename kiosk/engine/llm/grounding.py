@@ -7,72 +7,33 @@ spoken: its content words must mostly be in the notes, and its numbers and names
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kiosk.emotion import Emotion
+from kiosk.engine.language import (
+    NUMBER_WORDS,
+    QUANTITY_WORDS,
+    STOPWORDS,
+    content_stems,
+    is_number,
+    stem,
+    words,
+)
 
-_STOPWORDS = frozenset(
-    """
-    a about above after again against all also am an and any are aren't as at be because been before being
-    below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down
-    during each even ever every few for from further get got had hadn't has hasn't have haven't having he
-    he'd he'll he's her here here's hers herself him himself his how how's however i i'd i'll i'm i've if
-    in into is isn't it it's its itself just let's like made make many may me might more most much must
-    mustn't my myself no nor not now of off often on once only or other ought our ours ourselves out over
-    own quite really same shan't she she'd she'll she's should shouldn't so some such than that that's the
-    their theirs them themselves then there there's these they they'd they'll they're they've this those
-    through to too under until up upon us very was wasn't we we'd we'll we're we've were weren't what
-    what's when when's where where's whether which while who who's whom whose why why's will with won't
-    would wouldn't yes yeah you you'd you'll you're you've your yours yourself yourselves well still yet
-    oh ah sure okay ok great good nice called named known one
-    """.split()
-)
-_NUMBER_WORDS = frozenset(
-    """
-    two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen
-    eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand
-    thousands million millions billion billions trillion dozen dozens
-    """.split()
-)
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z][A-Za-z'’-]*")
+_NUMBER_WORDS = frozenset(NUMBER_WORDS) | QUANTITY_WORDS
 _UNKNOWN = re.compile(
     r"\b(?:i (?:do not|don't|am not sure|'m not sure|cannot|can't)|i'm not sure|not (?:mentioned|known|sure)"
     r"|(?:notes|exhibit) (?:do not|don't|does not|doesn't|did not|didn't)|no (?:information|record|mention))\b",
     re.I,
 )
-
-
-def words(text: str) -> list[str]:
-    return _TOKEN.findall(text.replace("’", "'"))
-
-
-def _is_number(token: str) -> bool:
-    return token[0].isdigit()
+_STOPWORDS = STOPWORDS
+_is_number = is_number
+_stem = stem
+_content_stems = content_stems
 
 
 def _number(token: str) -> str:
     return token.replace(",", "")
-
-
-def _stem(word: str) -> str:
-    """A crude stem, so 'landed', 'lands' and 'landing' meet 'land' in the notes."""
-    w = word.lower().strip("'-")
-    if w.endswith("'s"):
-        w = w[:-2]
-    for suffix in ("ing", "ed", "ly", "s"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
-            break
-    if len(w) > 3 and w[-1] == "e":
-        w = w[:-1]
-    elif len(w) > 3 and w[-1] == "y":
-        w = w[:-1] + "i"
-    return w
-
-
-def _content_stems(tokens: Iterable[str]) -> set[str]:
-    return {_stem(t) for t in tokens if not _is_number(t) and t.lower() not in _STOPWORDS and len(t) > 1}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,302 @@
+"""Are the answers right, short and honest?  Question sets of every kind, on several exhibit packs.
+
+    .venv/bin/python bench/answers.py                       # retrieval and llm, the three packs
+    .venv/bin/python bench/answers.py --backends retrieval --packs apollo11-columbia
+
+Each pack has a question set in bench/questions/<pack>.tsv (kind, question, the pattern a right reply
+matches, the pattern of a false fact).  Every question starts a fresh conversation; a follow-up row
+("first >> second") asks the first, lets it be played, then scores the second.  It prints, per pack and
+answer backend: facts right, traps avoided, declines right, honest unknowns, false facts found, words
+per reply, first sentence and first audio (the first sentence spoken by Piper, uncached) medians; then
+the claim check on true sentences of the notes and on recombined false ones made from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import os
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from kiosk.config import Config, load_config  # noqa: E402
+from kiosk.emotion import Emotion  # noqa: E402
+from kiosk.engine.cancel import CancelToken  # noqa: E402
+from kiosk.engine.claims import ClaimChecker  # noqa: E402
+from kiosk.engine.language import names, numbers, word_count, words  # noqa: E402
+from kiosk.engine.stage import Answerer, SpeechSynthesizer  # noqa: E402
+from kiosk.exhibit import Exhibit, load_exhibit  # noqa: E402
+
+QUESTIONS = ROOT / "bench" / "questions"
+PACKS = ("apollo11-columbia", "bench/packs/hay-wain", "bench/packs/flying-scotsman")
+ANSWERED_KINDS = ("fact", "paraphrase", "vague", "disfluent", "followup")
+DECLINED = ("out_of_scope", "filtered", "not_understood")
+LONG_QUESTION = "Who flew Columbia? " + "blah " * 1000  # 5,000 characters
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str
+    question: str
+    expect: str
+    avoid: str
+
+    @property
+    def asked(self) -> list[str]:
+        return [q.strip() for q in self.question.split(">>")]
+
+
+@dataclass
+class Reply:
+    row: Row
+    status: str
+    text: str
+    first_sentence_s: float
+    first_audio_s: float | None
+
+    @property
+    def right(self) -> bool:
+        kind, row = self.row.kind, self.row
+        if kind in ANSWERED_KINDS:
+            return self.status == "ok" and bool(re.search(row.expect, self.text, re.I)) and not self.false
+        if kind == "trap":
+            return not self.false
+        if kind == "unanswerable":
+            return self.status == "unanswered"
+        if kind == "offtopic":
+            return self.status in DECLINED or self.status == "unanswered"
+        # hostile: declined, or (with an expected answer) answered right; never a false fact
+        if row.expect:
+            return self.status == "ok" and bool(re.search(row.expect, self.text, re.I))
+        return self.status in DECLINED or self.status == "unanswered"
+
+    @property
+    def false(self) -> bool:
+        return bool(self.row.avoid) and bool(re.search(self.row.avoid, self.text, re.I))
+
+
+@dataclass
+class Result:
+    pack: str
+    backend: str
+    replies: list[Reply] = field(default_factory=list)
+
+    def share(self, *kinds: str) -> tuple[int, int]:
+        chosen = [r for r in self.replies if r.row.kind in kinds]
+        return sum(r.right for r in chosen), len(chosen)
+
+
+def read_rows(path: Path) -> list[Row]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = (line.split("\t") + ["", "", ""])[:4]
+        question = codecs.decode(parts[1], "unicode_escape") if "\\x" in parts[1] else parts[1]
+        question = LONG_QUESTION if question == "{long}" else question
+        rows.append(Row(parts[0].strip(), question, parts[2].strip(), parts[3].strip()))
+    return rows
+
+
+def pack_config(pack: str, backend: str, cache: str | None) -> Config:
+    env = {
+        "KIOSK_EXHIBIT__PATH": f'"{ROOT / pack if "/" in pack else pack}"',
+        "KIOSK_ANSWER__BACKEND": f'"{backend}"',
+    }
+    if cache:
+        env["KIOSK_PATHS__CACHE_DIR"] = f'"{cache}"'
+    return load_config(env=env)
+
+
+def ask(
+    answerer: Answerer, tts: SpeechSynthesizer | None, question: str
+) -> tuple[str, str, float, float | None]:
+    started = time.monotonic()
+    answer = answerer.answer(question, CancelToken())
+    sentences: list[str] = []
+    first_sentence = first_audio = None
+    for sentence in answer.sentences:
+        if first_sentence is None:
+            first_sentence = time.monotonic() - started
+            if tts is not None:
+                next(iter(tts.stream(sentence, Emotion.NEUTRAL, CancelToken())))
+                first_audio = time.monotonic() - started
+        sentences.append(sentence)
+    answerer.commit(answer)
+    return answer.status, " ".join(sentences), first_sentence or 0.0, first_audio
+
+
+def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: int) -> Result:
+    from kiosk.engine.answer import ANSWERERS
+
+    config = pack_config(pack, backend, cache)
+    exhibit = load_exhibit(config.exhibit.path)
+    retriever.index(exhibit)
+    answerer = ANSWERERS.create(backend, config, exhibit, retriever)
+    answerer.load()
+    result = Result(Path(pack).name, backend)
+    rows = read_rows(QUESTIONS / f"{Path(pack).name}.tsv")[: limit or None]
+    for row in rows:
+        answerer.reset_session()
+        for earlier in row.asked[:-1]:
+            ask(answerer, None, earlier)
+        status, text, first_sentence, first_audio = ask(answerer, tts, row.asked[-1])
+        result.replies.append(Reply(row, status, text, first_sentence, first_audio))
+    answerer.close()
+    return result
+
+
+def recombined_claims(exhibit: Exhibit) -> tuple[list[str], list[str]]:
+    """True sentences (the notes' own) and false ones made by swapping a number or a name between them."""
+    true = [s for section in exhibit.sections for s in section.sentences]
+    false: list[str] = []
+    anchors = []
+    for sentence in true:
+        tokens = words(sentence)
+        anchors.extend(sorted(numbers(tokens)))
+    names_seen = sorted({n for s in true for n in names(words(s))})
+    for i, sentence in enumerate(true):
+        tokens = words(sentence)
+        for number in sorted(numbers(tokens)):
+            if number in sentence:
+                other = next(
+                    (a for a in anchors[i:] + anchors[:i] if a != number and a.isdigit() == number.isdigit()),
+                    None,
+                )
+                if other:
+                    false.append(sentence.replace(number, other, 1))
+                    break
+        for name in sorted(names(tokens)):
+            match = re.search(rf"\b{re.escape(name)}\b", sentence, re.I)
+            other = next((n for n in names_seen if n != name and n not in sentence.lower()), None)
+            if match and other:
+                false.append(sentence[: match.start()] + other.title() + sentence[match.end() :])
+                break
+    return true, false
+
+
+def claim_figures(exhibit: Exhibit, retriever) -> tuple[int, int, int, int, float]:
+    checker = ClaimChecker(retriever.passages.passages, allowed=exhibit.title)
+    true, false = recombined_claims(exhibit)
+    started = time.perf_counter()
+    rejected = sum(not checker.check(s).ok for s in true)
+    passed = sum(checker.check(s).ok for s in false)
+    per_claim_ms = (time.perf_counter() - started) / max(1, len(true) + len(false)) * 1000
+    return rejected, len(true), passed, len(false), per_claim_ms
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}% ({part}/{whole})" if whole else "-"
+
+
+def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, float]]) -> str:
+    columns = [f"{r.pack}/{r.backend}" for r in results]
+    rows: list[tuple[str, list[str], str]] = []
+
+    def add(label: str, values: list[str], target: str) -> None:
+        rows.append((label, values, target))
+
+    add(
+        "facts right (fact, paraphrase, vague, disfluent, follow-up)",
+        [pct(*r.share(*ANSWERED_KINDS)) for r in results],
+        ">= 95%",
+    )
+    for kind in ANSWERED_KINDS:
+        add(f"  {kind}", [pct(*r.share(kind)) for r in results], "")
+    add("traps avoided", [pct(*r.share("trap")) for r in results], "100%")
+    add("declines right (off-topic)", [pct(*r.share("offtopic")) for r in results], ">= 95%")
+    add("honest unknowns", [pct(*r.share("unanswerable")) for r in results], ">= 90%")
+    add("hostile handled", [pct(*r.share("hostile")) for r in results], "100%")
+    add("false facts found", [str(sum(x.false for x in r.replies)) for r in results], "0")
+    first = [
+        [word_count(x.text) for x in r.replies if x.row.kind in ANSWERED_KINDS and x.status == "ok"]
+        for r in results
+    ]
+    add("words per reply, median", [f"{statistics.median(w):.0f}" if w else "-" for w in first], "<= 30")
+    add("replies over 45 words", [str(sum(n > 45 for n in w)) for w in first], "0")
+    add(
+        "first sentence, median",
+        [f"{statistics.median([x.first_sentence_s for x in r.replies]):.3f} s" for r in results],
+        "",
+    )
+    audio = [[x.first_audio_s for x in r.replies if x.first_audio_s is not None] for r in results]
+    add(
+        "first audio (Piper, uncached), median",
+        [f"{statistics.median(a):.3f} s" if a else "-" for a in audio],
+        "",
+    )
+    add(
+        "claim check: true sentences rejected",
+        [pct(claims[r.pack][0], claims[r.pack][1]) for r in results],
+        "low",
+    )
+    add(
+        "claim check: recombined claims passed",
+        [pct(claims[r.pack][2], claims[r.pack][3]) for r in results],
+        "0%",
+    )
+    add("claim check: time per claim", [f"{claims[r.pack][4]:.2f} ms" for r in results], "few ms")
+    width = max(len(label) for label, _, _ in rows) + 2
+    col = max(18, *(len(c) + 2 for c in columns))
+    lines = ["".ljust(width) + "".join(c.ljust(col) for c in columns) + "target"]
+    for label, values, target in rows:
+        lines.append(label.ljust(width) + "".join(v.ljust(col) for v in values) + target)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--packs", default=",".join(PACKS))
+    parser.add_argument("--backends", default="retrieval,llm")
+    parser.add_argument("--limit", type=int, default=0, help="questions per pack (0: all)")
+    parser.add_argument("--no-tts", action="store_true", help="skip the first-audio column")
+    parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE"))
+    parser.add_argument("--misses", action="store_true", help="print every reply that was not right")
+    args = parser.parse_args(argv)
+
+    from kiosk.engine.device import resolve_device
+    from kiosk.engine.retrieval import SectionRetriever
+
+    packs = [p.strip() for p in args.packs.split(",") if p.strip()]
+    first = load_exhibit(pack_config(packs[0], "retrieval", args.cache_dir).exhibit.path)
+    retriever = SectionRetriever(first, resolve_device("cpu", lambda: 0))
+    retriever.load()
+    tts = None
+    if not args.no_tts:
+        from kiosk.engine.tts import PiperSynthesizer
+
+        tts = PiperSynthesizer(pack_config(packs[0], "retrieval", args.cache_dir))
+        tts.load()
+    results: list[Result] = []
+    claims: dict[str, tuple[int, int, int, int, float]] = {}
+    for pack in packs:
+        exhibit = load_exhibit(pack_config(pack, "retrieval", args.cache_dir).exhibit.path)
+        retriever.index(exhibit)
+        claims[Path(pack).name] = claim_figures(exhibit, retriever)
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            results.append(run_pack(pack, backend, retriever, tts, args.cache_dir, args.limit))
+            print(f"  {pack} / {backend}: {len(results[-1].replies)} questions", file=sys.stderr)
+    print(table(results, claims))
+    if args.misses:
+        for result in results:
+            for reply in result.replies:
+                if not reply.right or reply.false:
+                    print(
+                        f"[{result.pack}/{result.backend}] {reply.row.kind}: {reply.row.question[:80]!r} -> {reply.status}: {reply.text[:160]}"
+                    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""The claim check: a sentence may be spoken only when one passage of the notes says it.
+
+A small model recombines facts: every word of "The lighthouse was built in 1988, when the light was
+automated." occurs somewhere in the notes, but no sentence says it.  So a claim passes only when a
+single source sentence (or two adjacent ones, the second continuing the first: "It...", "He...")
+holds all of its numbers and names and nearly all of its content words.  No package carries an NLI or
+cross-encoder model for this, and a rule over one passage runs in microseconds; ``bench/answers.py``
+reports how many recombined claims it lets through and how many true sentences it rejects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kiosk.engine.language import content_stems, names, numbers, stem, words
+from kiosk.engine.passages import Passage
+
+# the share of a claim's content words that its source passage must hold; a claim of three or more
+# content words may also change one of them ("served as" for "was"), never a name or a number
+MIN_SUPPORT = 0.8
+# a second sentence continues the first when it opens with one of these
+_CONTINUES = re.compile(
+    r"^(?:it|its|he|she|they|his|her|their|this|that|these|those|there|the two|both)\b", re.I
+)
+# coordinated clauses: "Armstrong was the commander, and Collins flew Columbia."
+_CLAUSES = re.compile(r",\s+(?:and|but|while)\s+|;\s+")
+# saying that the notes are silent is always allowed
+_HONEST = re.compile(
+    r"\b(?:i (?:do not|don't) know|my notes (?:do not|don't) say|not in my notes|i'm not sure)\b", re.I
+)
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    ok: bool
+    reason: str  # ok, honest, empty, unsupported_number, unsupported_name, unsupported_relation
+    support: float = 0.0  # the best passage's share of the claim's content words
+    source: str = ""  # the passage that supports it
+
+
+class ClaimChecker:
+    """Checks spoken sentences against the passages of one exhibit's notes.
+
+    ``allowed`` is curated text whose words may be added freely (the exhibit's title, the guide's name):
+    "Columbia" for "it" does not make a claim unsupported.
+    """
+
+    def __init__(self, passages: list[Passage], allowed: str = "", min_support: float = MIN_SUPPORT) -> None:
+        self.min_support = min_support
+        allowed_tokens = words(allowed)
+        self._free = content_stems(allowed_tokens) | {t.lower() for t in allowed_tokens}
+        self._windows: list[tuple[str, frozenset[str], frozenset[str], frozenset[str]]] = []
+        for i, passage in enumerate(passages):
+            self._windows.append((passage.text, passage.stems, passage.numbers, passage.names))
+            following = passages[i + 1] if i + 1 < len(passages) else None
+            if (
+                following is not None
+                and following.section.id == passage.section.id
+                and _CONTINUES.match(following.text)
+            ):
+                self._windows.append(
+                    (
+                        f"{passage.text} {following.text}",
+                        passage.stems | following.stems,
+                        passage.numbers | following.numbers,
+                        passage.names | following.names,
+                    )
+                )
+
+    def check(self, claim: str, context: str = "") -> ClaimVerdict:
+        """``context``: the visitor's question, whose words may be echoed ("Yes, it was built by ...").
+
+        Clauses joined by ", and" or ";" are claims of their own: each must pass (and one passage may
+        support one clause, another passage the other).
+        """
+        clauses = [c for c in _CLAUSES.split(claim) if content_stems(words(c)) or numbers(words(c))]
+        if len(clauses) > 1:
+            verdicts = [self._check(c, context) for c in clauses]
+            failed = [v for v in verdicts if not v.ok]
+            return failed[0] if failed else ClaimVerdict(True, "ok", min(v.support for v in verdicts))
+        return self._check(claim, context)
+
+    def _check(self, claim: str, context: str) -> ClaimVerdict:
+        tokens = words(claim)
+        stems = content_stems(tokens)
+        claim_numbers = numbers(tokens)
+        claim_names = {n for n in names(tokens) if n not in self._free}
+        if not stems and not claim_numbers:
+            return ClaimVerdict(False, "empty")
+        if _HONEST.search(claim.replace("’", "'")) and not claim_numbers and not claim_names:
+            return ClaimVerdict(True, "honest", 1.0)
+        echo = content_stems(words(context))
+        needed = stems - self._free - echo
+        best = ClaimVerdict(False, "unsupported_relation")
+        for text, window_stems, window_numbers, window_names in self._windows:
+            if not claim_numbers <= window_numbers:
+                if best.reason == "unsupported_relation" and best.support == 0.0:
+                    best = ClaimVerdict(False, "unsupported_number")
+                continue
+            missing_names = {n for n in claim_names if n not in window_names and stem(n) not in window_stems}
+            if missing_names:
+                if best.reason in ("unsupported_relation", "unsupported_number") and best.support == 0.0:
+                    best = ClaimVerdict(False, "unsupported_name")
+                continue
+            held = len(needed & window_stems)
+            support = held / len(needed) if needed else 1.0
+            if support >= self.min_support or (len(needed) >= 3 and len(needed) - held <= 1):
+                return ClaimVerdict(True, "ok", support, text)
+            if support > best.support:
+                best = ClaimVerdict(False, "unsupported_relation", support, text)
+        return best

@@ -1,0 +1,527 @@
+"""Deciding what a question gets: the one or two sentences that answer it, an honest "my notes don't say",
+a polite decline, or the rest of a topic the visitor said yes to.
+
+Shared by every answerer.  ``AnswerPlanner.plan`` reads the question (kiosk.engine.question), finds the
+sentences that fit it (kiosk.engine.passages), checks that the best one states what was asked (a date
+for "when", a name for "who"), and words the extractive reply: no preamble, at most about 30 words, then
+an offer to say more.  The conversation (the last topic, the names just said, the pending offer) changes
+only when the pipeline commits a turn that was played (``commit``), so a dropped speculative turn or a
+cancelled answer leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kiosk.config import Config
+from kiosk.emotion import Emotion
+from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
+from kiosk.engine.language import MONTHS, QUANTITY_WORDS, STOPWORDS, stem, word_count, words
+from kiosk.engine.passages import Passage, PassageIndex, Scored
+from kiosk.engine.question import OBJECT_NOUNS, SYNONYMS, AnswerKind, Question, read_question
+from kiosk.engine.question import VAGUE_TERMS as _VAGUE_TERMS
+from kiosk.engine.replies import (
+    NOT_UNDERSTOOD_REPLY,
+    declined_offer_reply,
+    nothing_more_reply,
+    offer_reply,
+    open_offer_reply,
+    out_of_scope_reply,
+    proper_words,
+    unanswered_reply,
+)
+from kiosk.engine.retrieval import Match
+from kiosk.engine.smalltalk import small_talk
+from kiosk.exhibit import Exhibit, Section
+
+# the first reply aims at this many words (the offer included); no reply is longer than MAX_WORDS
+TARGET_WORDS = 30
+MAX_WORDS = 45
+# how much a sentence gains for holding the question's own words
+COVERAGE_WEIGHT = 0.3
+# the previous turn's section is preferred by this much for a follow-up
+FOLLOW_UP_BONUS = 0.08
+# a question is about the exhibit when it is this close to the title, a heading or a sentence...
+TOPIC_SIMILARITY = 0.42
+# ...or when half its words are the notes' own and it is at least this close
+TOPIC_SIMILARITY_WITH_WORDS = 0.3
+# the best sentence must be at least this close, or share a rare word with the question
+MIN_DENSE = 0.3
+
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_CENTURY = re.compile(
+    r"\b(?:century|centuries|decade|ago|ancient|medieval|prehistoric|years? old|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|weekends?|every (?:day|week|month|year|morning|evening)|mornings?|"
+    r"evenings?|nights?|noon|midnight|o'clock|daily|weekly|spring|summer|autumn|winter|dawn|dusk)\b",
+    re.I,
+)
+# what makes a thing famous: "the first crewed mission", "best-loved", "a record" ("first numbered" is not)
+_ACCLAIM = re.compile(
+    r"\b(?:the|a|its) first\b|\bbest\b|\bmost\b|\bthe only\b|\brecord\b|\bfamous|\bpopular|\bgreatest|"
+    r"\blargest|\boldest|\bbiggest|\bgold medal",
+    re.I,
+)
+_UNIT = re.compile(
+    r"\b(?:met(?:re|er)s?|m|cm|mm|km|kilomet(?:re|er)s?|centimet(?:re|er)s?|millimet(?:re|er)s?|feet|foot|ft|"
+    r"inch(?:es)?|miles?|mph|km/h|kilograms?|kg|grams?|g|tonnes?|tons?|pounds|lb|lbs|litres?|liters?|"
+    r"per hour|per second|hours?|minutes?|seconds?|days?|weeks?|years?|degrees?|storeys?|stories|floors|"
+    r"steps|wide|tall|high|long|deep|heavy|size of|the size)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[$£€¥]|\b(?:dollars?|euros?|guineas?|shillings?|francs?|cost|costs|paid|price|bought|sold|worth|funded|"
+    r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
+    re.I,
+)
+_COLOUR = re.compile(
+    r"\b(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|golden|gold|silver|"
+    r"scarlet|crimson|ochre|colou?red|colou?rs?|striped|painted)\b",
+    re.I,
+)
+_PERSON_NOUNS = re.compile(
+    r"\b(?:astronauts?|crew|pilots?|commander|keepers?|engineers?|masons?|workers?|painter|artist|architect|"
+    r"designer|builders?|king|queen|family|people|men|women|children|scientists?|staff|owners?|founder|"
+    r"company|firm|inventor|sculptor|maker)\b",
+    re.I,
+)
+_PLACE = re.compile(
+    r"\b(?:in|at|on|near|from|off|inside|outside|across|beside|above|below)\s+(?:the\s+)?([A-Z][\w'’]*)"
+)
+_REASON = re.compile(
+    r"\b(?:because|so that|in order to|after|in case|that is why|on purpose|since|to keep|to protect)\b", re.I
+)
+_OPENS_WITH_REFERENCE = re.compile(r"^(?:he|she|they|his|her|their|this|these|those|there)\b", re.I)
+
+
+@dataclass
+class AnswerPlan:
+    status: str  # ok, unanswered, out_of_scope, filtered, not_understood
+    topic: str | None
+    emotion: Emotion
+    # the sections an LLM words its reply from, best first (empty when no wording is needed)
+    matches: list[Match] = field(default_factory=list)
+    # the reply: the answering sentences (notes verbatim), or a fixed reply; the offer comes after them
+    sentences: list[str] = field(default_factory=list)
+    offer: str = ""
+    small_talk: bool = False  # fixed wording: nothing for an LLM to word (greetings, declines, "yes")
+    question: Question | None = None
+    retrieval_seconds: float = 0.0
+    score: float = 0.0
+    # what the conversation becomes when this plan is spoken (see AnswerPlanner.commit)
+    said: tuple[Passage, ...] = ()
+    offered: Section | None = None
+
+    @property
+    def spoken(self) -> list[str]:
+        return [*self.sentences, self.offer] if self.offer else list(self.sentences)
+
+
+@dataclass
+class Conversation:
+    """What the visitor and the guide have said so far (one visitor's session)."""
+
+    section: Section | None = None  # the last topic answered
+    names: frozenset[str] = frozenset()  # names in the last reply, for "he" and "they"
+    offered: Section | None = None  # the topic a "yes" accepts
+    said: set[tuple[str, int]] = field(default_factory=set)  # (section id, sentence index) already said
+
+
+class AnswerPlanner:
+    def __init__(
+        self, exhibit: Exhibit, index: PassageIndex, content_filter: ContentFilter, config: Config
+    ) -> None:
+        self.exhibit = exhibit
+        self.index = index
+        self.content_filter = content_filter
+        self.config = config
+        self._conversation = Conversation()
+        self._lock = threading.Lock()
+        self._title_terms = {stem(w) for w in words(exhibit.title)} | {w.lower() for w in words(exhibit.title)}
+        # words in a quarter of the notes' sentences or more say what the whole exhibit is about ("paint" in
+        # a painting's notes): like the title's words they point at the exhibit, not at one answer
+        share = max(1, len(index.passages)) / 4
+        self._topic_terms = self._title_terms | {t for t, n in index.frequency.items() if n >= max(3, share)}
+        self._proper = proper_words(exhibit)
+        self._section_stems: dict[str, frozenset[str]] = {}
+        for passage in index.passages:
+            known = self._section_stems.get(passage.section.id, frozenset())
+            self._section_stems[passage.section.id] = known | passage.stems
+
+    # --- the conversation -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self._conversation = Conversation()
+
+    def commit(self, plan: AnswerPlan) -> None:
+        """The plan was spoken: it becomes the context of the next question."""
+        with self._lock:
+            c = self._conversation
+            if plan.said:
+                c.section = plan.said[0].section
+                c.names = frozenset(n for p in plan.said for n in p.names)
+                c.said.update((p.section.id, p.index) for p in plan.said)
+            c.offered = plan.offered
+            if plan.status != "ok" and plan.offered is None:
+                c.offered = None
+
+    def _context(self) -> Conversation:
+        with self._lock:
+            c = self._conversation
+            return Conversation(c.section, c.names, c.offered, set(c.said))
+
+    # --- planning -----------------------------------------------------------------------------------
+
+    def plan(self, raw: str) -> AnswerPlan:
+        question = read_question(raw)
+        context = self._context()
+        if not question.text or not words(question.text):
+            return self._fixed("not_understood", NOT_UNDERSTOOD_REPLY, question)
+        if self.content_filter.blocks(question.raw):
+            return self._fixed("filtered", CALM_REPLY, question)
+        if self.content_filter.declines(question.raw):
+            return self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
+        if question.affirmative and not question.terms:
+            target = context.offered or (context.section if question.wants_more else None)
+            if target is None:
+                return self._fixed("ok", open_offer_reply(self.exhibit), question, Emotion.HAPPY)
+            return self._more(target, context, question)
+        if question.negative:
+            return self._fixed("ok", declined_offer_reply(self.exhibit), question)
+        canned = small_talk(question.text, self.exhibit)
+        if canned is not None:
+            return self._fixed("ok", canned[0][0], question, canned[1])
+        started = time.monotonic()
+        plan = self._answer(question, context)
+        plan.retrieval_seconds = time.monotonic() - started
+        return plan
+
+    def _fixed(
+        self, status: str, reply: str, question: Question, emotion: Emotion = Emotion.NEUTRAL
+    ) -> AnswerPlan:
+        return AnswerPlan(status, None, emotion, sentences=[reply], small_talk=True, question=question)
+
+    def _answer(self, question: Question, context: Conversation) -> AnswerPlan:
+        follow_up = question.anaphoric and context.section is not None
+        query = question.text
+        if follow_up and context.names:
+            query = f"{query} ({' '.join(sorted(context.names))})"
+        vector = self.index.embed(query)
+        terms = question.expanded_terms()
+        if any(t not in self._topic_terms for t in terms):  # the exhibit's name is in every other sentence
+            terms = [t for t in terms if t not in self._topic_terms]
+        if follow_up:
+            terms += [stem(n) for n in context.names]
+        if question.wants_more and question.terms:
+            section = self._section_named(vector)
+            if section is not None:
+                return self._more(section, context, question)
+        scored = self.index.search(vector, terms, limit=len(self.index.passages))
+        if follow_up and context.section is not None:
+            scored = _prefer_section(scored, context.section.id)
+        known = [t for t in question.terms if t in self.index.vocabulary or t in self._title_terms]
+        unknown = [t for t in question.terms if t not in known]
+        similarity = self.index.topic_similarity(vector)
+        if question.deictic:  # "it" is the exhibit: how close is the question with its name in?
+            named = self.index.embed(f"{question.text} ({self.exhibit.title})")
+            similarity = max(similarity, self.index.topic_similarity(named))
+        coverage = len(known) / len(question.terms) if question.terms else 0.0
+        about_exhibit = (
+            question.deictic
+            or follow_up
+            or bool(set(question.terms) & self._title_terms)
+            or similarity >= TOPIC_SIMILARITY
+            or (coverage >= 0.5 and similarity >= TOPIC_SIMILARITY_WITH_WORDS)
+        )
+        matches = self._matches(scored)
+        if not about_exhibit or not scored:
+            plan = self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
+            plan.matches, plan.score = matches, similarity
+            return plan
+        if question.vague and not follow_up and question.kind in (AnswerKind.ANY, AnswerKind.REASON):
+            return self._reply(self.index.passages[0], [], context, question, matches, similarity)
+        chosen = self._choose(question, scored, unknown, context.section if follow_up else None)
+        if chosen is None:
+            nearest = scored[0].passage.section
+            plan = AnswerPlan(
+                "unanswered",
+                nearest.id,
+                Emotion.NEUTRAL,
+                matches,
+                [unanswered_reply(nearest, self._proper)],
+                question=question,
+                small_talk=True,
+                offered=nearest,
+                score=scored[0].score,
+            )
+            return plan
+        return self._reply(chosen.passage, scored, context, question, matches, chosen.score)
+
+    def _choose(
+        self, question: Question, scored: list[Scored], unknown: list[str], topic: Section | None = None
+    ) -> Scored | None:
+        """The best sentence that states what was asked, or None when the notes do not say."""
+        specific_unknown = [t for t in unknown if t not in _GENERIC_TERMS and t not in _VAGUE_TERMS]
+        # what the question is about, beyond its kind: "what colour is it?" names nothing but the kind
+        specific = [
+            t
+            for t in question.terms
+            if t not in _GENERIC_TERMS
+            and t not in _VAGUE_TERMS
+            and t not in self._topic_terms
+            and not (t in OBJECT_NOUNS and t in self.index.vocabulary)  # "the spacecraft": the exhibit
+        ]
+        units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
+        ranked: list[tuple[float, Scored, float]] = []
+        for candidate in scored:
+            if not states(question.kind, candidate.passage, self._title_terms, units):
+                continue
+            covered = _coverage(specific, candidate.passage, self._section_stems[candidate.passage.section.id])
+            bonus = COVERAGE_WEIGHT * covered
+            if question.kind is AnswerKind.REASON and _REASON.search(candidate.passage.text):
+                bonus += 0.3  # "why": a sentence that gives a reason
+            if question.kind is AnswerKind.PERSON and _people(candidate.passage, self._title_terms):
+                bonus += 0.15  # "who": a sentence that names someone beats "three astronauts"
+            ranked.append((candidate.score + bonus, candidate, covered))
+        if set(question.terms) & _ACCLAIM_TERMS:  # "why is it famous?": the first claim to fame in the notes
+            order = {id(p): i for i, p in enumerate(self.index.passages)}
+            acclaimed = [r for r in ranked if _ACCLAIM.search(r[1].passage.text)]
+            if acclaimed:
+                return min(acclaimed, key=lambda r: order[id(r[1].passage)])[1]
+        if question.kind is AnswerKind.AGE:  # how old: when it was made, the earliest year said of it
+            ranked.sort(key=lambda r: (r[1].lexical <= 0, _earliest_year(r[1].passage.text), -r[0]))
+        else:
+            ranked.sort(key=lambda r: -r[0])
+        for _, candidate, covered in ranked:
+            passage = candidate.passage
+            if not specific and question.kind is not AnswerKind.ANY:
+                if self._about_exhibit(passage) or passage.section is topic:
+                    return candidate  # ("how much did they weigh?" after the Moon rocks: of that topic)  # the kind of answer is the whole question: a weight said of the exhibit
+                continue
+            if candidate.dense < MIN_DENSE and candidate.lexical <= 0:
+                continue
+            if specific and (covered < 0.5 or (covered <= 0.5 and candidate.dense < 0.55)):
+                continue  # "what was the crew's favourite food?" is not answered by "the crew's living quarters"
+            if set(specific_unknown) & question.names and candidate.dense < 0.55:
+                continue  # "who was the first person on Mars": the notes know no Mars
+            return candidate
+        return None
+
+    def _about_exhibit(self, passage: Passage) -> bool:
+        """The sentence is about the exhibit itself: it names it, or says "it" early on."""
+        opening = {w.lower() for w in words(passage.text)[:8]}
+        return bool(opening & {"it", "its", "this", "that"}) or bool(passage.stems & self._title_terms)
+
+    def _reply(
+        self,
+        passage: Passage,
+        scored: list[Scored],
+        context: Conversation,
+        question: Question,
+        matches: list[Match],
+        score: float,
+    ) -> AnswerPlan:
+        section = passage.section
+        in_section = self.index.in_section(section.id)
+        said = [passage]
+        # "He flew alone..." needs the sentence that says who he is
+        if _OPENS_WITH_REFERENCE.match(passage.text) and passage.index > 0:
+            before = in_section[passage.index - 1]
+            if before.words + passage.words <= TARGET_WORDS + 5:
+                said.insert(0, before)
+        # "Three astronauts flew on Apollo 11." answers "who" with the sentences that name them
+        elif question.kind is AnswerKind.PERSON and not _people(passage, self._title_terms):
+            for after in in_section[passage.index + 1 :]:
+                if not _people(after, self._title_terms):
+                    break
+                if sum(p.words for p in said) + after.words > TARGET_WORDS + 4:
+                    break
+                said.append(after)
+        # a short answer may take the next sentence when it continues it
+        elif passage.index + 1 < len(in_section):
+            after = in_section[passage.index + 1]
+            if passage.words + after.words <= TARGET_WORDS - 8 and _OPENS_WITH_REFERENCE.match(after.text):
+                said.append(after)
+        sentences = [_trimmed(p.text) for p in said]
+        unsaid = [p for p in in_section if p not in said and (section.id, p.index) not in context.said]
+        offer = ""
+        offered: Section | None = None
+        if unsaid and sum(word_count(s) for s in sentences) + 9 <= MAX_WORDS:
+            offer, offered = offer_reply(section, self._proper), section
+        return AnswerPlan(
+            "ok",
+            section.id,
+            section.tone,
+            matches,
+            sentences,
+            offer=offer,
+            question=question,
+            score=score,
+            said=tuple(said),
+            offered=offered,
+        )
+
+    def _more(self, section: Section, context: Conversation, question: Question) -> AnswerPlan:
+        """The next sentences of a topic the visitor wants more of (about 30 words), then perhaps another offer."""
+        rest = [p for p in self.index.in_section(section.id) if (section.id, p.index) not in context.said]
+        if not rest:
+            plan = self._fixed("ok", nothing_more_reply(section, self._proper), question, section.tone)
+            plan.topic = section.id
+            return plan
+        said: list[Passage] = []
+        for passage in rest:
+            if said and sum(p.words for p in said) + passage.words > MAX_WORDS - 9:
+                break
+            said.append(passage)
+        left = len(rest) > len(said)
+        sentences = [_trimmed(p.text) for p in said]
+        return AnswerPlan(
+            "ok",
+            section.id,
+            section.tone,
+            self._matches([]),
+            sentences,
+            offer=offer_reply(section, self._proper) if left else "",
+            question=question,
+            small_talk=True,  # the notes as written: nothing to word
+            said=tuple(said),
+            offered=section if left else None,
+        )
+
+    def _section_named(self, vector: np.ndarray) -> Section | None:
+        scores = self.index.heading_scores(vector)
+        best = int(np.argmax(scores))
+        return self.exhibit.sections[best] if scores[best] >= 0.35 else None
+
+    def _matches(self, scored: list[Scored]) -> list[Match]:
+        """Sections in the order their best sentences came, each with its sentences ranked (for an LLM)."""
+        order: dict[str, list[Scored]] = {}
+        for item in scored:
+            order.setdefault(item.passage.section.id, []).append(item)
+        matches = []
+        for items in order.values():
+            section = items[0].passage.section
+            ranked = tuple((i.passage.text, i.score) for i in items)
+            matches.append(Match(section, items[0].score, ranked))
+        return matches
+
+
+_ACCLAIM_TERMS = frozenset(stem(w) for w in "famous special important significant notable remarkable".split())
+# question words that the notes need not contain for the question to be answerable from them
+_GENERIC_TERMS = frozenset(
+    stem(w)
+    for w in "company firm person people day date place city country town number kind type say tell speak old cost price big large small tall high long wide heavy weigh fast far colour color size age "
+    "year years date time day made make build built happen happened first last mean means name named "
+    "famous special important start started end ended begin began use used work worked look looks "
+    "go went come came get got take took today now still ever".split()
+)
+
+
+def _heading_stems(section: Section) -> set[str]:
+    return {stem(w) for w in words(section.heading)}
+
+
+def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str] = frozenset()) -> float:
+    """The share of a question's specific words that a sentence (or its heading) holds, or a usual synonym
+    of; a word only elsewhere in the sentence's section counts half (the answer is within that topic)."""
+    if not terms:
+        return 1.0
+    held = passage.stems | _heading_stems(passage.section)
+
+    def has(stems: frozenset[str] | set[str], term: str) -> bool:
+        return term in stems or bool(stems & set(SYNONYMS.get(term, ())))
+
+    return sum(1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0 for t in terms) / len(terms)
+
+
+def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:
+    boosted = [
+        Scored(
+            s.passage,
+            s.dense,
+            s.lexical,
+            s.score + (FOLLOW_UP_BONUS if s.passage.section.id == section_id else 0),
+        )
+        for s in scored
+    ]
+    return sorted(boosted, key=lambda s: -s.score)
+
+
+_UNIT_FAMILIES = (
+    (re.compile(r"\b(?:heavy|weigh|weight)", re.I),
+     r"kilograms?|kg|tonnes?|tons?|(?<!million )(?<!billion )(?<!thousand )pounds?(?! sterling)|lbs?|grams?"),
+    (re.compile(r"\b(?:fast|speed|quick)", re.I), r"per hour|per second|mph|km/h|miles an hour"),
+    (re.compile(r"\bhow far\b|\bdistance\b", re.I), r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?"),
+    (re.compile(r"\bhow long\b", re.I),  # a time or a length: "how long did they walk", "how long is it"
+     r"days?|hours?|minutes?|weeks?|months?|years?|seconds?|met(?:re|er)s?|feet|foot|km|kilomet(?:re|er)s?|miles?"),
+    (re.compile(r"\b(?:big|large|small|tall|high|wide|long|deep|size|height|length|width)", re.I),
+     r"met(?:re|er)s?|cm|mm|centimet(?:re|er)s?|feet|foot|ft|inch(?:es)?|km|kilomet(?:re|er)s?|miles?|size of|storeys?|floors"),
+)  # fmt: skip
+
+
+def measure_units(question: str) -> re.Pattern[str] | None:
+    """The units an answer to "how heavy / fast / far / long / big" states, or None for any unit."""
+    for pattern, units in _UNIT_FAMILIES:
+        if pattern.search(question):
+            return re.compile(rf"\b(?:{units})\b", re.I)
+    return None
+
+
+def states(
+    kind: AnswerKind, passage: Passage, title_terms: set[str], units: re.Pattern[str] | None = None
+) -> bool:
+    """Whether a sentence states the kind of thing a question asks for."""
+    text = passage.text
+    numeric = bool(passage.numbers) or any(w.lower() in QUANTITY_WORDS for w in words(text))
+    if kind in (AnswerKind.DATE, AnswerKind.AGE):
+        return bool(
+            _YEAR.search(text) or set(w.lower() for w in words(text)) & MONTHS or _CENTURY.search(text)
+        )
+    if kind is AnswerKind.COUNT:
+        return numeric
+    if kind is AnswerKind.MEASURE:
+        return numeric and bool((units or _UNIT).search(text))
+    if kind is AnswerKind.MONEY:
+        return bool(_MONEY.search(text)) and numeric
+    if kind is AnswerKind.COLOUR:
+        return bool(_COLOUR.search(text))
+    if kind is AnswerKind.PERSON:  # a name, or people as the subject ("Three astronauts flew...")
+        return _people(passage, title_terms) or bool(_PERSON_NOUNS.search(" ".join(text.split()[:4])))
+    if kind is AnswerKind.PLACE:  # "in California", "at the Smithsonian", not "inside Columbia"
+        return any(m.group(1).lower() not in title_terms for m in _PLACE.finditer(text))
+    return True  # why, what, how: the best sentence about it
+
+
+def _earliest_year(text: str) -> int:
+    years = [int(y) for y in _YEAR.findall(text)]
+    return min(years) if years else 9999
+
+
+def _people(passage: Passage, title_terms: set[str]) -> bool:
+    """The sentence names someone: two capitalised words in a row, or "by" and a capitalised word."""
+    tokens = words(passage.text)
+    for i in range(1, len(tokens)):
+        first, second = tokens[i - 1], tokens[i]
+        if second[0].isupper() and second.lower() not in title_terms and not second[0].isdigit():
+            if first.lower() == "by" or (
+                first[0].isupper() and first.lower() not in title_terms and first.lower() not in STOPWORDS
+            ):
+                return True
+    return False
+
+
+def _trimmed(sentence: str, limit: int = MAX_WORDS - 10) -> str:
+    """A sentence of the notes, cut at a clause break when it is longer than ``limit`` words."""
+    tokens = sentence.split()
+    if len(tokens) <= limit:
+        return sentence
+    head = " ".join(tokens[:limit])
+    cut = max(head.rfind(", "), head.rfind("; "), head.rfind(" - "), head.rfind(" — "))
+    if cut < len(head) // 3:
+        return sentence  # no clause break: say it whole rather than cut a fact in half
+    return head[:cut].rstrip(",;: ") + "."

@@ -1,0 +1,85 @@
+"""The guide's fixed wordings: declines, honest unknowns and offers (spoken into the TTS cache at start)."""
+
+from __future__ import annotations
+
+from kiosk.emotion import Emotion
+from kiosk.engine.language import names, words
+from kiosk.exhibit import Exhibit, Section
+
+NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
+_ARTICLES = ("the ", "a ", "an ", "its ", "his ", "her ", "their ", "how ", "why ", "what ", "who ")
+
+
+def lower_first(text: str, proper: frozenset[str] = frozenset()) -> str:
+    """'The crew' -> 'the crew', but 'Apollo 11', 'NASA' and a name in ``proper`` stay as they are."""
+    first = text.split(" ", 1)[0]
+    if len(first) > 1 and (first[1:].lower() != first[1:] or any(c.isdigit() for c in first)):
+        return text
+    if first.lower() in proper:
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def proper_words(exhibit: Exhibit) -> frozenset[str]:
+    """Words the notes and title capitalise in mid-sentence: names, which keep their capital."""
+    found = set(names(words(exhibit.title)))
+    for section in exhibit.sections:
+        for sentence in section.sentences:
+            found |= names(words(sentence))
+    lowered = {w.lower() for s in exhibit.sections for w in words(s.text) if w[:1].islower()}
+    return frozenset(found - lowered)
+
+
+def topic_phrase(sections: list[Section]) -> str:
+    """'the crew, the launch and the landing' (curated headings, as the curator wrote them)."""
+    names = [lower_first(s.heading) for s in sections]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def out_of_scope_reply(exhibit: Exhibit) -> str:
+    return f"I'm sorry, I can only talk about {exhibit.title}: for example {exhibit.topics_phrase()}."
+
+
+def unanswered_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
+    """On topic, but the notes do not say: say so, and offer the nearest thing the guide can talk about."""
+    return f"I'm sorry, my notes don't say. I can tell you about {lower_first(section.heading, proper)}, if you like."
+
+
+def offer_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
+    heading = lower_first(section.heading, proper)
+    if heading.lower().startswith(_ARTICLES) and len(heading.split()) <= 6:
+        return f"Would you like to hear more about {heading}?"
+    return "Would you like to hear more about that?"
+
+
+def declined_offer_reply(exhibit: Exhibit) -> str:
+    return f"All right. What else would you like to know about {exhibit.title}?"
+
+
+def nothing_more_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
+    return f"That's all my notes say about {lower_first(section.heading, proper)}. Ask me anything else!"
+
+
+def open_offer_reply(exhibit: Exhibit) -> str:
+    return f"What would you like to know about {exhibit.title}?"
+
+
+def fixed_replies(exhibit: Exhibit) -> list[tuple[str, Emotion]]:
+    """Every fixed reply this exhibit can give, in the tone it is spoken in, for the speech cache.
+
+    Offers and "that's all" close a section's answer, so they take that section's tone.
+    """
+    proper = proper_words(exhibit)
+    texts = [
+        (out_of_scope_reply(exhibit), Emotion.NEUTRAL),
+        (declined_offer_reply(exhibit), Emotion.NEUTRAL),
+        (open_offer_reply(exhibit), Emotion.HAPPY),
+        (NOT_UNDERSTOOD_REPLY, Emotion.NEUTRAL),
+    ]
+    for section in exhibit.sections:
+        texts.append((unanswered_reply(section, proper), Emotion.NEUTRAL))
+        texts.append((offer_reply(section, proper), section.tone))
+        texts.append((nothing_more_reply(section, proper), section.tone))
+    return list(dict.fromkeys(texts))
