@@ -11,7 +11,7 @@ import time
 import pytest
 
 from kiosk.errors import ConfigError
-from kiosk.telemetry import server as server_module
+from kiosk.telemetry import access as access_module
 from kiosk.telemetry.metrics import KioskMetrics
 from kiosk.telemetry.server import MetricsServer, load_web_config
 
@@ -127,18 +127,20 @@ def test_slow_and_silent_clients_are_dropped_without_blocking_scrapes(metrics, s
     assert request(server).status == 200
 
 
-def test_too_many_connections_are_closed_not_queued(metrics, serve):
-    server = serve(metrics, max_connections=2, timeout_s=1.0)
+def test_past_max_connections_the_oldest_waiting_one_is_dropped_and_counted(metrics, serve):
+    server = serve(metrics, max_connections=2, timeout_s=5.0)
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
     try:
-        time.sleep(0.1)
-        with pytest.raises(OSError):
-            request(server, timeout=2)
+        time.sleep(0.2)
+        # the scraper's connection is the newest: it is served, the oldest idle one is closed for it
+        assert request(server, timeout=2).status == 200
+        assert idle[0].recv(100) == b""
+        found = samples(request(server).body)  # one waiting and this one: two, nobody dropped
     finally:
         for sock in idle:
             sock.close()
-    time.sleep(0.2)
-    assert request(server).status == 200
+    assert value(found, "kiosk_metrics_connections_refused_total", reason="overloaded") == 1
+    assert value(found, "kiosk_metrics_connections_refused_total", reason="timeout") == 0
 
 
 def test_port_in_use_is_a_one_line_error(metrics, serve):
@@ -155,8 +157,8 @@ def test_basic_auth_right_wrong_missing(metrics, serve, tmp_path, password_hash,
     config = write_web_config(tmp_path, f"basic_auth_users:\n  prometheus: '{password_hash}'\n")
     server = serve(metrics, web_config=config)
     calls = []
-    real_checkpw = server_module.bcrypt.checkpw
-    monkeypatch.setattr(server_module.bcrypt, "checkpw", lambda p, h: calls.append(p) or real_checkpw(p, h))
+    real_checkpw = access_module.bcrypt.checkpw
+    monkeypatch.setattr(access_module.bcrypt, "checkpw", lambda p, h: calls.append(p) or real_checkpw(p, h))
 
     missing = request(server)
     assert missing.status == 401 and missing.headers["WWW-Authenticate"].startswith("Basic realm=")
