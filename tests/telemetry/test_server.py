@@ -210,7 +210,8 @@ def test_tls_with_basic_auth_and_plain_http_refused(metrics, serve, pki, passwor
     # plain HTTP to the TLS port fails in the handshake, and the server carries on
     answer = raw_exchange(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     assert not answer.startswith(b"HTTP/")
-    assert request(server, context=context, headers=basic("ops", "secret")).status == 200
+    found = samples(request(server, context=context, headers=basic("ops", "secret")).body)
+    assert value(found, "kiosk_metrics_connections_refused_total", reason="tls_handshake") == 1
     # a client that does not trust our CA refuses us
     with pytest.raises(ssl.SSLError):
         request(server, context=ssl.create_default_context())
