@@ -166,7 +166,11 @@ class GateServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             context = self._tls()
             if context is not None:
-                sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                try:
+                    sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                except (ssl.SSLError, OSError):
+                    self._refuse(sock, "tls_handshake")
+                    continue
             pending = _Pending(sock, peer, time.monotonic() + self.head_timeout_s, context is not None)
             self._pending[sock] = pending
             self._selector.register(sock, selectors.EVENT_READ, pending)
@@ -198,9 +202,8 @@ class GateServer:
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:  # ssl.SSLError included
-            log.debug(
-                "metrics endpoint: %s failed %s: %s", pending.peer, "TLS" if pending.handshaking else "", exc
-            )
+            step = "TLS handshake" if pending.handshaking else "request"
+            log.debug("metrics endpoint: %s from %s failed: %s", step, pending.peer, exc)
             self._drop(pending, "tls_handshake" if pending.handshaking else None)
 
     def _expire(self) -> None:

@@ -104,6 +104,20 @@ def test_oversized_and_malformed_requests_are_refused(metrics, serve):
     assert request(server).status == 200  # still serving
 
 
+def test_request_line_headers_and_query_reach_the_app(metrics, serve):
+    server = serve(metrics)
+    only = request(server, "/metrics?name[]=kiosk_metrics_auth_failures_total")  # prometheus_client's filter
+    assert only.status == 200 and samples(only.body) == {("kiosk_metrics_auth_failures_total", ()): 0.0}
+    assert request(server, "/%6Detrics").status == 200  # percent-decoded like any WSGI server
+    assert status_of(raw_exchange(server, b"GET /metrics HTTP/2.0\r\n\r\n")) == 505
+    assert status_of(raw_exchange(server, b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n")) == 400
+    assert status_of(raw_exchange(server, b"GET /metrics HTTP/1.1\r\n folded: x\r\n\r\n")) == 400
+    many = b"".join(b"X-%d: y\r\n" % i for i in range(101))
+    assert status_of(raw_exchange(server, b"GET /metrics HTTP/1.1\r\n" + many + b"\r\n")) == 431
+    reply = raw_exchange(server, b"GET /metrics HTTP/1.0\n\n")  # bare newlines are accepted
+    assert status_of(reply) == 200 and b"\r\nConnection: close\r\n" in reply
+
+
 def test_slow_and_silent_clients_are_dropped_without_blocking_scrapes(metrics, serve):
     server = serve(metrics, timeout_s=0.3)
     silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
