@@ -131,7 +131,7 @@ class GateServer:
     def _gate(self) -> None:
         try:
             while not self._stopping.is_set():
-                for key, _ in self._selector.select(timeout=0.05):
+                for key, _ in self._selector.select(timeout=self._tick_s()):
                     if key.data is None:
                         self._accept()
                     else:
@@ -145,6 +145,13 @@ class GateServer:
             for pending in list(self._pending.values()):
                 self._drop(pending)
             self._selector.close()
+
+    def _tick_s(self) -> float:
+        """Until the oldest waiting connection's deadline, 0.25 s at most (also the stop latency)."""
+        if not self._pending:
+            return 0.25
+        oldest = next(iter(self._pending.values()))
+        return min(0.25, max(0.01, oldest.deadline - time.monotonic()))
 
     def _accept(self) -> None:
         for _ in range(64):
