@@ -147,6 +147,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from kiosk.exhibit import load_exhibit
 
     config = load_config(args.path)
+    if config.metrics.enabled and config.metrics.web_config:  # missing or broken: one line, exit 2
+        from kiosk.telemetry import config_dir
+        from kiosk.telemetry.server import resolve_web_config
+        from kiosk.telemetry.web_config import load_web_config
+
+        web_config = resolve_web_config(config.metrics, config_dir(config))
+        if web_config is not None:
+            load_web_config(web_config)
     exhibit = load_exhibit(config.exhibit.path)
     print(f"{args.path}: OK (exhibit {exhibit.id!r}: {len(exhibit.sections)} topics)")
     return 0

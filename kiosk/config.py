@@ -9,6 +9,7 @@ as TOML scalars, so ``true``, ``300`` and ``"text"`` work, and bare words are ta
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -200,11 +201,30 @@ class MetricsConfig:
     enabled: bool = True
     listen_address: str = "127.0.0.1"
     port: int = 9464
-    # a Prometheus exporter-toolkit web-config.yml (TLS, client certificates, basic auth)
+    # a Prometheus exporter-toolkit web-config.yml (TLS, client certificates, basic auth, rate_limit)
     web_config: str = ""
+    # peers that may connect ("10.20.1.2/32", "192.168.5.0/24", "::1"); empty: anyone. Checked when a
+    # connection is accepted, before TLS; others are closed and counted.
+    allow: list[str] = field(default_factory=list)
+    # the whole request head, TLS handshake included, must arrive within this
+    request_timeout_s: float = 5.0
+    # connections whose request is still arriving; past this the oldest is dropped for the newest
+    max_connections: int = 256
+    # how often web_config and its certificate files are checked for changes (0: never re-read)
+    reload_interval_s: float = 2.0
 
     def validate(self) -> None:
         _check_range("port", self.port, 0, 65535)
+        _check_range("request_timeout_s", self.request_timeout_s, 0.1, 60.0)
+        _check_range("max_connections", self.max_connections, 1, 4096)
+        _check_range("reload_interval_s", self.reload_interval_s, 0.0, 3600.0)
+        for entry in self.allow:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise _InvalidValue(
+                    f"allow: {entry!r} is not an IP address or network such as 10.20.1.2/32"
+                ) from None
 
 
 @dataclass(frozen=True)

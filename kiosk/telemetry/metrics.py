@@ -75,7 +75,9 @@ TURN_BUCKETS = (1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 SESSION_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 # The HTTP codes the metrics endpoint answers (kiosk_metrics_scrapes_total{code}).
-SCRAPE_CODES = ("200", "401", "404", "405", "500", "503")
+SCRAPE_CODES = ("200", "401", "404", "405", "429", "500", "503")
+# Why the endpoint closed a connection without serving it (kiosk_metrics_connections_refused_total).
+REFUSAL_REASONS = ("not_allowed", "rate_limited", "overloaded", "timeout", "tls_handshake")
 
 
 def short_name(value: object) -> str:
@@ -223,6 +225,19 @@ class KioskMetrics:
             "Requests refused for missing or wrong credentials.",
             registry=r,
         )
+        self.connections_refused = Counter(
+            "kiosk_metrics_connections_refused_total",
+            "Connections closed unserved: peer not in [metrics] allow, login rate limit spent (429), "
+            "too many at once, request head too slow, failed TLS handshake.",
+            ["reason"],
+            registry=r,
+        )
+        self.web_config_reloads = Counter(
+            "kiosk_metrics_web_config_reloads_total",
+            "Re-reads of the changed web-config.yml; result=error kept the previous configuration.",
+            ["result"],
+            registry=r,
+        )
 
         # --- resources: read from the sampler's latest snapshot at collection time --------------------------
         self.resources = ResourceCollector()
@@ -241,6 +256,8 @@ class KioskMetrics:
         self.stage_up_children: dict[str, Gauge] = {}
         self.fallback_children = {s: self.backend_fallback.labels(s) for s in MODEL_STAGES}
         self.scrape_children = {c: self.scrapes.labels(c) for c in ("200",)}
+        self.refused_children = {r: self.connections_refused.labels(r) for r in REFUSAL_REASONS}
+        self.reload_children = {r: self.web_config_reloads.labels(r) for r in ("ok", "error")}
         self._model_memory_labels: dict[str, tuple[str, str, str]] = {}
         self._build_info_labels: tuple[str, ...] | None = None
 
@@ -320,6 +337,13 @@ class KioskMetrics:
             if child is None:
                 child = self.scrape_children[code] = self.scrapes.labels(code)
         child.inc()
+
+    def count_refused(self, reason: str) -> None:
+        """One connection closed unserved; ``reason`` is one of REFUSAL_REASONS."""
+        self.refused_children[reason].inc()
+
+    def count_web_config_reload(self, ok: bool) -> None:
+        self.reload_children["ok" if ok else "error"].inc()
 
     def attach_sampler(self, sampler: ResourceSampler | None) -> None:
         """Serve the resource series from this sampler's latest snapshot."""
