@@ -40,7 +40,14 @@ class AudioConfig:
     # a visitor's audio is never written to disk unless this is set
     store_visitor_audio: bool = False
     store_dir: str = ""
+    # stored recordings are deleted after this many days (at start and daily)
+    store_days: int = 7
     reconnect_interval_s: float = 2.0
+
+    def validate(self) -> None:
+        _check_range("store_days", self.store_days, 1, 365)
+        if self.store_visitor_audio and not self.store_dir.strip():
+            raise _InvalidValue("store_dir: store_visitor_audio = true needs a folder to store into")
 
 
 @dataclass(frozen=True)
