@@ -151,12 +151,9 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from kiosk.exhibit import load_exhibit
+    from kiosk.config_check import config_check_command
 
-    config = load_config(args.path)
-    exhibit = load_exhibit(config.exhibit.path)
-    print(f"{args.path}: OK (exhibit {exhibit.id!r}: {len(exhibit.sections)} topics)")
-    return 0
+    return config_check_command(args.path)
 
 
 def cmd_portrait_check(args: argparse.Namespace) -> int:

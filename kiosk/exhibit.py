@@ -18,6 +18,9 @@ EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
 TOPIC_KEYS = ("id", "heading", "tone", "question")
+# the notes are read, embedded, prompted and spoken at every start: 5 MB of them took 107 s and 2.5 GB
+MAX_NOTES_BYTES = 128 * 1024
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,38 @@ def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:
     )
 
 
+def pack_file(folder: Path, name: str, where: str, max_bytes: int | None = None) -> Path:
+    """``name`` inside the pack ``folder``: refused when it (through '..', an absolute path or a symlink)
+    leads outside the pack, or is larger than ``max_bytes``; a missing file is the caller's to report."""
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise ExhibitError(
+            f"{where}: {name!r} leads outside the exhibit folder {root}; keep the pack's files in it"
+        )
+    if max_bytes is not None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return path
+        if size > max_bytes:
+            raise ExhibitError(
+                f"{path}: {size / 1024:.0f} kB is over the {max_bytes // 1024} kB limit for this file"
+            )
+    return path
+
+
+def _check_image(path: Path, where: str) -> None:
+    """A PNG or JPEG by its first bytes (the face stage decodes it fully later)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise ExhibitError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    if not head.startswith(IMAGE_MAGIC):
+        raise ExhibitError(f"{where}: {path} is not a PNG or JPEG image")
+
+
 def load_exhibit(path: str | Path) -> Exhibit:
     folder = resolve_exhibit_path(str(path))
     manifest_path = folder / "exhibit.toml"
@@ -109,11 +144,12 @@ def load_exhibit(path: str | Path) -> Exhibit:
                 f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})"
             )
 
-    portrait = folder / text("portrait", "portrait.png")
+    portrait = pack_file(folder, text("portrait", "portrait.png"), f"{manifest_path}: portrait")
     if not portrait.is_file():
         raise ExhibitError(f"{manifest_path}: portrait: file {portrait} not found")
+    _check_image(portrait, f"{manifest_path}: portrait")
 
-    notes_path = folder / "notes.md"
+    notes_path = pack_file(folder, "notes.md", str(folder), max_bytes=MAX_NOTES_BYTES)
     try:
         notes = notes_path.read_text(encoding="utf-8")
     except FileNotFoundError:

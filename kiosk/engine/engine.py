@@ -30,7 +30,7 @@ from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import Stage
 from kiosk.engine.vad import Endpointer, SileroStream
 from kiosk.errors import KioskError
-from kiosk.exhibit import Exhibit, load_exhibit
+from kiosk.exhibit import Exhibit, load_exhibit, pack_file
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
     """The configured voice file, else the exhibit's own .onnx voice, else '' (the embedded voice)."""
     if config.tts.voice_path:
         return config.tts.voice_path
-    candidate = exhibit.folder / exhibit.voice
-    if exhibit.voice.endswith(".onnx") and candidate.is_file():
+    if not exhibit.voice.endswith(".onnx"):
+        return ""
+    candidate = pack_file(exhibit.folder, exhibit.voice, f"{exhibit.folder / 'exhibit.toml'}: voice")
+    if candidate.is_file():
         return str(candidate)
     return ""
 
