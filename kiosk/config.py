@@ -48,7 +48,9 @@ class AudioConfig:
         _check_range("store_days", self.store_days, 1, 365)
         if self.store_visitor_audio and not self.store_dir.strip():
             raise _InvalidValue(
-                "store_dir: store_visitor_audio = true needs a folder to store into", "store_dir"
+                "store_dir: store_visitor_audio = true needs a folder to store into",
+                "store_dir",
+                "store_visitor_audio",
             )
 
 
@@ -67,7 +69,13 @@ class VadConfig:
         _check_range("webrtc_mode", self.webrtc_mode, 0, 3)
         _check_range("silero_threshold", self.silero_threshold, 0.05, 0.99)
         _check_range("trailing_silence_ms", self.trailing_silence_ms, 90, 3000)
-        _check_range("speculative_pause_ms", self.speculative_pause_ms, 0, self.trailing_silence_ms)
+        _check_range(
+            "speculative_pause_ms",
+            self.speculative_pause_ms,
+            0,
+            self.trailing_silence_ms,
+            "trailing_silence_ms",
+        )
         _check_range("max_utterance_s", self.max_utterance_s, 1.0, 600.0)
         _check_range("pre_roll_ms", self.pre_roll_ms, 0, 2000)
         _check_range("min_speech_ms", self.min_speech_ms, 30, 3000)
@@ -265,14 +273,15 @@ class Config:
 class _InvalidValue(Exception):
     """A value that does not fit its key; the loader adds where it came from (file or variable)."""
 
-    def __init__(self, message: str, key: str | None = None) -> None:
+    def __init__(self, message: str, *keys: str) -> None:
         super().__init__(message)
-        self.key = key
+        self.keys = keys  # the keys whose values clash: an error names the variable that set one
 
 
-def _check_range(key: str, value: float, low: float, high: float) -> None:
+def _check_range(key: str, value: float, low: float, high: float, *bounded_by: str) -> None:
+    """``bounded_by``: the keys whose values set ``low`` or ``high``."""
     if not low <= value <= high:
-        raise _InvalidValue(f"{key}: expected a value from {low} to {high}, got {value!r}", key)
+        raise _InvalidValue(f"{key}: expected a value from {low} to {high}, got {value!r}", key, *bounded_by)
 
 
 def _check_device(key: str, value: str) -> None:
@@ -383,7 +392,8 @@ def _build_section(
         try:
             validate()
         except _InvalidValue as exc:
-            where = origins.get((name, exc.key or ""), source) if exc.key else source
+            blamed = [origins[(name, key)] for key in exc.keys if (name, key) in origins]
+            where = blamed[0] if blamed else source
             raise ConfigError(f"{where}: [{name}] {exc}") from None
     return section
 

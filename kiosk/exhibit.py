@@ -92,11 +92,14 @@ def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:
 def pack_file(folder: Path, name: str, where: str, max_bytes: int | None = None) -> Path:
     """``name`` inside the pack ``folder``: refused when it (through '..', an absolute path or a symlink)
     leads outside the pack, or is larger than ``max_bytes``; a missing file is the caller's to report."""
-    root = folder.resolve()
-    path = (root / name).resolve()
+    try:
+        root = folder.resolve()
+        path = (root / name).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop, a name too long
+        raise ExhibitError(f"{where}: {name!r} is not a usable file name ({_shown(exc)})") from None
     if not path.is_relative_to(root):
         raise ExhibitError(
-            f"{where}: {name!r} leads outside the exhibit folder {root}; keep the pack's files in it"
+            f"{where}: {name!r} leads outside the exhibit folder {_shown(root)}; keep the pack's files in it"
         )
     if max_bytes is not None:
         try:
@@ -105,7 +108,7 @@ def pack_file(folder: Path, name: str, where: str, max_bytes: int | None = None)
             return path
         if size > max_bytes:
             raise ExhibitError(
-                f"{path}: {size / 1024:.0f} kB is over the {max_bytes // 1024} kB limit for this file"
+                f"{_shown(path)}: {size / 1024:.0f} kB is over the {max_bytes // 1024} kB limit for this file"
             )
     return path
 
@@ -116,9 +119,15 @@ def _check_image(path: Path, where: str) -> None:
         with path.open("rb") as handle:
             head = handle.read(8)
     except OSError as exc:
-        raise ExhibitError(f"{where}: cannot read {path} ({exc.strerror})") from None
+        raise ExhibitError(f"{where}: cannot read {_shown(path)} ({exc.strerror})") from None
     if not head.startswith(IMAGE_MAGIC):
-        raise ExhibitError(f"{where}: {path} is not a PNG or JPEG image")
+        raise ExhibitError(f"{where}: {_shown(path)} is not a PNG or JPEG image")
+
+
+def _shown(value: object) -> str:
+    """A path or message for a one-line error: as it is when printable, else quoted with escapes."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
 
 
 def load_exhibit(path: str | Path) -> Exhibit:
@@ -146,7 +155,7 @@ def load_exhibit(path: str | Path) -> Exhibit:
 
     portrait = pack_file(folder, text("portrait", "portrait.png"), f"{manifest_path}: portrait")
     if not portrait.is_file():
-        raise ExhibitError(f"{manifest_path}: portrait: file {portrait} not found")
+        raise ExhibitError(f"{manifest_path}: portrait: file {_shown(portrait)} not found")
     _check_image(portrait, f"{manifest_path}: portrait")
 
     notes_path = pack_file(folder, "notes.md", str(folder), max_bytes=MAX_NOTES_BYTES)
