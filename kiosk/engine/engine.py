@@ -19,6 +19,7 @@ from kiosk import __version__
 from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
+from kiosk.engine import model_cache
 from kiosk.engine.answer import ANSWERERS
 from kiosk.engine.asr import RECOGNIZERS
 from kiosk.engine.audio_in import AudioSource, MicrophoneSource
@@ -154,6 +155,8 @@ class Engine:
             self._load_answerer(retriever)
         self._load("face", cfg.face.backend, lambda count: self._load_face())
         self._build_pipeline()
+        for rebuild in model_cache.take_rebuilds():  # cached models found damaged and converted again
+            self.bus.publish(ev.CacheRebuilt(stage=rebuild.stage, reason=rebuild.reason))
         missing = tuple(sorted(self.failures))
         self.ready.set()
         self.bus.publish(ev.EngineReady(missing=missing))
