@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,6 +110,32 @@ def test_a_full_disk_is_one_counted_line_and_leaves_no_half_written_file(small_d
     store.hold(2, FIVE_SECONDS[:8000])
     store(finished(2))
     assert store.stored == 1 and len(list(small_disk.glob("turn-*.wav"))) == 1
+
+
+FILE_SIZE_LIMIT_SCRIPT = r"""
+import resource, signal, sys
+import numpy as np
+from kiosk.engine import events as ev
+from kiosk.engine.visitor_audio import VisitorAudioStore
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+store = VisitorAudioStore(sys.argv[1], 7, ev.EventBus())
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+print(store.save(1, np.zeros(5 * 16000, dtype=np.float32)), store.errors)
+"""
+
+
+def test_a_write_cut_off_half_way_leaves_nothing_without_root(tmp_path: Path) -> None:
+    """The same failure as a full disk, half-way through the file, for any user: a file size limit."""
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMIT_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["None", "1"]
+    assert "File too large" in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_read_only_disk_is_one_counted_error(read_only_disk: Path) -> None:

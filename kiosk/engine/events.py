@@ -196,8 +196,8 @@ class SessionEnded(Event):
 
 # --- storage -----------------------------------------------------------------------------------------
 
-# What a StoreFailed or CacheRebuilt names: a fixed set, so they are safe metric labels.
-STORES = ("visitor_audio", "model_cache")
+# What a StoreFailed names: a fixed set, so it is a safe metric label.
+STORES = ("visitor_audio",)
 
 
 @dataclass(frozen=True)
