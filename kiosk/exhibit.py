@@ -18,8 +18,10 @@ EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
 TOPIC_KEYS = ("id", "heading", "tone", "question")
-# the notes are read, embedded, prompted and spoken at every start: 5 MB of them took 107 s and 2.5 GB
-MAX_NOTES_BYTES = 128 * 1024
+# The notes are read, embedded sentence by sentence, prompted and spoken at every start: 5 MB of them
+# took 107 s and 2.5 GB. 64 kB is 20 times the shipped pack, about 850 sentences: some 10 s of indexing
+# on the 2-core reference machine (127 kB, 1,708 sentences, took 176 s there under a load of 21).
+MAX_NOTES_BYTES = 64 * 1024
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
