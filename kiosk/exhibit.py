@@ -134,7 +134,7 @@ def _shown(value: object) -> str:
 
 def load_exhibit(path: str | Path) -> Exhibit:
     folder = resolve_exhibit_path(str(path))
-    manifest_path = folder / "exhibit.toml"
+    manifest_path = pack_file(folder, "exhibit.toml", str(folder), max_bytes=MAX_NOTES_BYTES)
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:

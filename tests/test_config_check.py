@@ -84,6 +84,15 @@ def test_a_portrait_outside_the_pack_is_refused_before_it_is_read(
     assert "leads outside the exhibit folder" in problem
 
 
+@pytest.mark.parametrize("name", ["notes.md", "exhibit.toml"])
+def test_a_pack_file_linked_outside_the_pack_is_refused(tmp_path: Path, name: str) -> None:
+    pack = copy_pack(tmp_path)
+    (pack / name).unlink()
+    (pack / name).symlink_to("/etc/passwd")
+    with pytest.raises(ExhibitError, match="leads outside the exhibit folder"):
+        load_exhibit(pack)
+
+
 def test_a_symlink_that_stays_inside_the_pack_is_fine(tmp_path: Path) -> None:
     pack = copy_pack(tmp_path)
     (pack / "face.png").symlink_to(pack / "portrait.png")
