@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--face", action="store_true", help="animate the face too (frames are counted, not shown)"
     )
+    listen.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps a `kiosk -v listen` given before the command
+        help="also print what the visitor said and the guide answered (off: no visitor's words in logs)",
+    )
 
     ask = commands.add_parser("ask", help="answer one question and write the spoken answer")
     _add_config(ask)
@@ -144,20 +151,9 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from kiosk.exhibit import load_exhibit
+    from kiosk.config_check import config_check_command
 
-    config = load_config(args.path)
-    if config.metrics.enabled and config.metrics.web_config:  # missing or broken: one line, exit 2
-        from kiosk.telemetry import config_dir
-        from kiosk.telemetry.server import resolve_web_config
-        from kiosk.telemetry.web_config import load_web_config
-
-        web_config = resolve_web_config(config.metrics, config_dir(config))
-        if web_config is not None:
-            load_web_config(web_config)
-    exhibit = load_exhibit(config.exhibit.path)
-    print(f"{args.path}: OK (exhibit {exhibit.id!r}: {len(exhibit.sections)} topics)")
-    return 0
+    return config_check_command(args.path)
 
 
 def cmd_portrait_check(args: argparse.Namespace) -> int:
@@ -194,10 +190,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 class TurnPrinter:
-    """Prints each finished turn: transcript, topic, emotion, answer and per-stage timings."""
+    """Prints each finished turn: topic, emotion and per-stage timings; with ``words`` also what the
+    visitor said and the guide answered (a kiosk's output goes to its journal: no visitor's words there
+    unless a technician asks with --verbose)."""
 
-    def __init__(self, stream=sys.stdout) -> None:
+    def __init__(self, stream=sys.stdout, words: bool = True) -> None:
         self._stream = stream
+        self.words = words
         self.finished = 0
 
     def __call__(self, event) -> None:
@@ -215,21 +214,22 @@ class TurnPrinter:
             first = (
                 f"{event.first_audio_seconds * 1000:.0f}ms" if event.first_audio_seconds is not None else "-"
             )
+            words = (
+                f"  visitor: {event.question or '-'}\n  guide:   {event.answer or '-'}\n" if self.words else ""
+            )
             print(
                 f"[turn {event.turn_id}] status={event.status} topic={event.topic or '-'} emotion={event.emotion}\n"
-                f"  visitor: {event.question or '-'}\n"
-                f"  guide:   {event.answer or '-'}\n"
-                f"  first audio {first}; {timings}",
+                f"{words}  first audio {first}; {timings}",
                 file=self._stream,
                 flush=True,
             )
 
 
-def _start_engine(config: Config, sink):
+def _start_engine(config: Config, sink, words: bool = True):
     from kiosk.engine.engine import Engine
 
     engine = Engine(config, sink=sink)
-    printer = TurnPrinter()
+    printer = TurnPrinter(words=words)
     engine.bus.subscribe(printer)
     return engine, printer
 
@@ -260,7 +260,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         sink = NullSink(realtime=not args.fast)
     else:
         sink = make_sink(config)
-    engine, printer = _start_engine(config, sink)
+    engine, printer = _start_engine(config, sink, words=args.verbose)
     telemetry = None if args.no_metrics else _start_telemetry(config, engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -300,6 +300,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question and not args.wav:
         raise KioskError("ask: give a question as text or --wav FILE")
     config = _config(args)
+    question_audio = load_audio(args.wav) if args.wav else None  # a bad file fails before any model loads
+    if question_audio is not None and len(question_audio) == 0:
+        raise KioskError(f"{args.wav}: no audio in the file")
     sink = WavFileSink(args.out, realtime=False)
     engine, printer = _start_engine(config, sink)
     chunks = []
@@ -308,8 +311,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         engine.load()
         finished = threading.Event()
         engine.bus.subscribe(lambda e: finished.set() if isinstance(e, ev.TurnFinished) else None)
-        if args.wav:
-            engine.answer_audio(load_audio(args.wav), time.monotonic())
+        if question_audio is not None:
+            engine.answer_audio(question_audio, time.monotonic())
         else:
             engine.ask(args.question)
         if not finished.wait(timeout=300):

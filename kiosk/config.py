@@ -41,7 +41,18 @@ class AudioConfig:
     # a visitor's audio is never written to disk unless this is set
     store_visitor_audio: bool = False
     store_dir: str = ""
+    # stored recordings are deleted after this many days (at start and daily)
+    store_days: int = 7
     reconnect_interval_s: float = 2.0
+
+    def validate(self) -> None:
+        _check_range("store_days", self.store_days, 1, 365)
+        if self.store_visitor_audio and not self.store_dir.strip():
+            raise _InvalidValue(
+                "store_dir: store_visitor_audio = true needs a folder to store into",
+                "store_dir",
+                "store_visitor_audio",
+            )
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,13 @@ class VadConfig:
         _check_range("webrtc_mode", self.webrtc_mode, 0, 3)
         _check_range("silero_threshold", self.silero_threshold, 0.05, 0.99)
         _check_range("trailing_silence_ms", self.trailing_silence_ms, 90, 3000)
-        _check_range("speculative_pause_ms", self.speculative_pause_ms, 0, self.trailing_silence_ms)
+        _check_range(
+            "speculative_pause_ms",
+            self.speculative_pause_ms,
+            0,
+            self.trailing_silence_ms,
+            "trailing_silence_ms",
+        )
         _check_range("max_utterance_s", self.max_utterance_s, 1.0, 600.0)
         _check_range("pre_roll_ms", self.pre_roll_ms, 0, 2000)
         _check_range("min_speech_ms", self.min_speech_ms, 30, 3000)
@@ -275,12 +292,17 @@ class Config:
 
 
 class _InvalidValue(Exception):
-    """A value that does not fit its key; the loader adds file and key."""
+    """A value that does not fit its key; the loader adds where it came from (file or variable)."""
+
+    def __init__(self, message: str, *keys: str) -> None:
+        super().__init__(message)
+        self.keys = keys  # the keys whose values clash: an error names the variable that set one
 
 
-def _check_range(key: str, value: float, low: float, high: float) -> None:
+def _check_range(key: str, value: float, low: float, high: float, *bounded_by: str) -> None:
+    """``bounded_by``: the keys whose values set ``low`` or ``high``."""
     if not low <= value <= high:
-        raise _InvalidValue(f"{key}: expected a value from {low} to {high}, got {value!r}")
+        raise _InvalidValue(f"{key}: expected a value from {low} to {high}, got {value!r}", key, *bounded_by)
 
 
 def _check_device(key: str, value: str) -> None:
@@ -288,7 +310,7 @@ def _check_device(key: str, value: str) -> None:
         return
     if value.startswith("cuda:") and value[5:].isdigit():
         return
-    raise _InvalidValue(f"{key}: expected {DEVICE_HELP}, got {value!r}")
+    raise _InvalidValue(f"{key}: expected {DEVICE_HELP}, got {value!r}", key)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -303,9 +325,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{name}] must be a table of keys, got {type(values).__name__}")
             raw.setdefault(name, {}).update(values)
-    for name, values in _env_overrides(env).items():
+    origins: dict[tuple[str, str], str] = {}
+    for name, values in _env_overrides(env, origins).items():
         raw.setdefault(name, {}).update(values)
-    return build_config(raw, source)
+    return build_config(raw, source, origins)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -316,17 +339,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def _env_overrides(
+    env: Mapping[str, str], origins: dict[tuple[str, str], str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{section: {key: value}}`` from ``KIOSK_*`` variables; ``origins`` learns each key's variable."""
     found: dict[str, dict[str, Any]] = {}
     for name, text in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         found.setdefault(section, {})[key] = _parse_env_value(text)
+        if origins is not None:
+            origins[(section, key)] = name
+            origins.setdefault((section, ""), name)
     return found
 
 
@@ -337,39 +372,50 @@ def _parse_env_value(text: str) -> Any:
         return text
 
 
-def build_config(raw: Mapping[str, Any], source: str = "<defaults>") -> Config:
+def build_config(
+    raw: Mapping[str, Any], source: str = "<defaults>", origins: Mapping[tuple[str, str], str] | None = None
+) -> Config:
+    """A validated Config; ``origins`` maps (section, key) to the environment variable that set it, so
+    an error names that variable instead of the file."""
     sections: dict[str, Any] = {}
     known = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    origins = origins or {}
     for name, values in raw.items():
         if name not in known:
-            raise ConfigError(f"{source}: [{name}]: unknown section (expected one of {', '.join(known)})")
+            where = origins.get((name, ""), source)
+            raise ConfigError(f"{where}: [{name}]: unknown section (expected one of {', '.join(known)})")
         section_type = typing.get_type_hints(Config)[name]
-        sections[name] = _build_section(section_type, name, values, source)
+        sections[name] = _build_section(section_type, name, values, source, origins)
     return Config(**sections, source=source)
 
 
-def _build_section(section_type: type, name: str, values: Any, source: str) -> Any:
+def _build_section(
+    section_type: type, name: str, values: Any, source: str, origins: Mapping[tuple[str, str], str]
+) -> Any:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: [{name}] must be a table of keys")
     hints = typing.get_type_hints(section_type)
     fields = {f.name for f in dataclasses.fields(section_type)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
+        where = origins.get((name, key), source)
         if key not in fields:
             raise ConfigError(
-                f"{source}: [{name}] {key}: unknown key (expected one of {', '.join(sorted(fields))})"
+                f"{where}: [{name}] {key}: unknown key (expected one of {', '.join(sorted(fields))})"
             )
         try:
             kwargs[key] = _coerce(hints[key], value)
         except _InvalidValue as exc:
-            raise ConfigError(f"{source}: [{name}] {key}: {exc}") from None
+            raise ConfigError(f"{where}: [{name}] {key}: {exc}") from None
     section = section_type(**kwargs)
     validate = getattr(section, "validate", None)
     if validate is not None:
         try:
             validate()
         except _InvalidValue as exc:
-            raise ConfigError(f"{source}: [{name}] {exc}") from None
+            blamed = [origins[(name, key)] for key in exc.keys if (name, key) in origins]
+            where = blamed[0] if blamed else source
+            raise ConfigError(f"{where}: [{name}] {exc}") from None
     return section
 
 

@@ -21,6 +21,11 @@ DEFAULT_PORTRAIT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
 TOPIC_KEYS = ("id", "heading", "tone", "question")
+# The notes are read, embedded sentence by sentence, prompted and spoken at every start: 5 MB of them
+# took 107 s and 2.5 GB. 64 kB is 20 times the shipped pack, about 850 sentences: some 10 s of indexing
+# on the 2-core reference machine (127 kB, 1,708 sentences, took 176 s there under a load of 21).
+MAX_NOTES_BYTES = 64 * 1024
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,50 @@ def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:
     )
 
 
+def pack_file(folder: Path, name: str, where: str, max_bytes: int | None = None) -> Path:
+    """``name`` inside the pack ``folder``: refused when it (through '..', an absolute path or a symlink)
+    leads outside the pack, or is larger than ``max_bytes``; a missing file is the caller's to report."""
+    try:
+        root = folder.resolve()
+        path = (root / name).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop, a name too long
+        raise ExhibitError(f"{where}: {name!r} is not a usable file name ({_shown(exc)})") from None
+    if not path.is_relative_to(root):
+        raise ExhibitError(
+            f"{where}: {name!r} leads outside the exhibit folder {_shown(root)}; keep the pack's files in it"
+        )
+    if max_bytes is not None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return path
+        if size > max_bytes:
+            raise ExhibitError(
+                f"{_shown(path)}: {size / 1024:.0f} kB is over the {max_bytes // 1024} kB limit for this file"
+            )
+    return path
+
+
+def _check_image(path: Path, where: str) -> None:
+    """A PNG or JPEG by its first bytes (the face stage decodes it fully later)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise ExhibitError(f"{where}: cannot read {_shown(path)} ({exc.strerror})") from None
+    if not head.startswith(IMAGE_MAGIC):
+        raise ExhibitError(f"{where}: {_shown(path)} is not a PNG or JPEG image")
+
+
+def _shown(value: object) -> str:
+    """A path or message for a one-line error: as it is when printable, else quoted with escapes."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
 def load_exhibit(path: str | Path) -> Exhibit:
     folder = resolve_exhibit_path(str(path))
-    manifest_path = folder / "exhibit.toml"
+    manifest_path = pack_file(folder, "exhibit.toml", str(folder), max_bytes=MAX_NOTES_BYTES)
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -112,13 +158,14 @@ def load_exhibit(path: str | Path) -> Exhibit:
                 f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})"
             )
 
-    portrait = folder / text("portrait", "portrait.png")
+    portrait = pack_file(folder, text("portrait", "portrait.png"), f"{manifest_path}: portrait")
     if "portrait" not in manifest and not portrait.is_file():
         portrait = DEFAULT_PORTRAIT  # a pack made from notes alone borrows the default face
     if not portrait.is_file():
-        raise ExhibitError(f"{manifest_path}: portrait: file {portrait} not found")
+        raise ExhibitError(f"{manifest_path}: portrait: file {_shown(portrait)} not found")
+    _check_image(portrait, f"{manifest_path}: portrait")
 
-    notes_path = folder / "notes.md"
+    notes_path = pack_file(folder, "notes.md", str(folder), max_bytes=MAX_NOTES_BYTES)
     try:
         notes = notes_path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -15,12 +15,21 @@ from tests.conftest import silence
 
 
 def kiosk(
-    *args: str, cache: Path, timeout: float = 240, extra_env: dict[str, str] | None = None
+    *args: str,
+    cache: Path,
+    timeout: float = 240,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KIOSK_PATHS__CACHE_DIR": f'"{cache}"', "KIOSK_ANSWER__BACKEND": '"retrieval"'}
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "kiosk", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -72,6 +81,7 @@ def test_listen_answers_every_question_in_a_file(tmp_path: Path, cache_dir: Path
         "--output",
         str(answers),
         "--no-metrics",
+        "--verbose",  # the visitor's words are printed only when asked
         cache=cache_dir,
         extra_env={"KIOSK_ANSWER__MAX_SENTENCES": "1"},  # each answer ends before the next question
     )

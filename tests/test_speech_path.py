@@ -211,6 +211,9 @@ def test_visitor_audio_is_not_stored_unless_asked(
     assert not store.exists()
     config = loaded_engine.config.replace(audio={"store_dir": str(store), "store_visitor_audio": True})
     listen_once(make_pipeline, audio, config=config)
+    deadline = time.monotonic() + 10  # written as the turn finishes, just after wait_idle returns
+    while not list(store.glob("*.wav")) and time.monotonic() < deadline:
+        time.sleep(0.02)
     (stored,) = store.glob("*.wav")
     assert len(load_audio(stored)) > 16000
 

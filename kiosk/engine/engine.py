@@ -19,6 +19,7 @@ from kiosk import __version__
 from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
+from kiosk.engine import model_cache
 from kiosk.engine.answer import ANSWERERS
 from kiosk.engine.asr import RECOGNIZERS
 from kiosk.engine.audio_in import AudioSource, MicrophoneSource
@@ -30,7 +31,7 @@ from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import Stage
 from kiosk.engine.vad import Endpointer, SileroStream
 from kiosk.errors import KioskError
-from kiosk.exhibit import Exhibit, load_exhibit
+from kiosk.exhibit import Exhibit, load_exhibit, pack_file
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
     """The configured voice file, else the exhibit's own .onnx voice, else '' (the embedded voice)."""
     if config.tts.voice_path:
         return config.tts.voice_path
-    candidate = exhibit.folder / exhibit.voice
-    if exhibit.voice.endswith(".onnx") and candidate.is_file():
+    if not exhibit.voice.endswith(".onnx"):
+        return ""
+    candidate = pack_file(exhibit.folder, exhibit.voice, f"{exhibit.folder / 'exhibit.toml'}: voice")
+    if candidate.is_file():
         return str(candidate)
     return ""
 
@@ -152,6 +155,8 @@ class Engine:
             self._load_answerer(retriever)
         self._load("face", cfg.face.backend, lambda count: self._load_face())
         self._build_pipeline()
+        for rebuild in model_cache.take_rebuilds():  # cached models found damaged and converted again
+            self.bus.publish(ev.CacheRebuilt(stage=rebuild.stage, reason=rebuild.reason))
         missing = tuple(sorted(self.failures))
         self.ready.set()
         self.bus.publish(ev.EngineReady(missing=missing))

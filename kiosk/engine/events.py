@@ -198,6 +198,28 @@ class SessionEnded(Event):
     turns: int
 
 
+# --- storage -----------------------------------------------------------------------------------------
+
+# What a StoreFailed names: a fixed set, so it is a safe metric label.
+STORES = ("visitor_audio",)
+
+
+@dataclass(frozen=True)
+class StoreFailed(Event):
+    """Writing to disk failed (disk full, read-only, missing folder); the kiosk went on without it."""
+
+    store: str  # one of STORES
+    message: str  # one line, never a visitor's words
+
+
+@dataclass(frozen=True)
+class CacheRebuilt(Event):
+    """A cached model was missing its checksum or did not match it, and was converted again."""
+
+    stage: str  # asr, llm
+    reason: str
+
+
 # --- face ----------------------------------------------------------------------------------------------
 
 

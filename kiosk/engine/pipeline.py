@@ -16,10 +16,8 @@ import logging
 import queue
 import threading
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +33,7 @@ from kiosk.engine.replies import NOT_UNDERSTOOD_REPLY
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer, Transcript
 from kiosk.engine.tts import first_clause
 from kiosk.engine.vad import Endpointer, Vad, VadEvent
+from kiosk.engine.visitor_audio import VisitorAudioStore
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +112,7 @@ class Pipeline:
         self._source: AudioSource | None = None
         self.hands_free = config.ui.mode == "hands_free"
         self._ptt_frames: list[np.ndarray] | None = None  # recording while the talk button is held
+        self._audio_store = VisitorAudioStore.from_config(config, bus)
 
     # --- commands -----------------------------------------------------------------------------------
 
@@ -606,14 +606,6 @@ class Pipeline:
         self.bus.publish(ev.SessionEnded(duration_seconds=duration, turns=self._session_turns))
 
     def _store_visitor_audio(self, turn: Turn) -> None:
-        audio_cfg = self.config.audio
-        if not audio_cfg.store_visitor_audio or turn.audio is None or not audio_cfg.store_dir:
-            return
-        folder = Path(audio_cfg.store_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"turn-{time.strftime('%Y%m%d-%H%M%S')}-{turn.id}.wav"
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(16000)
-            out.writeframes((np.clip(turn.audio, -1, 1) * 32767).astype("<i2").tobytes())
+        """Only when configured; written when the turn finishes uncancelled (kiosk.engine.visitor_audio)."""
+        if self._audio_store is not None:
+            self._audio_store.hold(turn.id, turn.audio)

@@ -49,6 +49,8 @@ disable_created_metrics()
 # Stages that load a model (ModelLoading/ModelLoaded/ModelFailed/BackendFallback carry these; the engine
 # loads the answerer, retrieval or LLM, as "answer").
 MODEL_STAGES = ("asr", "retrieval", "llm", "answer", "tts", "vad", "face")
+# Stages whose model is converted once into the cache (kiosk_model_cache_rebuilds_total{stage}).
+CACHED_MODEL_STAGES = ("asr", "llm")
 BUILD_LABELS = ("version", "exhibit", "asr_model", "llm_model", "tts_voice", "device")
 # StageFailed.kind is mapped into this set; anything else becomes "other".
 ERROR_KINDS = ("oom", "timeout", "exception", "load", "other")
@@ -216,6 +218,19 @@ class KioskMetrics:
             registry=r,
         )
 
+        # --- storage ---------------------------------------------------------------------------------------
+        self.audio_store_errors = Counter(
+            "kiosk_audio_store_errors_total",
+            "Visitor-audio store writes or deletions that failed (disk full, read-only, missing folder).",
+            registry=r,
+        )
+        self.model_cache_rebuilds = Counter(
+            "kiosk_model_cache_rebuilds_total",
+            "Cached models converted again because their checksum was missing or did not match.",
+            ["stage"],
+            registry=r,
+        )
+
         # --- the endpoint itself -------------------------------------------------------------------------
         self.scrapes = Counter(
             "kiosk_metrics_scrapes_total", "Requests for /metrics, by HTTP status code.", ["code"], registry=r
@@ -258,6 +273,7 @@ class KioskMetrics:
         self.scrape_children = {c: self.scrapes.labels(c) for c in ("200",)}
         self.refused_children = {r: self.connections_refused.labels(r) for r in REFUSAL_REASONS}
         self.reload_children = {r: self.web_config_reloads.labels(r) for r in ("ok", "error")}
+        self.cache_rebuild_children = {s: self.model_cache_rebuilds.labels(s) for s in CACHED_MODEL_STAGES}
         self._model_memory_labels: dict[str, tuple[str, str, str]] = {}
         self._build_info_labels: tuple[str, ...] | None = None
 

@@ -73,6 +73,8 @@ class TelemetryObserver:
             ev.ModelLoaded: self._model_loaded,
             ev.ModelFailed: self._model_failed,
             ev.BackendFallback: self._backend_fallback,
+            ev.StoreFailed: self._store_failed,
+            ev.CacheRebuilt: self._cache_rebuilt,
         }
 
     def __call__(self, event: ev.Event) -> None:
@@ -212,6 +214,17 @@ class TelemetryObserver:
 
     def _backend_fallback(self, event: ev.BackendFallback) -> None:
         self.metrics.set_backend_fallback(event.stage, True)
+
+    # --- storage -------------------------------------------------------------------------------------
+
+    def _store_failed(self, event: ev.StoreFailed) -> None:
+        if event.store == "visitor_audio":
+            self.metrics.audio_store_errors.inc()
+
+    def _cache_rebuilt(self, event: ev.CacheRebuilt) -> None:
+        child = self.metrics.cache_rebuild_children.get(event.stage)
+        if child is not None:
+            child.inc()
 
 
 def _model_stage(stage: str) -> str:

@@ -1091,6 +1091,10 @@ class KioskWindow(QWidget):
             self.resources.stop()
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        from kiosk.ui.close_guard import should_close
+
+        if not should_close(event):  # Alt+F4 and the like: only the program (technician, SIGTERM) quits
+            return
         self.shutdown()
         super().closeEvent(event)
 

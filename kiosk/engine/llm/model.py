@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
+from kiosk.engine import model_cache
 from kiosk.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,10 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     """
     with _CONVERT_LOCK:  # an install step and a start in one process convert once
         if is_converted(target, gguf):
-            return target
+            reason = model_cache.mismatch(target)  # overwritten or truncated since its conversion?
+            if reason is None:
+                return target
+            model_cache.record_rebuild("llm", target, reason)
         offline()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +155,10 @@ def _convert_into(gguf: Path, work: Path, target: Path) -> None:
     model.save_pretrained(work)
     tokenizer.save_pretrained(work)
     del model
+    model_cache.write_checksums(work, [p.name for p in work.glob("*.safetensors")])
     marker = {**_converted_from(gguf), "seconds": round(time.monotonic() - started, 1)}
     (work / CONVERTED_MARKER).write_text(json.dumps(marker), encoding="utf-8")  # last: the folder is whole
-    if target.exists() and not is_converted(target, gguf):
+    if target.exists() and (not is_converted(target, gguf) or model_cache.mismatch(target) is not None):
         shutil.rmtree(target)  # an old or damaged conversion
     try:
         os.rename(work, target)
