@@ -114,17 +114,15 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
 
     from kiosk.ui.app import settle_heap
-    from kiosk.ui.face_view import make_animator
     from kiosk.ui.window import KioskWindow
 
     print("loading the models…", flush=True)
     engine = Engine(config, sink=NullSink(realtime=True))
     engine.load()
     settle_heap()  # as the app does once the models are loaded
-    animator, reason = (None, "") if hasattr(engine, "face") else make_animator(engine)
     finished: list[ev.TurnFinished] = []
     engine.bus.subscribe(lambda e: finished.append(e) if isinstance(e, ev.TurnFinished) else None)
-    window = KioskWindow(engine, config, animator=animator, animator_reason=reason)
+    window = KioskWindow(engine, config)
     window.resize(width, height)
     window.show()
     run_until(app, lambda: False, 1.0)  # settle: first paints, style

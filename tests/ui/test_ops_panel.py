@@ -7,8 +7,6 @@ import urllib.request
 
 from PySide6.QtCore import QPoint, Qt
 
-from kiosk.ui.resources import PsutilResources, TelemetryResources
-
 
 def _has_gpu() -> bool:
     try:
@@ -29,8 +27,8 @@ def test_panel_opens_by_key_shows_real_numbers_and_the_endpoint(make_window, qtb
     telemetry = Telemetry(config, loaded_engine.bus, loaded_engine.exhibit.topic_ids, loaded_engine.health)
     telemetry.start()
     try:
-        # the telemetry's own sampler, through the adapter: the panel does not know the difference
-        window = make_window(telemetry=telemetry, resources=TelemetryResources(telemetry.sampler))
+        # the telemetry's own sampler: the one the /metrics scrape reads
+        window = make_window(telemetry=telemetry, resources=telemetry.sampler)
         panel = window.ops_panel
         assert not panel.isVisible()
         qtbot.keyClick(window, Qt.Key.Key_F12)
@@ -148,11 +146,3 @@ def test_self_test_speaks_hears_and_shows_the_face(make_window, qtbot):
     assert result.passed, result.lines
     assert any(line.startswith("ears: heard") for line in result.lines)
     assert "PASS" in window.ops_panel.admin_result.text()
-
-
-def test_the_ui_sampler_reads_real_numbers():
-    source = PsutilResources(interval_s=0.1, history=10)
-    sample = source.sample_once()
-    assert sample.rss_bytes > 0 and 0 < sample.system_used_bytes <= sample.system_total_bytes
-    assert source.latest() is sample and source.history() == [sample]
-    assert source.gpu_status in ("no GPU",) or sample.gpus

@@ -79,7 +79,7 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
     for index, sentence in enumerate(crew.sentences[:3]):
         window.handle_event(ev.SentenceStarted(turn_id=9001, index=index, text=sentence))
     shot("speaking")
-    assert [text for who, text in window.captions.entries()] == [crew.question, *crew.sentences[:3]]
+    assert [text for who, text in window.model.entries()] == [crew.question, *crew.sentences[:3]]
 
     timings = {"vad_endpoint": 0.41, "asr": 0.47, "retrieval": 0.015, "tts_first_audio": 0.21}
     window.handle_event(

@@ -1,0 +1,114 @@
+"""The captions: the visitor's question and the guide's answer, as whole lines that fit.
+
+It shows the blocks :meth:`kiosk.ui.screen_model.ScreenModel.captions` gives, from the newest back,
+as many as fit *whole* in its height; nothing is ever drawn cut at the top (no scrolling).  When the
+newest answer alone is taller than the view, its earliest sentences leave first.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from kiosk.ui import theme
+from kiosk.ui.screen_model import Caption
+
+
+class CaptionsView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addStretch(1)
+        self._labels: list[QLabel] = []
+        self._blocks: list[Caption] = []
+        self._gap = 24
+
+    def set_gap(self, gap: int) -> None:
+        self._gap = gap
+        self._layout.setSpacing(gap)
+        self._fit()
+
+    def show_blocks(self, blocks: list[Caption]) -> None:
+        if blocks == self._blocks:
+            return
+        self._blocks = list(blocks)
+        self._fit()
+
+    def visible_texts(self) -> list[str]:
+        return [label.text() for label in self._labels if not label.isHidden()]
+
+    def restyle(self) -> None:
+        """After a style change (text size, palette): measure again."""
+        for label in self._labels:
+            label.style().unpolish(label)
+            label.style().polish(label)
+        self._fit(force=True)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit(force=True)
+
+    # --- fitting --------------------------------------------------------------------------------------
+
+    def _label(self, index: int) -> QLabel:
+        while len(self._labels) <= index:  # labels are reused: a new one costs a polish
+            label = QLabel(self)
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            self._layout.insertWidget(self._layout.count() - 1, label)  # above the stretch: text at the top
+            self._labels.append(label)
+        return self._labels[index]
+
+    def _set(self, label: QLabel, block: Caption, parts: tuple[str, ...]) -> None:
+        if label.objectName() != block.style:
+            label.setObjectName(block.style)
+            label.style().unpolish(label)
+            label.style().polish(label)
+        if parts:
+            spans = [
+                f'<span style="color:{theme.TEXT if i == len(parts) - 1 else theme.TEXT_SOFT}">'
+                f"{html.escape(s)}</span>"
+                for i, s in enumerate(parts)
+            ]
+            label.setTextFormat(Qt.TextFormat.RichText)
+            text = " ".join(spans)
+        else:
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            text = block.text
+        if label.text() != text:
+            label.setText(text)
+
+    def _height(self, label: QLabel, width: int) -> int:
+        return label.heightForWidth(width) if label.hasHeightForWidth() else label.sizeHint().height()
+
+    def _fit(self, force: bool = False) -> None:
+        width, room = max(50, self.width()), self.height()
+        blocks = self._blocks
+        chosen: list[tuple[Caption, tuple[str, ...], int]] = []
+        used = 0
+        for n, block in enumerate(reversed(blocks)):
+            label = self._label(len(blocks) - 1 - n)
+            parts = block.parts
+            self._set(label, block, parts)
+            height = self._height(label, width)
+            while parts and len(parts) > 1 and n == 0 and height > room:  # the newest answer: drop its start
+                parts = parts[1:]
+                self._set(label, block, parts)
+                height = self._height(label, width)
+            extra = height + (self._gap if chosen else 0)
+            if chosen and used + extra > room:
+                break
+            chosen.append((block, parts, height))
+            used += extra
+        first_shown = len(blocks) - len(chosen)
+        for index, label in enumerate(self._labels):
+            shown = first_shown <= index < len(blocks)
+            if shown:
+                label.setFixedHeight(chosen[len(blocks) - 1 - index][2])
+            label.setVisible(shown)
+            if not shown and index >= len(blocks):
+                label.clear()
