@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 
 from kiosk.engine.commands import EngineCommands
 from kiosk.engine.selftest import run_self_test
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
     from kiosk.ui.window import KioskWindow
 
 log = logging.getLogger(__name__)
+
+OPS_KEYS = ("F12", "Ctrl+Shift+O")
+CORNER_HOLD_MS = 2000
+
+
+def is_ops_key(event: QKeyEvent) -> bool:
+    """F12 or Ctrl+Shift+O: open or close the ops panel."""
+    if event.isAutoRepeat():
+        return False
+    wanted = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    return event.key() == Qt.Key.Key_F12 or (
+        event.key() == Qt.Key.Key_O and (event.modifiers() & wanted) == wanted
+    )
 
 
 class Workers(QObject):
@@ -70,6 +84,26 @@ class Admin:
         self._panel: Any = None
         self.last_self_test: Any = None
         self.quit_requested = False  # the only way the window accepts a close
+
+    def install_keys(self, corner: Any) -> None:
+        """F12 / Ctrl+Shift+O (shortcuts where the platform routes them; the window's keyPressEvent
+        otherwise) and a two-second press on the hot corner toggle the panel."""
+        self.corner_timer = QTimer(self.window)
+        self.corner_timer.setSingleShot(True)
+        self.corner_timer.setInterval(CORNER_HOLD_MS)
+        self.corner_timer.timeout.connect(self.toggle)
+        corner.pressed.connect(self._corner_pressed)
+        corner.released.connect(self.corner_timer.stop)
+        self._shortcuts = []
+        for keys in OPS_KEYS:
+            shortcut = QShortcut(QKeySequence(keys), self.window)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            shortcut.activated.connect(self.toggle)
+            self._shortcuts.append(shortcut)
+
+    def _corner_pressed(self) -> None:
+        self.window.note_activity()
+        self.corner_timer.start()
 
     @property
     def built(self) -> bool:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from kiosk.ui import theme
 from kiosk.ui.screen_model import Caption
@@ -20,16 +20,12 @@ class CaptionsView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.addStretch(1)
         self._labels: list[QLabel] = []
         self._blocks: list[Caption] = []
         self._gap = 24
 
     def set_gap(self, gap: int) -> None:
         self._gap = gap
-        self._layout.setSpacing(gap)
         self._fit()
 
     def show_blocks(self, blocks: list[Caption]) -> None:
@@ -58,9 +54,7 @@ class CaptionsView(QWidget):
         while len(self._labels) <= index:  # labels are reused: a new one costs a polish
             label = QLabel(self)
             label.setWordWrap(True)
-            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-            self._layout.insertWidget(self._layout.count() - 1, label)  # above the stretch: text at the top
-            self._labels.append(label)
+            self._labels.append(label)  # placed by _fit, not a layout: the view never grows to its text
         return self._labels[index]
 
     def _set(self, label: QLabel, block: Caption, parts: tuple[str, ...]) -> None:
@@ -85,6 +79,12 @@ class CaptionsView(QWidget):
     def _height(self, label: QLabel, width: int) -> int:
         return label.heightForWidth(width) if label.hasHeightForWidth() else label.sizeHint().height()
 
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(400, 200)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(100, 50)
+
     def _fit(self, force: bool = False) -> None:
         width, room = max(50, self.width()), self.height()
         blocks = self._blocks
@@ -105,10 +105,13 @@ class CaptionsView(QWidget):
             chosen.append((block, parts, height))
             used += extra
         first_shown = len(blocks) - len(chosen)
+        y = 0
         for index, label in enumerate(self._labels):
             shown = first_shown <= index < len(blocks)
             if shown:
-                label.setFixedHeight(chosen[len(blocks) - 1 - index][2])
+                height = chosen[len(blocks) - 1 - index][2]
+                label.setGeometry(0, y, width, height)  # from the top, whole
+                y += height + self._gap
             label.setVisible(shown)
             if not shown and index >= len(blocks):
                 label.clear()

@@ -1,13 +1,14 @@
-"""The visitor screen's widgets and where they go: portrait (face above, words below) or landscape
-(face left, words right), every size from :class:`kiosk.ui.theme.Metrics`.
+"""The visitor screen's widgets: where they go (portrait: face above, words below; landscape: face
+left, words right), every size from :class:`kiosk.ui.theme.Metrics`, and :meth:`ScreenLayout.show`,
+which puts a :class:`~kiosk.ui.screen_model.ScreenModel` on them.
 
-It builds and places; it decides nothing (that is :class:`kiosk.ui.screen_model.ScreenModel`) and
-talks to no engine (that is the window).
+It decides nothing (that is the model's) and talks to no engine (that is the window's).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.ui import theme
@@ -15,7 +16,10 @@ from kiosk.ui.captions import CaptionsView
 from kiosk.ui.chips import ChipsView
 from kiosk.ui.face_view import FaceView
 from kiosk.ui.keyboard import KeyboardPanel
+from kiosk.ui.screen_model import ScreenModel, State
 from kiosk.ui.widgets import HotCorner, LevelMeter, StatusPill, StillThereOverlay, TalkButton
+
+TONES = {"listening": "LISTENING", "thinking": "THINKING", "problem": "PROBLEM", "plain": "TEXT"}
 
 
 def _button(text: str, name: str, checkable: bool = False) -> QPushButton:
@@ -40,6 +44,7 @@ class ScreenLayout:
         self.root = root
         self.portrait: bool | None = None
         self.metrics = theme.Metrics(1.0)
+        self._room: tuple[tuple, QPixmap] | None = None
         self.box = QVBoxLayout(root)
         top = QHBoxLayout()
         titles = QVBoxLayout()
@@ -178,3 +183,63 @@ class ScreenLayout:
         side = self.metrics.px(150)
         self.hot_corner.setGeometry(0, 0, side, side)
         self.hot_corner.raise_()
+
+    def show(self, model: ScreenModel, still_there_total: float) -> bool:
+        """Every widget as the model says; True when the "Still there?" overlay has just come up."""
+        state = model.state
+        self.pill.set_state(model.pill, theme.STATE_COLOURS.get(state, theme.ACCENT))
+        status, hint, tone = model.status()
+        self.status.setText(status)
+        self.status.setVisible(bool(status))
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
+        m = self.metrics
+        size = m.caption if state in (State.LISTENING, State.THINKING, State.NOT_UNDERSTOOD) else m.status
+        style = f"color: {getattr(theme, TONES.get(tone, 'TEXT_SOFT'))}; font-size: {size}px;"
+        if self.status.styleSheet() != style:
+            self.status.setStyleSheet(style)
+        notice = model.notice_text()
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
+        self.captions.show_blocks(model.captions())
+        self.chips.set_questions([c.question for c in model.chips], enabled=model.chips_enabled)
+        self.offer_button.setVisible(model.offer_visible)
+        self.offer_button.setToolTip(model.offer)
+        self.stop_button.setVisible(model.stop_visible)
+        self.type_button.setEnabled(model.chips_enabled)
+        hearing = model.microphone
+        self.talk.hands_free = model.hands_free
+        self.talk.active = state == State.LISTENING or self.talk.isDown()
+        self.talk.setVisible(hearing)
+        self.talk_label.setVisible(hearing)
+        self.talk_label.setText("Just ask out loud" if model.hands_free else "Hold to talk")
+        self.talk.update()
+        idle = state in (State.ATTRACT, State.IDLE)
+        self.meter.setVisible(hearing and (state == State.LISTENING or (model.hands_free and idle)))
+        self.face.set_state(str(state))
+        remaining = model.still_there_remaining
+        if remaining is None:
+            self.still_there.hide()
+            return False
+        self.still_there.set_countdown(remaining, still_there_total)
+        if self.still_there.isVisible():
+            return False
+        self.still_there.show()
+        self.still_there.raise_()
+        return True
+
+    def room(self) -> QPixmap:
+        """The room behind everything: a dark gradient (cached per size and palette)."""
+        root = self.root
+        key = (root.width(), root.height(), theme.high_contrast)
+        if self._room is None or self._room[0] != key:
+            pixmap = QPixmap(root.size())
+            painter = QPainter(pixmap)
+            gradient = QLinearGradient(0, 0, 0, root.height())
+            gradient.setColorAt(0.0, QColor(theme.BACKGROUND_TOP))
+            gradient.setColorAt(0.55, QColor(theme.BACKGROUND))
+            gradient.setColorAt(1.0, QColor(theme.BACKGROUND_BOTTOM))
+            painter.fillRect(pixmap.rect(), gradient)
+            painter.end()
+            self._room = (key, pixmap)
+        return self._room[1]

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QLinearGradient, QPainter, QPixmap, QShortcut
+from PySide6.QtCore import QRect, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QPainter
 from PySide6.QtWidgets import QWidget
 
 from kiosk.config import Config
@@ -25,28 +25,16 @@ from kiosk.engine.commands import EngineCommands
 from kiosk.engine.stage import MODEL_STAGES as STAGE_NAMES
 from kiosk.errors import KioskError
 from kiosk.ui import theme
-from kiosk.ui.admin import Admin, Workers
+from kiosk.ui.admin import Admin, Workers, is_ops_key
 from kiosk.ui.bridge import EventBridge
+from kiosk.ui.listening import Listening
 from kiosk.ui.ops_model import OpsModel
 from kiosk.ui.screen_layout import ScreenLayout
 from kiosk.ui.screen_model import YES, Chip, ScreenModel, State, Timing
 
 log = logging.getLogger(__name__)
 
-OPS_KEYS = ("F12", "Ctrl+Shift+O")
-CORNER_HOLD_MS = 2000
 TICK_MS = 100
-TONES = {"listening": "LISTENING", "thinking": "THINKING", "problem": "PROBLEM", "plain": "TEXT"}
-
-
-def is_ops_key(event: QKeyEvent) -> bool:
-    """F12 or Ctrl+Shift+O: open or close the ops panel."""
-    if event.isAutoRepeat():
-        return False
-    wanted = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-    return event.key() == Qt.Key.Key_F12 or (
-        event.key() == Qt.Key.Key_O and (event.modifiers() & wanted) == wanted
-    )
 
 
 def exhibit_chips(exhibit: Any) -> list[Chip]:
@@ -85,14 +73,11 @@ class KioskWindow(QWidget):
             resources = ResourceSampler(self.config.sampler.interval_s, self.config.sampler.history)
         self.resources = resources
         self._source_factory = source_factory
-        self._hands_free_before = engine.hands_free()
         self.large_text = ui.large_text
         self.high_contrast = ui.high_contrast
         theme.use_palette(self.high_contrast)
-        self._listening = False
         self._closed = False
         self._painted_once = False
-        self._background: tuple[tuple, QPixmap] | None = None
         self._rendered = -1
         self._state_seen = ""
         exhibit = engine.exhibit
@@ -126,6 +111,7 @@ class KioskWindow(QWidget):
         lay.talk.released.connect(lambda: self.set_push_to_talk(False))
         lay.still_there.touched.connect(self.note_activity)
 
+        self.listening = Listening(engine, self.model, lay.talk)
         self.workers = Workers(self)
         self.admin = Admin(self, engine, self.workers)
         self.bridge = EventBridge(engine.bus, self)
@@ -134,18 +120,7 @@ class KioskWindow(QWidget):
         self._tick_timer.setInterval(TICK_MS)
         self._tick_timer.timeout.connect(self._tick)
         self._tick_timer.start()
-        self._corner_timer = QTimer(self)
-        self._corner_timer.setSingleShot(True)
-        self._corner_timer.setInterval(CORNER_HOLD_MS)
-        self._corner_timer.timeout.connect(self.admin.toggle)
-        lay.hot_corner.pressed.connect(self._corner_pressed)
-        lay.hot_corner.released.connect(self._corner_timer.stop)
-        self._shortcuts = []  # keys: shortcuts where the platform routes them, keyPressEvent otherwise
-        for keys in OPS_KEYS:
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
-            shortcut.activated.connect(self.admin.toggle)
-            self._shortcuts.append(shortcut)
+        self.admin.install_keys(lay.hot_corner)
 
         self.resources.start()
         self.face.start()
@@ -235,7 +210,7 @@ class KioskWindow(QWidget):
         )
         names = ", ".join(STAGE_NAMES.get(s, s) for s in missing)
         self.progress.setText(f"Ready, without: {names}" if missing else "")
-        if self._source_factory is not None and not self._listening:
+        if self._source_factory is not None and not self.listening.on:
             try:
                 source = self._source_factory()
             except Exception as exc:
@@ -256,34 +231,23 @@ class KioskWindow(QWidget):
         self.model.set_exhibit(exhibit.title, exhibit.greeting, exhibit_chips(exhibit))
         self.render()
 
-    # --- listening ----------------------------------------------------------------------------------------
+    # --- listening (kiosk.ui.listening) ------------------------------------------------------------------
 
     def start_listening(self, source: AudioSource) -> bool:
         """Listen to ``source``; False, with a notice on screen, when it cannot."""
-        health = self.engine.health()
-        if not (health.get("asr") and health.get("vad")):
-            self.model.set_notice("model:asr", "I can't hear questions right now. Please tap or type a question.")
-            self.render()
-            return False
-        self.engine.set_hands_free(self.model.hands_free)
-        try:
-            self.engine.start_listening(source)
-        except (KioskError, RuntimeError) as exc:
-            log.error("screen: cannot listen: %s", exc)
-            self.model.set_notice("input", f"Microphone: {exc}. You can still tap or type a question.")
-            self.render()
-            return False
-        self._listening = True
-        self.model.set_microphone(True)
-        if self.admin.built:
+        started = self.listening.start(source)
+        if started and self.admin.built:
             self.admin.panel.set_listening(True, self.model.hands_free)
         self.render()
-        return True
+        return started
 
     def stop_listening(self) -> None:
-        if self._listening:
-            self.engine.stop_listening()
-        self._listening = False
+        self.listening.stop()
+
+    def set_push_to_talk(self, held: bool) -> None:
+        """The big button held (True) or released (False)."""
+        self.listening.push_to_talk(held)
+        self.render()
 
     # --- visitor commands ---------------------------------------------------------------------------------
 
@@ -324,27 +288,8 @@ class KioskWindow(QWidget):
         self.model.stop()
         self.render()
 
-    def set_push_to_talk(self, held: bool) -> None:
-        """The big button held (True) or released (False)."""
-        if held:
-            if self.model.hands_free or not self.model.microphone:
-                self.model.touched()
-                return
-            if self.model.talk_pressed():
-                self.engine.stop()
-            self.engine.set_push_to_talk(True)
-            self.talk.active = True
-        else:
-            if self.model.hands_free or not self.model.microphone:
-                return
-            self.engine.set_push_to_talk(False)
-            self.talk.active = False
-            self.model.talk_released()
-        self.render()
-
     def set_hands_free(self, on: bool) -> None:
-        self.model.set_hands_free(bool(on))
-        self.engine.set_hands_free(bool(on))
+        self.listening.set_hands_free(bool(on))
         if self.admin.built:
             panel = self.admin.panel
             panel.set_listening(self.model.microphone, self.model.hands_free)
@@ -364,7 +309,6 @@ class KioskWindow(QWidget):
         if self.contrast_button.isChecked() != self.high_contrast:
             self.contrast_button.setChecked(self.high_contrast)
         theme.use_palette(self.high_contrast)
-        self._background = None
         self._restyle()
 
     def _restyle(self) -> None:
@@ -394,63 +338,19 @@ class KioskWindow(QWidget):
 
     def render(self) -> None:
         """Show what the model says (only when something changed)."""
-        model = self.model
-        if model.revision == self._rendered or self._closed:
+        if self.model.revision == self._rendered or self._closed:
             return
-        self._rendered = model.revision
-        state = model.state
-        self.pill.set_state(model.pill, theme.STATE_COLOURS.get(state, theme.ACCENT))
-        status, hint, tone = model.status()
-        self.status.setText(status)
-        self.status.setVisible(bool(status))
-        self.hint.setText(hint)
-        self.hint.setVisible(bool(hint))
-        m = self.layout_.metrics
-        size = m.caption if state in (State.LISTENING, State.THINKING, State.NOT_UNDERSTOOD) else m.status
-        colour = getattr(theme, TONES.get(tone, "TEXT_SOFT"))
-        style = f"color: {colour}; font-size: {size}px;"
-        if self.status.styleSheet() != style:
-            self.status.setStyleSheet(style)
-        notice = model.notice_text()
-        self.notice.setText(notice)
-        self.notice.setVisible(bool(notice))
-        self.captions.show_blocks(model.captions())
-        self.chips.set_questions([c.question for c in model.chips], enabled=model.chips_enabled)
-        self.offer_button.setVisible(model.offer_visible)
-        self.offer_button.setToolTip(model.offer)
-        self.stop_button.setVisible(model.stop_visible)
-        self.type_button.setEnabled(model.chips_enabled)
-        self.talk.hands_free = model.hands_free
-        self.talk.active = state == State.LISTENING or self.talk.isDown()
-        self.talk.setVisible(model.microphone)
-        self.talk_label.setVisible(model.microphone)
-        self.talk_label.setText("Just ask out loud" if model.hands_free else "Hold to talk")
-        self.talk.update()
-        self.meter.setVisible(
-            model.microphone
-            and (state == State.LISTENING or (model.hands_free and state in (State.ATTRACT, State.IDLE)))
-        )
-        self.face.set_state(str(state))
-        remaining = model.still_there_remaining
-        if remaining is None:
-            self.still_there.hide()
-        else:
-            self.still_there.set_countdown(remaining, self.config.ui.still_there_s)
-            if not self.still_there.isVisible():
-                self.still_there.show()
-                self.still_there.raise_()
-                if self.admin.is_open():
-                    self.admin.panel.raise_()
-                self.hot_corner.raise_()
-        if str(state) != self._state_seen:
-            self._state_seen = str(state)
-            self.state_changed.emit(str(state))
+        self._rendered = self.model.revision
+        if self.layout_.show(self.model, self.config.ui.still_there_s):
+            if self.admin.is_open():
+                self.admin.panel.raise_()
+            self.hot_corner.raise_()
+        state = str(self.model.state)
+        if state != self._state_seen:
+            self._state_seen = state
+            self.state_changed.emit(state)
 
     # --- Qt plumbing --------------------------------------------------------------------------------------
-
-    def _corner_pressed(self) -> None:
-        self.note_activity()
-        self._corner_timer.start()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if is_ops_key(event):
@@ -481,22 +381,7 @@ class KioskWindow(QWidget):
             self._painted_once = True
             QTimer.singleShot(0, self.first_painted.emit)
         painter = QPainter(self)
-        painter.drawPixmap(event.rect(), self._room(), event.rect())
-
-    def _room(self) -> QPixmap:
-        """The room: a dark gradient (cached per size and palette)."""
-        key = (self.width(), self.height(), theme.high_contrast)
-        if self._background is None or self._background[0] != key:
-            pixmap = QPixmap(self.size())
-            painter = QPainter(pixmap)
-            gradient = QLinearGradient(0, 0, 0, self.height())
-            gradient.setColorAt(0.0, QColor(theme.BACKGROUND_TOP))
-            gradient.setColorAt(0.55, QColor(theme.BACKGROUND))
-            gradient.setColorAt(1.0, QColor(theme.BACKGROUND_BOTTOM))
-            painter.fillRect(pixmap.rect(), gradient)
-            painter.end()
-            self._background = (key, pixmap)
-        return self._background[1]
+        painter.drawPixmap(event.rect(), self.layout_.room(), event.rect())
 
     def shutdown(self) -> None:
         """Stop observing, timers and threads this window started (the engine itself stays up)."""
@@ -506,15 +391,11 @@ class KioskWindow(QWidget):
         self.workers.closed = True
         self.bridge.close()
         self._tick_timer.stop()
-        self._corner_timer.stop()
+        self.admin.corner_timer.stop()
         self.face.stop()
         if self.admin.built:
             self.admin.panel.close_panel()
-        if self.talk.active and not self.model.hands_free:
-            self.engine.set_push_to_talk(False)
-        self.stop_listening()
-        if self.engine.hands_free() != self._hands_free_before:
-            self.engine.set_hands_free(self._hands_free_before)
+        self.listening.close()
         if self._own_resources:
             self.resources.stop()
 

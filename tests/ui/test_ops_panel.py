@@ -7,6 +7,9 @@ import urllib.request
 
 from PySide6.QtCore import QPoint, Qt
 
+from kiosk.engine.audio_in import MemorySource
+from tests.conftest import silence
+
 
 def _has_gpu() -> bool:
     try:
@@ -98,7 +101,10 @@ def _type_pin(qtbot, pad, pin: str) -> None:
 def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeypatch):
     reloads: list[object] = []
     monkeypatch.setattr(loaded_engine, "reload_exhibit", lambda path=None: reloads.append(path))
-    window = make_window(loaded_engine.config.replace(ui={"admin_pin": "2468"}))
+    window = make_window(
+        loaded_engine.config.replace(ui={"admin_pin": "2468"}), source_factory=lambda: MemorySource(silence(0.3))
+    )
+    assert window.mic_available  # hands-free is a choice only with a microphone
     exits: list[bool] = []
     window.exit_requested.connect(lambda: exits.append(True))
     panel = window.ops_panel
