@@ -83,7 +83,6 @@ def run_app(config: Config, windowed: bool = False) -> int:
         source_factory=lambda: make_source(config),
         started_at=kiosk.started_at,
     )
-    window.exit_requested.connect(app.quit)
     window.first_painted.connect(
         lambda: log.info("screen: first frame %.2f s after the process started", _since_process_start())
     )
@@ -123,7 +122,12 @@ def run_app(config: Config, windowed: bool = False) -> int:
     watchdog.timeout.connect(systemd.watchdog)
     watchdog.start()
 
-    previous = {sig: signal.signal(sig, lambda *_: app.quit()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def quit_app(*_: object) -> None:
+        window.allow_close()  # the window ignores every other close request
+        app.quit()
+
+    window.exit_requested.connect(quit_app)
+    previous = {sig: signal.signal(sig, quit_app) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         app.exec()
     finally:

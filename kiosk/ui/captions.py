@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from kiosk.ui import theme
-from kiosk.ui.screen_model import Caption
+from kiosk.ui.caption_log import Caption
+
+FONT_SAMPLE = (
+    "“Who flew on Apollo 11?” Three astronauts: Neil Armstrong, Buzz Aldrin and Michael Collins. "
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 .,;:!?'’\"()-–—…/%&"
+)
+WARMED_STYLES = ("GuideCaption", "VisitorCaption", "GuideCaptionOld", "AttractLine", "StatusLine")
 
 
 class CaptionsView(QWidget):
@@ -43,6 +49,27 @@ class CaptionsView(QWidget):
             label.style().unpolish(label)
             label.style().polish(label)
         self._fit(force=True)
+
+    def warm(self, styles: tuple[str, ...] = WARMED_STYLES) -> None:
+        """Lay out and paint each caption style once, off-screen, one per event-loop turn.
+
+        The first sentence in a new type size otherwise pays for shaping and rasterising its glyphs
+        (about 40 ms at 40 px on a small CPU), just when the guide starts to speak.
+        """
+        if not styles or not self.isVisible():
+            return
+        probe = QLabel(self)
+        probe.setObjectName(styles[0])
+        probe.setWordWrap(True)
+        if styles[0] == "GuideCaption":  # rich text: the first one also sets up Qt's HTML engine
+            probe.setTextFormat(Qt.TextFormat.RichText)
+            probe.setText(f'<span style="color:{theme.TEXT_SOFT}">{FONT_SAMPLE}</span> <span>{FONT_SAMPLE}</span>')
+        else:
+            probe.setText(FONT_SAMPLE)
+        probe.setFixedWidth(max(200, self.width()))
+        probe.grab()
+        probe.deleteLater()
+        QTimer.singleShot(0, lambda: self.warm(styles[1:]))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -99,6 +126,9 @@ class CaptionsView(QWidget):
                 parts = parts[1:]
                 self._set(label, block, parts)
                 height = self._height(label, width)
+            if not chosen and height > room:  # one sentence taller than the view: whole lines only
+                line = label.fontMetrics().lineSpacing()
+                height = max(line, room // max(1, line) * line)
             extra = height + (self._gap if chosen else 0)
             if chosen and used + extra > room:
                 break

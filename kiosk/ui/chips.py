@@ -78,8 +78,9 @@ class FlowLayout(QLayout):
             widget = item.widget()
             if widget is not None and widget.isHidden():
                 continue
-            width = min(item.sizeHint().width(), rect.width())
-            height = widget.heightForWidth(width) if widget is not None else item.sizeHint().height()
+            hint = widget.sizeHint() if widget is not None else item.sizeHint()  # fresh, not the item's cache
+            width = min(hint.width(), rect.width())
+            height = widget.heightForWidth(width) if widget is not None else hint.height()
             if x + width > rect.right() + 1 and line > 0:
                 x = rect.x()
                 y += line + self._spacing
@@ -114,16 +115,18 @@ class ChipButton(QAbstractButton):
 
     def sizeHint(self) -> QSize:  # noqa: N802
         metrics = QFontMetrics(self.font())
-        width = metrics.horizontalAdvance(self.question) + 2 * self.pad_x + 2
+        width = metrics.horizontalAdvance(self.question) + 2 * self.pad_x + 6  # slack: no wrap from rounding
         return QSize(width, self.heightForWidth(width))
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802
         return True
 
+    def _text_rect(self, width: int, height: int) -> QRect:
+        return QRect(self.pad_x, self.pad_y, max(10, width - 2 * self.pad_x), max(1, height - 2 * self.pad_y))
+
     def heightForWidth(self, width: int) -> int:  # noqa: N802
         metrics = QFontMetrics(self.font())
-        room = max(10, width - 2 * self.pad_x)
-        text = metrics.boundingRect(QRect(0, 0, room, 100000), int(WRAP), self.question)
+        text = metrics.boundingRect(self._text_rect(width, 100000), int(WRAP), self.question)
         return text.height() + 2 * self.pad_y
 
     def text_fits(self) -> bool:
@@ -144,8 +147,7 @@ class ChipButton(QAbstractButton):
         painter.drawRoundedRect(rect, radius, radius)
         painter.setPen(theme.colour(theme.TEXT if enabled else theme.TEXT_FAINT))
         painter.setFont(self.font())
-        inner = rect.adjusted(self.pad_x, self.pad_y - 1, -self.pad_x, -self.pad_y + 1)
-        painter.drawText(inner, int(WRAP), self.question)
+        painter.drawText(self._text_rect(self.width(), self.height()), int(WRAP), self.question)
 
 
 class ChipsView(QWidget):
@@ -210,14 +212,8 @@ class ChipsView(QWidget):
 
     def _relayout(self) -> None:
         self._flow.invalidate()
-        self._holder.setMinimumHeight(self._flow.heightForWidth(max(100, self.width())))
+        self._holder.updateGeometry()
         self.updateGeometry()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        height = self._flow.heightForWidth(max(100, self.width()))
-        if self._holder.minimumHeight() != height:
-            self._holder.setMinimumHeight(height)
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802
         return self.heading.sizeHint().height() + self._flow.heightForWidth(width) + self.layout().spacing()

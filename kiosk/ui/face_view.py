@@ -81,13 +81,20 @@ class FaceView(QWidget):
         self.last_render_seconds = 0.0
         self._failed_once = False
         self.placeholder_letter = "?"
+        self.portrait_ready = True  # False while the window frames the portrait (nothing jumps in)
 
     # --- inputs ------------------------------------------------------------------------------------------
 
-    def set_portrait(self, path: str | Path | None) -> None:
+    def set_portrait(self, path: str | Path | None, square: tuple[float, float, float] | None = None) -> None:
+        """The still portrait, framed in ``square`` (centre x, centre y, side: the animator's framing,
+        :func:`kiosk.engine.face.portrait.face_square`) so nothing jumps when the animator takes over."""
         image = QImage(str(path)) if path else QImage()
+        if not image.isNull() and square is not None:
+            cx, cy, side = square
+            image = image.copy(round(cx - side / 2), round(cy - side / 2), round(side), round(side))
         self._still = None if image.isNull() else image.convertToFormat(QImage.Format.Format_RGB32)
         self._still_key = None
+        self.portrait_ready = True
         self.update()
 
     def set_animator(self, animator: Any, reason: str = "") -> None:
@@ -254,7 +261,7 @@ class FaceView(QWidget):
             painter.drawPixmap(rect.topLeft(), self._vignette(rect))
         elif self._still is not None:
             painter.drawPixmap(rect.topLeft(), self._still_pixmap(rect))
-        else:
+        elif self.portrait_ready:  # not while the portrait is being framed: only the frame shows then
             self._paint_placeholder(painter, rect)
         painter.restore()
         painter.setBrush(Qt.BrushStyle.NoBrush)

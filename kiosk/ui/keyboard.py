@@ -47,7 +47,7 @@ class KeyboardPanel(QWidget):
         self._key(BACKSPACE, "KeyAction", 4, 7, 3)
         actions = QHBoxLayout()
         for name in (CLOSE, ASK):
-            button = self._button(name, "KeyAction")
+            button = self._button(name, "KeyAsk" if name == ASK else "KeyAction")
             actions.addWidget(button, 1 if name == CLOSE else 2)
         outer.addLayout(grid)
         outer.addLayout(actions)

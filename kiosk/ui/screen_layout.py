@@ -138,8 +138,8 @@ class ScreenLayout:
         self.content_layout.removeWidget(self.controls)
         if portrait:
             self.body.setDirection(QBoxLayout.Direction.TopToBottom)
-            self.body.addWidget(self.stage, 40)
-            self.body.addWidget(self.content, 60)
+            self.body.addWidget(self.stage, 36)
+            self.body.addWidget(self.content, 64)
             self.content_layout.addWidget(self.controls)
         else:
             self.body.setDirection(QBoxLayout.Direction.LeftToRight)

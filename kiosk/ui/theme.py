@@ -229,4 +229,7 @@ def style_sheet(m: Metrics) -> str:
                        border-radius: {px(16)}px; padding: 0px; background: {SURFACE_HIGH}; }}
     QPushButton#KeyAction {{ font-size: {m.small}px; min-height: {tx(84)}px; border-radius: {px(16)}px;
                              padding: 0px {px(18)}px; background: {accent}; border-color: {ACCENT}; }}
+    QPushButton#KeyAsk {{ font-size: {m.chip}px; min-height: {tx(84)}px; border-radius: {px(16)}px;
+                          color: {BACKGROUND}; background: {ACCENT}; border: 2px solid {ACCENT}; font-weight: 600; }}
+    QPushButton#KeyAsk:disabled {{ color: {TEXT_FAINT}; background: {SURFACE_HIGH}; border-color: {HAIRLINE}; }}
     """

@@ -35,6 +35,17 @@ from kiosk.ui.screen_model import YES, Chip, ScreenModel, State, Timing
 log = logging.getLogger(__name__)
 
 TICK_MS = 100
+WIDGETS = (
+    *("face", "status", "hint", "notice", "captions", "chips", "meter", "talk", "talk_label", "stop_button"),
+    *("text_button", "contrast_button", "type_button", "offer_button", "keyboard", "still_there"),
+    *("hot_corner", "progress", "pill", "title"),
+)
+
+
+def portrait_square(path: Any, cache_dir: Any) -> tuple[float, float, float]:
+    from kiosk.engine.face.portrait import check_portrait, face_square
+
+    return face_square(check_portrait(path, cache_dir).landmarks)
 
 
 def exhibit_chips(exhibit: Any) -> list[Chip]:
@@ -88,13 +99,10 @@ class KioskWindow(QWidget):
         self.ops_model = OpsModel(history_s=self.config.sampler.history)
 
         self.layout_ = lay = ScreenLayout(self, self.config.face.fps)
-        for name in ("face", "status", "hint", "notice", "captions", "chips", "meter", "talk", "talk_label",
-                     "stop_button", "text_button", "contrast_button", "type_button", "offer_button",
-                     "keyboard", "still_there", "hot_corner", "progress", "pill", "title"):
+        for name in WIDGETS:  # the widgets by name, for the tests and the admin side
             setattr(self, name, getattr(lay, name))
         self.ops_model.screen_fps = lambda: self.face.presented_fps
         self.face.publish = engine.bus.publish
-        self.face.set_portrait(exhibit.portrait)
         self.face.placeholder_letter = (exhibit.title[:1] or "?").upper()
         self.text_button.setChecked(self.large_text)
         self.contrast_button.setChecked(self.high_contrast)
@@ -122,6 +130,7 @@ class KioskWindow(QWidget):
         self._tick_timer.start()
         self.admin.install_keys(lay.hot_corner)
 
+        self._frame_portrait(exhibit.portrait)
         self.resources.start()
         self.face.start()
         self.title.setText(exhibit.title)
@@ -132,7 +141,7 @@ class KioskWindow(QWidget):
             self.progress.setText("Getting ready…")
         self.render()
 
-    # --- names the tests and the app use ----------------------------------------------------------------
+    # --- what the screen is in (the model's) ----------------------------------------------------------------
 
     @property
     def state(self) -> State:
@@ -149,22 +158,6 @@ class KioskWindow(QWidget):
     @property
     def ops_panel(self) -> Any:
         return self.admin.panel
-
-    @property
-    def last_self_test(self) -> Any:
-        return self.admin.last_self_test
-
-    def open_ops_panel(self) -> None:
-        self.admin.open()
-
-    def close_ops_panel(self) -> None:
-        self.admin.close()
-
-    def toggle_ops_panel(self) -> None:
-        self.admin.toggle()
-
-    def wait_for_work(self, timeout: float = 30.0) -> bool:
-        return self.workers.wait(timeout)
 
     # --- engine events ----------------------------------------------------------------------------------
 
@@ -226,10 +219,22 @@ class KioskWindow(QWidget):
         """The pack was reloaded: new title, portrait, greeting and questions."""
         exhibit = self.engine.exhibit
         self.title.setText(exhibit.title)
-        self.face.set_portrait(exhibit.portrait)
+        self._frame_portrait(exhibit.portrait)
         self.face.placeholder_letter = (exhibit.title[:1] or "?").upper()
         self.model.set_exhibit(exhibit.title, exhibit.greeting, exhibit_chips(exhibit))
         self.render()
+
+    def _frame_portrait(self, path: Any) -> None:
+        """The still portrait in the animator's framing (its landmarks are cached after the first check);
+        worked out after the first paint, as importing OpenCV holds the GIL for a moment."""
+
+        def done(ok: bool, square: Any) -> None:
+            self.face.set_portrait(path, square if ok else None)
+
+        self.face.portrait_ready = False
+        self._framing = lambda: self.workers.run(lambda: portrait_square(path, self.config.cache_dir), done)
+        if self._painted_once:
+            self._framing()
 
     # --- listening (kiosk.ui.listening) ------------------------------------------------------------------
 
@@ -318,6 +323,7 @@ class KioskWindow(QWidget):
         self._rendered = -1
         self.render()
         self.update()
+        QTimer.singleShot(50, self.captions.warm)  # the new type sizes
 
     def note_activity(self) -> None:
         self.model.touched()
@@ -380,6 +386,8 @@ class KioskWindow(QWidget):
         if not self._painted_once:
             self._painted_once = True
             QTimer.singleShot(0, self.first_painted.emit)
+            QTimer.singleShot(0, self._framing)
+            QTimer.singleShot(50, self.captions.warm)
         painter = QPainter(self)
         painter.drawPixmap(event.rect(), self.layout_.room(), event.rect())
 
@@ -398,6 +406,10 @@ class KioskWindow(QWidget):
         self.listening.close()
         if self._own_resources:
             self.resources.stop()
+
+    def allow_close(self) -> None:
+        """The app is quitting (SIGTERM, the technician's Exit): the close that follows is accepted."""
+        self.admin.quit_requested = True
 
     def closeEvent(self, event) -> None:  # noqa: N802
         """A close request (a window manager, a stray Alt+F4) is ignored unless the technician asked."""

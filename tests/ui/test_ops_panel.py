@@ -109,7 +109,7 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     window.exit_requested.connect(lambda: exits.append(True))
     panel = window.ops_panel
     pad = panel.pin_pad
-    window.open_ops_panel()
+    window.admin.open()
     assert not panel.unlocked
 
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
@@ -133,8 +133,8 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     qtbot.mouseClick(panel.hands_free_button, Qt.MouseButton.LeftButton)
     assert window.hands_free and loaded_engine.pipeline.hands_free is True
 
-    window.close_ops_panel()
-    window.open_ops_panel()
+    window.admin.close()
+    window.admin.open()
     assert not panel.unlocked
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert pad.isVisible() and not exits
@@ -144,11 +144,11 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
 
 def test_self_test_speaks_hears_and_shows_the_face(make_window, qtbot):
     window = make_window()
-    window.open_ops_panel()
+    window.admin.open()
     qtbot.mouseClick(window.ops_panel.self_test_button, Qt.MouseButton.LeftButton)
     assert not window.ops_panel.self_test_button.isEnabled()
     qtbot.waitUntil(lambda: window.ops_panel.self_test_button.isEnabled(), timeout=30_000)
-    result = window.last_self_test
+    result = window.admin.last_self_test
     assert result.passed, result.lines
     assert any(line.startswith("ears: heard") for line in result.lines)
     assert "PASS" in window.ops_panel.admin_result.text()

@@ -125,7 +125,7 @@ def test_the_offer_button_asks_yes(make_window, qtbot, events, loaded_engine):
 
 def test_the_ops_panel_is_opaque_lists_the_face_once_and_counts_the_kiosks_uptime(make_window, qtbot):
     window = make_window(started_at=time.monotonic() - 3725)
-    window.open_ops_panel()
+    window.admin.open()
     panel = window.ops_panel
     panel.refresh()
     qtbot.wait(50)
