@@ -32,6 +32,13 @@ from kiosk.ui.widgets import rounded_path
 
 log = logging.getLogger(__name__)
 
+def portrait_square(path: Any, cache_dir: Any) -> tuple[float, float, float]:
+    """The animator's framing of the portrait (checks it once; later starts read the cached landmarks)."""
+    from kiosk.engine.face.portrait import check_portrait, face_square
+
+    return face_square(check_portrait(path, cache_dir).landmarks)
+
+
 def frame_array(frame: Any) -> np.ndarray | None:
     """The RGB uint8 image of whatever ``frame_at`` returned (an array, or a record with ``image``)."""
     image = getattr(frame, "image", frame)

@@ -5,6 +5,7 @@ commands; the screen model hears what changed.  On close the shared engine is le
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kiosk.engine.audio_in import AudioSource
 from kiosk.engine.commands import EngineCommands
@@ -24,6 +25,15 @@ class Listening:
         self.talk = talk
         self.on = False
         self._hands_free_before = engine.hands_free()
+
+    def open_source(self, factory: Callable[[], AudioSource | None]) -> AudioSource | None:
+        """The microphone from ``factory``; None (with a calm notice) when it cannot be opened."""
+        try:
+            return factory()
+        except Exception as exc:
+            log.exception("could not make the audio source")
+            self.model.set_notice("input", f"Microphone: {exc}. You can still tap or type a question.")
+            return None
 
     def start(self, source: AudioSource) -> bool:
         """Listen to ``source``; False, with a notice on the model, when it cannot."""

@@ -23,8 +23,18 @@ from kiosk import __version__
 from kiosk.engine.commands import EngineCommands
 from kiosk.telemetry.sampler import NO_GPU, ResourceSampler, ResourceSnapshot
 from kiosk.ui import theme
-from kiosk.ui.ops_model import STAGE_NAMES, OpsModel
-from kiosk.ui.ops_widgets import LATENCY_COLUMNS, MIB, Card, PinPad, fmt_bytes, fmt_ms, panel_style
+from kiosk.ui.ops_model import OpsModel
+from kiosk.ui.ops_widgets import (
+    CARD_PLACES,
+    MIB,
+    Card,
+    PinPad,
+    fmt_bytes,
+    latency_table,
+    models_table,
+    panel_style,
+    scrape_counts,
+)
 
 # --- the panel ------------------------------------------------------------------------------------------------
 
@@ -197,32 +207,9 @@ class OpsPanel(QWidget):
             self.grid.removeWidget(card)
         for column in range(4):
             self.grid.setColumnStretch(column, 0)
-        if portrait:
-            places = [
-                (self.cpu, 0, 0, 1, 1),
-                (self.memory, 0, 1, 1, 1),
-                (self.gpu, 1, 0, 1, 1),
-                (self.frames, 1, 1, 1, 1),
-                (self.latency, 2, 0, 1, 2),
-                (self.models, 3, 0, 1, 2),
-                (self.endpoint, 4, 0, 1, 1),
-                (self.problems, 4, 1, 1, 1),
-                (self.admin, 5, 0, 1, 2),
-            ]
-            columns = 2
-        else:
-            places = [
-                (self.cpu, 0, 0, 1, 1),
-                (self.memory, 0, 1, 1, 1),
-                (self.gpu, 0, 2, 1, 1),
-                (self.frames, 0, 3, 1, 1),
-                (self.latency, 1, 0, 1, 2),
-                (self.models, 1, 2, 1, 2),
-                (self.endpoint, 2, 0, 1, 1),
-                (self.problems, 2, 1, 1, 1),
-                (self.admin, 2, 2, 1, 2),
-            ]
-            columns = 4
+        names = CARD_PLACES["portrait" if portrait else "landscape"]
+        places = [(getattr(self, name), *place) for name, place in names.items()]
+        columns = 2 if portrait else 4
         for widget, row, column, rows, cols in places:
             self.grid.addWidget(widget, row, column, rows, cols)
             widget.show()
@@ -353,53 +340,10 @@ class OpsPanel(QWidget):
         self.frames.spark.set_data(xs, fps, ceiling=30.0, extra=dropped)
 
     def _latency(self) -> None:
-        rows = list(self.model.turns)
-        if not rows:
-            self.latency_body.setText(f'<span style="color:{theme.TEXT_FAINT}">No turns yet.</span>')
-            return
-        head = "".join(f'<th align="right">&nbsp;{label}</th>' for _, label in LATENCY_COLUMNS)
-        lines = [f'<tr><th align="left">turn</th><th align="left">status</th>{head}</tr>']
-        for row in reversed(rows):
-            cells = "".join(
-                f'<td align="right">&nbsp;{fmt_ms(row.timings.get(key))}</td>' for key, _ in LATENCY_COLUMNS
-            )
-            colour = theme.TEXT if row.status == "ok" else theme.THINKING
-            lines.append(
-                f'<tr><td>{row.turn_id}</td><td style="color:{colour}">{html.escape(row.status)}</td>{cells}</tr>'
-            )
-        self.latency_body.setText(
-            f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
-        )
+        self.latency_body.setText(latency_table(list(self.model.turns)))
 
     def _models(self) -> None:
-        models = dict(self.engine.models)
-        failures = dict(self.engine.failures)
-        lines = []
-        for stage, info in models.items():
-            memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
-            fallback = " (fallback)" if getattr(info, "fallback", False) else ""
-            lines.append(
-                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
-                f"<td>{html.escape(str(info.name))}{fallback}</td><td>{html.escape(str(info.device))}</td>"
-                f'<td align="right">{memory}</td><td align="right">{info.load_seconds:.1f} s</td></tr>'
-            )
-        for stage, message in failures.items():
-            lines.append(
-                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
-                f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
-            )
-        if self.model.face_line and "face" not in models and "face" not in failures:  # the face once
-            lines.append(f'<tr><td>face</td><td colspan="4">{html.escape(self.model.face_line)}</td></tr>')
-        if not lines:
-            self.models_body.setText(f'<span style="color:{theme.TEXT_FAINT}">Loading…</span>')
-            return
-        head = (
-            '<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
-            '<th align="right">memory</th><th align="right">load</th></tr>'
-        )
-        self.models_body.setText(
-            f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>'
-        )
+        self.models_body.setText(models_table(self.engine.models, self.engine.failures, self.model.face_line))
 
     def _endpoint(self, now: float) -> None:
         telemetry = self.telemetry
@@ -443,18 +387,3 @@ class OpsPanel(QWidget):
             self.problems_body.setText(f'<span style="color:{theme.GOOD}">None since start.</span>')
             return
         self.problems_body.setText("<br>".join(html.escape(line) for line in reversed(lines)))
-
-
-def scrape_counts(telemetry: Any) -> dict[str, float]:
-    """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
-    counts: dict[str, float] = {}
-    try:
-        for family in telemetry.metrics.scrapes.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[sample.labels.get("code", "?")] = sample.value
-    except Exception:
-        return {}
-    return counts
-
-

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import os
 import time
+from collections.abc import Mapping
+from typing import Any
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
@@ -20,6 +23,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
+from kiosk.engine.stage import MODEL_STAGES  # noqa: E402
 from kiosk.ui import theme  # noqa: E402
 
 pg.setConfigOptions(antialias=True, background=None, foreground=theme.TEXT_SOFT)
@@ -221,6 +225,90 @@ class PinPad(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), theme.colour(theme.BACKGROUND_BOTTOM, 0.9))
 
+
+
+# where each card goes: (row, column, rows, columns)
+CARD_PLACES = {
+    "portrait": {
+        "cpu": (0, 0, 1, 1),
+        "memory": (0, 1, 1, 1),
+        "gpu": (1, 0, 1, 1),
+        "frames": (1, 1, 1, 1),
+        "latency": (2, 0, 1, 2),
+        "models": (3, 0, 1, 2),
+        "endpoint": (4, 0, 1, 1),
+        "problems": (4, 1, 1, 1),
+        "admin": (5, 0, 1, 2),
+    },
+    "landscape": {
+        "cpu": (0, 0, 1, 1),
+        "memory": (0, 1, 1, 1),
+        "gpu": (0, 2, 1, 1),
+        "frames": (0, 3, 1, 1),
+        "latency": (1, 0, 1, 2),
+        "models": (1, 2, 1, 2),
+        "endpoint": (2, 0, 1, 1),
+        "problems": (2, 1, 1, 1),
+        "admin": (2, 2, 1, 2),
+    },
+}
+
+
+def scrape_counts(telemetry: Any) -> dict[str, float]:
+    """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
+    counts: dict[str, float] = {}
+    try:
+        for family in telemetry.metrics.scrapes.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels.get("code", "?")] = sample.value
+    except Exception:
+        return {}
+    return counts
+
+
+def latency_table(rows: list) -> str:
+    """The last turns' stage latencies as an HTML table (newest first)."""
+    if not rows:
+        return f'<span style="color:{theme.TEXT_FAINT}">No turns yet.</span>'
+    head = "".join(f'<th align="right">&nbsp;{label}</th>' for _, label in LATENCY_COLUMNS)
+    lines = [f'<tr><th align="left">turn</th><th align="left">status</th>{head}</tr>']
+    for row in reversed(rows):
+        cells = "".join(
+            f'<td align="right">&nbsp;{fmt_ms(row.timings.get(key))}</td>' for key, _ in LATENCY_COLUMNS
+        )
+        colour = theme.TEXT if row.status == "ok" else theme.THINKING
+        lines.append(
+            f'<tr><td>{row.turn_id}</td><td style="color:{colour}">{html.escape(row.status)}</td>{cells}</tr>'
+        )
+    return f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
+
+
+def models_table(models: Mapping[str, Any], failures: Mapping[str, str], face_line: str) -> str:
+    """What loaded (and what failed) as an HTML table; the face is listed once."""
+    lines = []
+    for stage, info in models.items():
+        memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
+        fallback = " (fallback)" if getattr(info, "fallback", False) else ""
+        lines.append(
+            f"<tr><td>{html.escape(MODEL_STAGES.get(stage, stage))}</td>"
+            f"<td>{html.escape(str(info.name))}{fallback}</td><td>{html.escape(str(info.device))}</td>"
+            f'<td align="right">{memory}</td><td align="right">{info.load_seconds:.1f} s</td></tr>'
+        )
+    for stage, message in failures.items():
+        lines.append(
+            f"<tr><td>{html.escape(MODEL_STAGES.get(stage, stage))}</td>"
+            f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
+        )
+    if face_line and "face" not in models and "face" not in failures:
+        lines.append(f'<tr><td>face</td><td colspan="4">{html.escape(face_line)}</td></tr>')
+    if not lines:
+        return f'<span style="color:{theme.TEXT_FAINT}">Loading…</span>'
+    head = (
+        '<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
+        '<th align="right">memory</th><th align="right">load</th></tr>'
+    )
+    return f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>'
 
 
 def panel_style(m: theme.Metrics) -> str:

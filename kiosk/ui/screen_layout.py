@@ -123,9 +123,15 @@ class ScreenLayout:
 
         self.progress = _label("Progress", wrap=False)
         self.box.addWidget(self.progress)
-        self.keyboard = KeyboardPanel(root)
+        self.keyboard: KeyboardPanel | None = None  # built when a visitor first wants to type
         self.still_there = StillThereOverlay(root)
         self.hot_corner = HotCorner(root)
+
+    def build_keyboard(self) -> KeyboardPanel:
+        if self.keyboard is None:
+            self.keyboard = KeyboardPanel(self.root)
+            self.keyboard.set_metrics(self.metrics)
+        return self.keyboard
 
     def arrange(self, portrait: bool) -> bool:
         """Portrait or landscape; True when that changed."""
@@ -171,15 +177,17 @@ class ScreenLayout:
         self.meter.setFixedSize(px(120), px(44))
         self.still_there.u = m.u
         self.still_there.text_scale = theme.LARGE_TEXT if large else 1.0
-        self.keyboard.set_metrics(m)
+        if self.keyboard is not None:
+            self.keyboard.set_metrics(m)
         self.place_overlays()
         return m
 
     def place_overlays(self) -> None:
         rect = self.root.rect()
         self.still_there.setGeometry(rect)
-        height = min(rect.height(), self.keyboard.sizeHint().height())
-        self.keyboard.setGeometry(0, rect.height() - height, rect.width(), height)
+        if self.keyboard is not None:
+            height = min(rect.height(), self.keyboard.sizeHint().height())
+            self.keyboard.setGeometry(0, rect.height() - height, rect.width(), height)
         side = self.metrics.px(150)
         self.hot_corner.setGeometry(0, 0, side, side)
         self.hot_corner.raise_()

@@ -27,6 +27,8 @@ from kiosk.errors import KioskError
 from kiosk.ui import theme
 from kiosk.ui.admin import Admin, Workers, is_ops_key
 from kiosk.ui.bridge import EventBridge
+from kiosk.ui.face_view import portrait_square
+from kiosk.ui.keyboard import KeyboardPanel
 from kiosk.ui.listening import Listening
 from kiosk.ui.ops_model import OpsModel
 from kiosk.ui.screen_layout import ScreenLayout
@@ -37,15 +39,9 @@ log = logging.getLogger(__name__)
 TICK_MS = 100
 WIDGETS = (
     *("face", "status", "hint", "notice", "captions", "chips", "meter", "talk", "talk_label", "stop_button"),
-    *("text_button", "contrast_button", "type_button", "offer_button", "keyboard", "still_there"),
+    *("text_button", "contrast_button", "type_button", "offer_button", "still_there"),
     *("hot_corner", "progress", "pill", "title"),
 )
-
-
-def portrait_square(path: Any, cache_dir: Any) -> tuple[float, float, float]:
-    from kiosk.engine.face.portrait import check_portrait, face_square
-
-    return face_square(check_portrait(path, cache_dir).landmarks)
 
 
 def exhibit_chips(exhibit: Any) -> list[Chip]:
@@ -110,8 +106,6 @@ class KioskWindow(QWidget):
         lay.chips.asked.connect(self.ask)
         lay.offer_button.clicked.connect(self.accept_offer)
         lay.type_button.clicked.connect(self.open_keyboard)
-        lay.keyboard.submitted.connect(self.ask)
-        lay.keyboard.cancelled.connect(self._keyboard_closed)
         lay.stop_button.clicked.connect(self.stop)
         lay.text_button.toggled.connect(self.set_large_text)
         lay.contrast_button.toggled.connect(self.set_high_contrast)
@@ -204,12 +198,7 @@ class KioskWindow(QWidget):
         names = ", ".join(STAGE_NAMES.get(s, s) for s in missing)
         self.progress.setText(f"Ready, without: {names}" if missing else "")
         if self._source_factory is not None and not self.listening.on:
-            try:
-                source = self._source_factory()
-            except Exception as exc:
-                log.exception("could not make the audio source")
-                source = None
-                self.model.set_notice("input", f"Microphone: {exc}. You can still tap or type a question.")
+            source = self.listening.open_source(self._source_factory)
             if source is not None:
                 self.start_listening(source)
         status = "ready" + (f", without {', '.join(missing)}" if missing else "")
@@ -276,6 +265,15 @@ class KioskWindow(QWidget):
     def accept_offer(self) -> int | None:
         return self.ask(YES) if self.model.offer_visible else None
 
+    @property
+    def keyboard(self) -> KeyboardPanel:
+        """The on-screen keyboard (built on first use)."""
+        if self.layout_.keyboard is None:
+            keyboard = self.layout_.build_keyboard()
+            keyboard.submitted.connect(self.ask)
+            keyboard.cancelled.connect(self._keyboard_closed)
+        return self.layout_.keyboard
+
     def open_keyboard(self) -> None:
         self.model.touched()
         self.keyboard.open()
@@ -302,22 +300,19 @@ class KioskWindow(QWidget):
         self.render()
 
     def set_large_text(self, on: bool) -> None:
-        self.large_text = bool(on)
-        self.model.touched()
-        if self.text_button.isChecked() != self.large_text:
-            self.text_button.setChecked(self.large_text)
-        self._restyle()
+        self._set_options(bool(on), self.high_contrast)
 
     def set_high_contrast(self, on: bool) -> None:
-        self.high_contrast = bool(on)
-        self.model.touched()
-        if self.contrast_button.isChecked() != self.high_contrast:
-            self.contrast_button.setChecked(self.high_contrast)
-        theme.use_palette(self.high_contrast)
-        self._restyle()
+        self._set_options(self.large_text, bool(on))
 
-    def _restyle(self) -> None:
-        m = self.layout_.apply_metrics(self.large_text)
+    def _set_options(self, large: bool, high: bool) -> None:
+        """Larger text and high contrast, the visitor's choices: every size and colour follows."""
+        self.large_text, self.high_contrast = large, high
+        self.model.touched()
+        self.text_button.setChecked(large)  # (a toggled signal for an unchanged state is not sent)
+        self.contrast_button.setChecked(high)
+        theme.use_palette(high)
+        m = self.layout_.apply_metrics(large)
         if self.admin.built:
             self.admin.panel.set_metrics(m)
         self._rendered = -1
@@ -363,8 +358,8 @@ class KioskWindow(QWidget):
             self.admin.toggle()
             event.accept()
             return
-        if self.keyboard.isVisible():
-            self.keyboard.keyPressEvent(event)
+        if self.layout_.keyboard is not None and self.layout_.keyboard.isVisible():
+            self.layout_.keyboard.keyPressEvent(event)
             return
         super().keyPressEvent(event)
 
