@@ -69,7 +69,7 @@ class CaptionsView(QWidget):
         probe.setFixedWidth(max(200, self.width()))
         probe.grab()
         probe.deleteLater()
-        QTimer.singleShot(0, lambda: self.warm(styles[1:]))
+        QTimer.singleShot(0, self, lambda: self.warm(styles[1:]))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)

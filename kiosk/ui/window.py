@@ -318,7 +318,7 @@ class KioskWindow(QWidget):
         self._rendered = -1
         self.render()
         self.update()
-        QTimer.singleShot(50, self.captions.warm)  # the new type sizes
+        QTimer.singleShot(50, self, lambda: self.captions.warm())  # the new type sizes
 
     def note_activity(self) -> None:
         self.model.touched()
@@ -380,9 +380,9 @@ class KioskWindow(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802
         if not self._painted_once:
             self._painted_once = True
-            QTimer.singleShot(0, self.first_painted.emit)
-            QTimer.singleShot(0, self._framing)
-            QTimer.singleShot(50, self.captions.warm)
+            QTimer.singleShot(0, self, lambda: self.first_painted.emit())
+            QTimer.singleShot(0, self, lambda: self._framing())
+            QTimer.singleShot(50, self, lambda: self.captions.warm())
         painter = QPainter(self)
         painter.drawPixmap(event.rect(), self.layout_.room(), event.rect())
 
