@@ -109,6 +109,7 @@ def spin(stop) -> None:
 
 
 def measure_size(app, engine: Engine, config, width: int, height: int, idle: float, audio: np.ndarray) -> list:
+    from kiosk.ui.app import settle_heap
     from kiosk.ui.window import KioskWindow
 
     finished: list[ev.TurnFinished] = []
@@ -116,7 +117,9 @@ def measure_size(app, engine: Engine, config, width: int, height: int, idle: flo
     window = KioskWindow(engine, config)
     window.resize(width, height)
     window.show()
-    run_until(app, lambda: False, 1.5)  # settle: first paints, style, fonts warmed
+    run_until(app, lambda: window.face.portrait_ready, 20)  # the start's own work: portrait framed,
+    run_until(app, lambda: False, 1.5)  # first paints, style, fonts warmed
+    settle_heap()  # the app has one window: the one measured before is garbage, not the kiosk's work
     probe = LoopProbe()
     rows = []
 

@@ -185,6 +185,8 @@ class ChipsView(QWidget):
         self._relayout()
 
     def set_questions(self, questions: list[str], enabled: bool = True) -> None:
+        if list(questions) == self.questions and all(b.isEnabled() == enabled for b in self.buttons):
+            return  # nothing to lay out again
         if list(questions) != self.questions:
             self.questions = list(questions)
             while len(self.buttons) < len(self.questions):  # buttons are reused
