@@ -82,11 +82,15 @@ def test_every_text_colour_reaches_wcag_aa_on_every_surface(high):
             assert ratio >= 4.5, (text, surface, round(ratio, 2))
 
 
-def test_high_contrast_switches_the_whole_screen(make_window, qtbot):
+def test_high_contrast_switches_the_whole_screen(make_window, qtbot, loaded_engine, ui_artifacts):
     window = make_window()
     try:
         qtbot.mouseClick(window.contrast_button, Qt.MouseButton.LeftButton)
         assert window.high_contrast and theme.TEXT == theme.HIGH_CONTRAST["TEXT"]
+        crew = loaded_engine.exhibit.section("crew")
+        _replay_turn(window, 9401, crew.question, crew.sentences[:3])
+        qtbot.wait(50)
+        window.grab().save(str(ui_artifacts / "high-contrast-portrait.png"))
         image = window.grab().toImage()
         assert image.pixelColor(5, window.height() // 2).name() == theme.HIGH_CONTRAST["BACKGROUND"]
     finally:
@@ -147,3 +151,36 @@ def test_a_close_request_is_ignored_unless_the_technician_quits(make_window, qtb
     window.admin.quit_requested = True
     window.close()
     assert not window.isVisible()
+
+
+def test_while_the_models_load_the_screen_is_calm_and_the_portrait_is_framed_as_the_face_will_be(
+    qtbot, base_config, ui_artifacts
+):
+    from kiosk.engine.engine import Engine
+    from kiosk.engine.face.portrait import check_portrait, face_square
+    from kiosk.ui.window import KioskWindow
+
+    engine = Engine(base_config)  # not loaded: the screen comes up first
+    window = KioskWindow(engine, base_config)
+    qtbot.addWidget(window)
+    window.resize(*ORIENTATIONS["portrait"])
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        assert window.state == State.LOADING
+        assert window.chips.buttons and not any(b.isEnabled() for b in window.chips.buttons)
+        assert not window.type_button.isEnabled()
+        qtbot.mouseClick(window.chips.buttons[0], Qt.MouseButton.LeftButton)
+        assert window.state == State.LOADING and not window.notice.isVisible()  # no technical notice
+        assert "model" not in window.status.text().lower() + window.hint.text().lower()
+        # the still portrait is cut as the animator will cut its frames: nothing jumps when it takes over
+        qtbot.waitUntil(lambda: window.face.portrait_ready, timeout=20_000)
+        _cx, _cy, side = face_square(check_portrait(engine.exhibit.portrait, base_config.cache_dir).landmarks)
+        still = window.face._still
+        assert still is not None and abs(still.width() - side) <= 2 and still.width() == still.height()
+        qtbot.wait(100)
+        window.grab().save(str(ui_artifacts / "loading-portrait.png"))
+    finally:
+        window.shutdown()
+        window.workers.wait(10)
+        engine.close()
