@@ -3,10 +3,11 @@
 The kiosk window (1080x1920, offscreen) runs over the real engine while it answers: idle, a tapped
 question and a spoken one (played into the pipeline in real time, answered into a real-time null sink).
 A 5 ms precise QTimer on the GUI thread measures how late the event loop gets to it (a stall is the
-lateness beyond those 5 ms); the face view counts the frames it paints.  Targets: no stall over 50 ms,
-at least 30 presented frames a second.
+lateness beyond those 5 ms); the face view counts the frames it paints.  Both screen shapes are measured
+(1080x1920 and 1920x1080).  Targets: no stall over 50 ms, a 99th percentile of at most 16 ms, at least
+30 presented frames a second.  ``--load N`` runs N busy processes alongside (a busy machine).
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui.py [--idle 3] [--size 1080x1920]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui.py [--idle 3] [--sizes 1080x1920,1920x1080] [--load 2]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from kiosk.engine.engine import Engine  # noqa: E402
 
 PROBE_MS = 5
 STALL_LIMIT_MS = 50.0
+P99_LIMIT_MS = 16.0
 FPS_TARGET = 30.0
 
 
@@ -100,45 +102,30 @@ def speak(engine: Engine, text: str) -> np.ndarray:
     return np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)), audio).astype(np.float32)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--idle", type=float, default=3.0, help="seconds measured with the guide idle")
-    parser.add_argument("--size", default="1080x1920", help="window size, WIDTHxHEIGHT")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+def spin(stop) -> None:
+    """A busy process: the concurrent load."""
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
 
-    env = {"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_METRICS__PORT": "0"}
-    if os.environ.get("DOCENT_TEST_CACHE"):
-        env["KIOSK_PATHS__CACHE_DIR"] = f'"{os.environ["DOCENT_TEST_CACHE"]}"'
-    config = load_config(env={**os.environ, **env})
-    app = QApplication.instance() or QApplication([])
 
+def measure_size(app, engine: Engine, config, width: int, height: int, idle: float, audio: np.ndarray) -> list:
     from kiosk.ui.app import settle_heap
-    from kiosk.ui.face_view import make_animator
     from kiosk.ui.window import KioskWindow
 
-    print("loading the models…", flush=True)
-    engine = Engine(config, sink=NullSink(realtime=True))
-    engine.load()
-    settle_heap()  # as the app does once the models are loaded
-    animator, reason = (None, "") if hasattr(engine, "face") else make_animator(engine)
     finished: list[ev.TurnFinished] = []
-    engine.bus.subscribe(lambda e: finished.append(e) if isinstance(e, ev.TurnFinished) else None)
-    window = KioskWindow(engine, config, animator=animator, animator_reason=reason)
+    unsubscribe = engine.bus.subscribe(lambda e: finished.append(e) if isinstance(e, ev.TurnFinished) else None)
+    window = KioskWindow(engine, config)
     window.resize(width, height)
     window.show()
-    run_until(app, lambda: False, 1.0)  # settle: first paints, style
-    question_audio = np.concatenate([np.zeros(8000, np.float32), speak(engine, "Who flew on Apollo 11?")])
-
+    run_until(app, lambda: window.face.portrait_ready, 20)  # the start's own work: portrait framed,
+    run_until(app, lambda: False, 1.5)  # first paints, style, fonts warmed
+    settle_heap()  # the app has one window: the one measured before is garbage, not the kiosk's work
     probe = LoopProbe()
     rows = []
 
     def measure(name: str, start, done, timeout: float) -> None:
-        presented0, rendered0, dropped0 = (
-            window.face.frames_presented,
-            window.face.frames_rendered,
-            window.face.frames_dropped,
-        )
+        face = window.face
+        presented0, rendered0, dropped0 = face.frames_presented, face.frames_rendered, face.frames_dropped
         began = time.monotonic()
         probe.start()
         start()
@@ -147,23 +134,24 @@ def main() -> int:
         seconds = time.monotonic() - began
         rows.append(
             {
+                "size": f"{width}x{height}",
                 "phase": name + ("" if ok else " (timed out)"),
                 "seconds": seconds,
                 "max_stall": max(late) if late else float("nan"),
                 "p99": float(np.percentile(late, 99)) if late else float("nan"),
                 "over": sum(1 for v in late if v > STALL_LIMIT_MS),
-                "presented": (window.face.frames_presented - presented0) / seconds,
-                "rendered": (window.face.frames_rendered - rendered0) / seconds,
-                "dropped": window.face.frames_dropped - dropped0,
+                "presented": (face.frames_presented - presented0) / seconds,
+                "rendered": (face.frames_rendered - rendered0) / seconds,
+                "dropped": face.frames_dropped - dropped0,
             }
         )
 
     idle_until = [0.0]
     measure(
         "idle",
-        lambda: idle_until.__setitem__(0, time.monotonic() + args.idle),
+        lambda: idle_until.__setitem__(0, time.monotonic() + idle),
         lambda: time.monotonic() >= idle_until[0],
-        args.idle + 5,
+        idle + 5,
     )
     count = [0]
 
@@ -172,27 +160,62 @@ def main() -> int:
         window.ask("Who flew on Apollo 11?")
 
     measure("tapped question", ask, lambda: len(finished) > count[0], 60)
-    run_until(app, lambda: False, 0.5)
+    run_until(app, lambda: False, 1.0)
 
     def listen() -> None:
         count[0] = len(finished)
-        window.start_listening(MemorySource(question_audio, realtime=True, tail_silence_s=1.0))
+        window.start_listening(MemorySource(audio, realtime=True, tail_silence_s=1.0))
 
     measure("spoken question", listen, lambda: len(finished) > count[0], 60)
+    print(f"window {width}x{height} offscreen; face: {window.ops_model.face_line or 'animated'}", flush=True)
+    window.shutdown()
+    window.close()
+    window.deleteLater()
+    run_until(app, lambda: False, 0.3)
+    engine.pipeline.wait_idle(timeout=10)
+    engine.reset_session()
+    unsubscribe()
+    return rows
 
-    print()
-    print(f"window {width}x{height} offscreen; face: {window.ops_model.face_line or 'animated'}")
-    header = (
-        "phase",
-        "seconds",
-        "max stall ms",
-        "p99 late ms",
-        f">{STALL_LIMIT_MS:.0f} ms",
-        "presented fps",
-        "animator fps",
-        "dropped",
-    )
-    print(f"{header[0]:<18}" + "".join(f"{h:>15}" for h in header[1:]))
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds measured with the guide idle")
+    parser.add_argument("--sizes", default="1080x1920,1920x1080", help="window sizes, WIDTHxHEIGHT,...")
+    parser.add_argument("--load", type=int, default=0, help="busy processes running alongside")
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
+
+    env = {"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_METRICS__PORT": "0"}
+    if os.environ.get("DOCENT_TEST_CACHE"):
+        env["KIOSK_PATHS__CACHE_DIR"] = f'"{os.environ["DOCENT_TEST_CACHE"]}"'
+    config = load_config(env={**os.environ, **env})
+    app = QApplication.instance() or QApplication([])
+
+    from kiosk.ui.app import settle_heap
+
+    print("loading the models…", flush=True)
+    engine = Engine(config, sink=NullSink(realtime=True))
+    engine.load()
+    settle_heap()  # as the app does once the models are loaded
+    audio = np.concatenate([np.zeros(8000, np.float32), speak(engine, "Who flew on Apollo 11?")])
+
+    import multiprocessing
+
+    stop = multiprocessing.Event()
+    load = [multiprocessing.Process(target=spin, args=(stop,), daemon=True) for _ in range(args.load)]
+    for process in load:
+        process.start()
+    try:
+        rows = [row for w, h in sizes for row in measure_size(app, engine, config, w, h, args.idle, audio)]
+    finally:
+        stop.set()
+        for process in load:
+            process.join(5)
+    print(f"\nconcurrent load: {args.load} busy process(es) on {os.cpu_count()} cores")
+    header = ("size", "phase", "seconds", "max stall ms", "p99 late ms", f">{STALL_LIMIT_MS:.0f} ms",
+              "presented fps", "animator fps", "dropped")
+    print(f"{header[0]:<11}{header[1]:<18}" + "".join(f"{h:>14}" for h in header[2:]))
     for r in rows:
         values = (
             f"{r['seconds']:.1f}",
@@ -203,18 +226,18 @@ def main() -> int:
             f"{r['rendered']:.1f}",
             str(r["dropped"]),
         )
-        print(f"{r['phase']:<18}" + "".join(f"{v:>15}" for v in values))
+        print(f"{r['size']:<11}{r['phase']:<18}" + "".join(f"{v:>14}" for v in values))
     worst = max(r["max_stall"] for r in rows)
+    p99 = max(r["p99"] for r in rows)
     slowest = min(r["presented"] for r in rows)
-    verdict = "PASS" if worst <= STALL_LIMIT_MS and slowest >= FPS_TARGET else "FAIL"
+    ok = worst <= STALL_LIMIT_MS and p99 <= P99_LIMIT_MS and slowest >= FPS_TARGET
     print(
-        f"\n{verdict}: longest stall {worst:.1f} ms (target <= {STALL_LIMIT_MS:.0f}), "
+        f"\n{'PASS' if ok else 'FAIL'}: longest stall {worst:.1f} ms (target <= {STALL_LIMIT_MS:.0f}), "
+        f"p99 {p99:.1f} ms (target <= {P99_LIMIT_MS:.0f}), "
         f"lowest presented rate {slowest:.1f} fps (target >= {FPS_TARGET:.0f})"
     )
-    window.shutdown()
-    window.close()
     engine.close()
-    return 0 if verdict == "PASS" else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

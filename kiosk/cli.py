@@ -225,27 +225,21 @@ class TurnPrinter:
             )
 
 
-def _start_engine(config: Config, sink, words: bool = True):
-    from kiosk.engine.engine import Engine
+def _compose(config: Config, sink, metrics: bool, words: bool = True):
+    """The kiosk from the one composition root, with a printer of finished turns on its bus."""
+    from kiosk.compose import compose
 
-    engine = Engine(config, sink=sink)
-    printer = TurnPrinter(words=words)
-    engine.bus.subscribe(printer)
-    return engine, printer
-
-
-def _start_telemetry(config: Config, engine):
-    if not config.metrics.enabled:
-        return None
-    from kiosk.telemetry import Telemetry
-
-    telemetry = Telemetry(config, engine.bus, engine.exhibit.topic_ids, engine.health)
-    telemetry.start()
-    if telemetry.server is not None and telemetry.server.running:
-        print(f"metrics: {telemetry.server.url}/metrics", flush=True)
-    else:
-        print(f"metrics: not served ({telemetry.server_error or 'disabled'})", flush=True)
-    return telemetry
+    kiosk = compose(config, sink=sink, metrics=metrics)
+    kiosk.start()
+    kiosk.engine.bus.subscribe(TurnPrinter(words=words))
+    if metrics and config.metrics.enabled:
+        server = getattr(kiosk.telemetry, "server", None)
+        if server is not None and server.running:
+            print(f"metrics: {server.url}/metrics", flush=True)
+        else:
+            reason = getattr(kiosk.telemetry, "server_error", None) if kiosk.telemetry else "unavailable"
+            print(f"metrics: not served ({reason or 'disabled'})", flush=True)
+    return kiosk
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -260,8 +254,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         sink = NullSink(realtime=not args.fast)
     else:
         sink = make_sink(config)
-    engine, printer = _start_engine(config, sink, words=args.verbose)
-    telemetry = None if args.no_metrics else _start_telemetry(config, engine)
+    kiosk = _compose(config, sink, metrics=not args.no_metrics, words=args.verbose)
+    engine, telemetry = kiosk.engine, kiosk.telemetry
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -286,9 +280,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             stop.wait(0.5)
     finally:
         stop.set()
-        engine.close()
-        if telemetry is not None:
-            telemetry.stop()
+        kiosk.close()
     return 0
 
 
@@ -304,9 +296,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if question_audio is not None and len(question_audio) == 0:
         raise KioskError(f"{args.wav}: no audio in the file")
     sink = WavFileSink(args.out, realtime=False)
-    engine, printer = _start_engine(config, sink)
+    kiosk = _compose(config, sink, metrics=False)
+    engine = kiosk.engine
     chunks = []
-    engine.listeners.append(_ChunkCollector(chunks))
+    engine.add_speech_listener(_ChunkCollector(chunks))
     try:
         engine.load()
         finished = threading.Event()
@@ -318,7 +311,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not finished.wait(timeout=300):
             raise KioskError("ask: no answer within 300 s")
     finally:
-        engine.close()
+        kiosk.close()
     print(f"answer audio: {args.out}")
     if args.video:
         from kiosk.engine.face.video import render_chunks_command

@@ -204,6 +204,8 @@ class UiConfig:
     attract_interval_s: float = 45.0
     admin_pin: str = ""
     large_text: bool = False
+    # white-on-black colours and stronger outlines (a visitor can also switch it on the screen)
+    high_contrast: bool = False
     # hide the mouse pointer: auto hides it full screen when a touch screen is attached
     cursor: Literal["auto", "hide", "show"] = "auto"
 

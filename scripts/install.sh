@@ -14,7 +14,7 @@ system_packages=(
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core
 )
-test_packages=(xvfb xauth prometheus prometheus-alertmanager)
+test_packages=(xvfb xauth imagemagick prometheus prometheus-alertmanager)  # imagemagick: `import` photographs the Xvfb screen
 [ "$want_test" = 1 ] && system_packages+=("${test_packages[@]}")
 
 missing=()

@@ -28,7 +28,7 @@ from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import cuda_device_count, resolve_device, trim_heap
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
-from kiosk.engine.stage import Stage
+from kiosk.engine.stage import MODEL_STAGES, Stage
 from kiosk.engine.vad import Endpointer, SileroStream
 from kiosk.errors import KioskError
 from kiosk.exhibit import Exhibit, load_exhibit, pack_file
@@ -119,6 +119,7 @@ class Engine:
         self.listeners: list[SpeechListener] = []
         self.pipeline: Pipeline | None = None
         self.ready = threading.Event()
+        self._hands_free = config.ui.mode == "hands_free"
         self._closing = threading.Event()
         self._prewarm: threading.Thread | None = None
         self._loader: threading.Thread | None = None
@@ -319,6 +320,7 @@ class Engine:
             endpointer_factory=endpointer if silero is not None else None,
         )
         self.pipeline = Pipeline(self.config, stages, self.sink, self.bus, self.listeners)
+        self.pipeline.set_hands_free(self._hands_free)
 
     def wait_ready(self, timeout: float = 300.0) -> bool:
         return self.ready.wait(timeout)
@@ -333,7 +335,7 @@ class Engine:
     # --- what the UI and CLI call ---------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
-        wanted = ("vad", "asr", "tts", "retrieval", "answer", "face")
+        wanted = tuple(s for s in MODEL_STAGES if s != "llm")  # the answerer stands for the LLM
         loaded = {"vad": self.silero is not None, "face": self.face is not None}
         return {stage: loaded.get(stage, stage in self.models) for stage in wanted}
 
@@ -387,8 +389,30 @@ class Engine:
             self.pipeline.set_push_to_talk(held)
 
     def set_hands_free(self, enabled: bool) -> None:
+        self._hands_free = bool(enabled)
         if self.pipeline is not None:
             self.pipeline.set_hands_free(enabled)
+
+    def hands_free(self) -> bool:
+        """Whether the guide answers whenever it hears a question (else only while the button is held)."""
+        if self.pipeline is not None:
+            return bool(self.pipeline.hands_free)
+        return self._hands_free
+
+    def add_speech_listener(self, listener: SpeechListener) -> Callable[[], None]:
+        """``listener`` follows the guide's voice (begin_answer/add_chunk/end_answer); returns its remover."""
+        targets = [self.listeners]
+        if self.pipeline is not None and self.pipeline.listeners is not self.listeners:
+            targets.append(self.pipeline.listeners)
+        added = [t for t in targets if all(item is not listener for item in t)]
+        for target in added:
+            target.append(listener)
+
+        def remove() -> None:
+            for target in added:
+                target[:] = [item for item in target if item is not listener]
+
+        return remove
 
     def reload_exhibit(self, path: str | Path | None = None) -> None:
         """Read the pack again (a curator edited the notes) and re-index it."""

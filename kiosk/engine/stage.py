@@ -20,6 +20,18 @@ from kiosk.engine.cancel import CancelToken
 if TYPE_CHECKING:
     from kiosk.engine.planner import AnswerPlan
 
+# The stages that load a model, with the words the screen uses for them: the one list (telemetry's
+# labels, the engine's health, the screen's progress line and the ops panel all read it).
+MODEL_STAGES: dict[str, str] = {
+    "vad": "voice detection",
+    "asr": "speech recognition",
+    "tts": "voice",
+    "retrieval": "retrieval",
+    "answer": "answers",
+    "llm": "language model",
+    "face": "face",
+}
+
 
 class Stage(ABC):
     #: the stage kind: asr, retrieval, answer, llm, tts, face

@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from kiosk.emotion import Emotion
 from kiosk.engine.events import STAGES, TURN_STATUSES
+from kiosk.engine.stage import MODEL_STAGES as stage_names
 
 if TYPE_CHECKING:
     from kiosk.telemetry.sampler import ResourceSampler
@@ -48,7 +49,7 @@ disable_created_metrics()
 
 # Stages that load a model (ModelLoading/ModelLoaded/ModelFailed/BackendFallback carry these; the engine
 # loads the answerer, retrieval or LLM, as "answer").
-MODEL_STAGES = ("asr", "retrieval", "llm", "answer", "tts", "vad", "face")
+MODEL_STAGES = tuple(stage_names)  # kiosk.engine.stage.MODEL_STAGES: the one list
 # Stages whose model is converted once into the cache (kiosk_model_cache_rebuilds_total{stage}).
 CACHED_MODEL_STAGES = ("asr", "llm")
 BUILD_LABELS = ("version", "exhibit", "asr_model", "llm_model", "tts_voice", "device")

@@ -1,12 +1,14 @@
 """The kiosk's screen (PySide6): it renders engine events and sends commands; it holds no model code.
 
-- ``app.py``: ``run_app(config, windowed)``, what ``kiosk`` starts: the window, the engine loading behind
-  it, telemetry, systemd notifications.
-- ``window.py``: ``KioskWindow``, the visitor screen and its states (attract, listening, thinking,
-  speaking, not understood, still there), built over an engine (a loaded one in the tests).
-- ``face_view.py``: the stage, painting the face animator's frames (or the still portrait).
-- ``widgets.py``: captions, question chips, the talk button, the level meter, the "Still there?" overlay.
-- ``ops_panel.py`` / ``ops_model.py``: the technician's panel and what it shows; ``resources.py``: where
-  its CPU, memory and GPU numbers come from; ``selftest.py``: the self-test it runs.
+- ``app.py``: ``run_app(config, windowed)``, what ``kiosk`` starts: the window over
+  :func:`kiosk.compose.compose`'s engine, telemetry and sampler, the models loading behind it, systemd.
+- ``screen_model.py``: the visitor screen's state machine without Qt (``screen_text.py``: what it says;
+  ``caption_log.py``: the conversation as captions).
+- ``window.py``: ``KioskWindow``, which feeds the model engine events, taps and the clock and renders it;
+  ``screen_layout.py``: its widgets and their places; ``captions.py``, ``chips.py``, ``keyboard.py``,
+  ``widgets.py`` (talk button, meter, pill, "Still there?", hot corner), ``face_view.py`` (the stage);
+  ``listening.py``: the microphone's commands.
+- ``admin.py``: the technician's keys, the ops panel's actions and the worker threads;
+  ``ops_panel.py`` / ``ops_widgets.py`` / ``ops_model.py``: the panel, its pieces and what it shows.
 - ``bridge.py``: engine events (worker threads) into the GUI thread; ``theme.py``: colours, type, style.
 """

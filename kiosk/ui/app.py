@@ -1,8 +1,8 @@
 """``kiosk`` (no sub-command): the full-screen app.
 
 The window comes up first (the attract screen, within a second or two); the models load behind it
-(``engine.load_async``) with a progress line; the face animator is built on its own thread; telemetry
-serves ``/metrics``; systemd hears READY=1 once the window is up and WATCHDOG=1 from a timer on the GUI
+(``engine.load_async``) with a progress line; :func:`kiosk.compose.compose` builds the engine, telemetry
+(``/metrics``) and the resource sampler; systemd hears READY=1 once the window is up and WATCHDOG=1 from a timer on the GUI
 thread, so a frozen screen stops the pings and systemd restarts the kiosk.
 """
 
@@ -14,52 +14,21 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QCursor, QGuiApplication, QInputDevice  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from kiosk import systemd  # noqa: E402
 from kiosk.config import Config  # noqa: E402
-from kiosk.errors import KioskError  # noqa: E402
 from kiosk.ui import theme  # noqa: E402
-from kiosk.ui.face_view import make_animator  # noqa: E402
-from kiosk.ui.resources import resource_source  # noqa: E402
 from kiosk.ui.window import KioskWindow  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 LOADER_GRACE_S = 2.0  # on exit, how long to let a model that is loading finish
-
-
-class _Relay(QObject):
-    """Carries results from worker threads to the GUI thread (queued)."""
-
-    animator = Signal(object, str)
-
-
-def start_telemetry(config: Config, engine: Any) -> Any:
-    """The Telemetry facade, started; None when disabled, not installed, or it cannot start."""
-    if not config.metrics.enabled:
-        return None
-    try:
-        from kiosk.telemetry import Telemetry
-    except ImportError as exc:
-        log.warning("telemetry is not available (%s): no /metrics", exc)
-        return None
-    try:
-        telemetry = Telemetry(config, engine.bus, engine.exhibit.topic_ids, engine.health)
-        telemetry.start()
-    except KioskError as exc:
-        log.error("telemetry: %s; the kiosk runs on without it", exc)
-        return None
-    server = getattr(telemetry, "server", None)
-    if server is not None and getattr(server, "running", False):
-        log.warning("metrics: %s/metrics", server.url)
-    return telemetry
 
 
 def _since_process_start() -> float:
@@ -100,21 +69,20 @@ def run_app(config: Config, windowed: bool = False) -> int:
     app.setApplicationDisplayName("Docent")
     app.setFont(theme.font(theme.SANS, 24))
 
-    from kiosk.engine.engine import Engine, make_source
+    from kiosk.compose import compose
+    from kiosk.engine.engine import make_source
 
-    engine = Engine(config)
-    telemetry = start_telemetry(config, engine)
-    resources = resource_source(telemetry, config.sampler.interval_s, config.sampler.history)
+    kiosk = compose(config)
+    kiosk.start()
+    engine, telemetry = kiosk.engine, kiosk.telemetry
     window = KioskWindow(
         engine,
         config,
         telemetry=telemetry,
-        resources=resources,
-        animator=None,
-        animator_reason="face: loading",
+        resources=kiosk.resources,
         source_factory=lambda: make_source(config),
+        started_at=kiosk.started_at,
     )
-    window.exit_requested.connect(app.quit)
     window.first_painted.connect(
         lambda: log.info("screen: first frame %.2f s after the process started", _since_process_start())
     )
@@ -129,13 +97,6 @@ def run_app(config: Config, windowed: bool = False) -> int:
         window.showFullScreen()
     if hide_cursor_wanted(config.ui.cursor, windowed):
         app.setOverrideCursor(QCursor(Qt.CursorShape.BlankCursor))
-
-    relay = _Relay()
-    if not hasattr(engine, "face"):  # an engine that does not load the face itself: build it here
-        relay.animator.connect(window.set_animator, Qt.ConnectionType.QueuedConnection)
-        threading.Thread(
-            target=lambda: relay.animator.emit(*make_animator(engine)), name="face-loader", daemon=True
-        ).start()
 
     def engine_ready(status: str) -> None:
         settle_heap()
@@ -161,7 +122,12 @@ def run_app(config: Config, windowed: bool = False) -> int:
     watchdog.timeout.connect(systemd.watchdog)
     watchdog.start()
 
-    previous = {sig: signal.signal(sig, lambda *_: app.quit()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def quit_app(*_: object) -> None:
+        window.allow_close()  # the window ignores every other close request
+        app.quit()
+
+    window.exit_requested.connect(quit_app)
+    previous = {sig: signal.signal(sig, quit_app) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         app.exec()
     finally:
@@ -172,7 +138,7 @@ def run_app(config: Config, windowed: bool = False) -> int:
             signal.signal(sig, handler)
         if telemetry is not None:
             telemetry.stop()
-        resources.stop()
+        kiosk.resources.stop()
         if loader and loader[0].is_alive():
             loader[0].join(LOADER_GRACE_S)
         if loader and loader[0].is_alive():

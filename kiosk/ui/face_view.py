@@ -12,7 +12,6 @@ engine's bus (unless the animator says it publishes them itself): telemetry and 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import threading
@@ -33,72 +32,11 @@ from kiosk.ui.widgets import rounded_path
 
 log = logging.getLogger(__name__)
 
-# the UI's states, as the animator's four
-ANIMATOR_STATES = {
-    "loading": "idle",
-    "attract": "idle",
-    "idle": "idle",
-    "still_there": "idle",
-    "listening": "listening",
-    "thinking": "thinking",
-    "speaking": "speaking",
-    "not_understood": "speaking",
-}
+def portrait_square(path: Any, cache_dir: Any) -> tuple[float, float, float]:
+    """The animator's framing of the portrait (checks it once; later starts read the cached landmarks)."""
+    from kiosk.engine.face.portrait import check_portrait, face_square
 
-
-def make_animator(engine: Any) -> tuple[Any | None, str]:
-    """The engine's talking-face animator for this exhibit, or (None, a one-line reason).
-
-    Uses ``kiosk.engine.face.create_animator(config, exhibit, clock, bus)`` (the animator then publishes
-    its own FrameRendered/FrameDropped); falls back to calling a ``FaceAnimator`` with the arguments it
-    names among those the engine can give.  Run it off the GUI thread: the first time it finds the face
-    in the portrait.
-    """
-    try:
-        import kiosk.engine.face as face
-    except Exception as exc:  # the module is missing, or one of its dependencies
-        return None, f"face: the animator is not available ({type(exc).__name__}: {exc})"
-    try:
-        factory = getattr(face, "create_animator", None)
-        if callable(factory):
-            return _call_with_known(factory, engine), ""
-        cls = getattr(face, "FaceAnimator", None)
-        if cls is None:
-            return None, "face: kiosk.engine.face has no create_animator or FaceAnimator"
-        return _call_with_known(cls, engine), ""
-    except Exception as exc:
-        log.exception("face animator failed to start")
-        return None, f"face: {type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def _call_with_known(factory: Callable[..., Any], engine: Any) -> Any:
-    exhibit = engine.exhibit
-    known: dict[str, Any] = {
-        "engine": engine,
-        "config": engine.config,
-        "face_config": engine.config.face,
-        "exhibit": exhibit,
-        "portrait": exhibit.portrait,
-        "portrait_path": exhibit.portrait,
-        "clock": engine.sink.clock,
-        "sink": engine.sink,
-        "bus": engine.bus,
-        "cache_dir": engine.config.cache_dir,
-        "size": engine.config.face.size,
-        "fps": engine.config.face.fps,
-        "backend": engine.config.face.backend,
-    }
-    kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(factory).parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if name in known:
-            kwargs[name] = known[name]
-        elif param.default is param.empty:
-            raise TypeError(
-                f"{getattr(factory, '__name__', factory)} needs {name!r}, which the UI cannot give"
-            )
-    return factory(**kwargs)
+    return face_square(check_portrait(path, cache_dir).landmarks)
 
 
 def frame_array(frame: Any) -> np.ndarray | None:
@@ -150,13 +88,20 @@ class FaceView(QWidget):
         self.last_render_seconds = 0.0
         self._failed_once = False
         self.placeholder_letter = "?"
+        self.portrait_ready = True  # False while the window frames the portrait (nothing jumps in)
 
     # --- inputs ------------------------------------------------------------------------------------------
 
-    def set_portrait(self, path: str | Path | None) -> None:
+    def set_portrait(self, path: str | Path | None, square: tuple[float, float, float] | None = None) -> None:
+        """The still portrait, framed in ``square`` (centre x, centre y, side: the animator's framing,
+        :func:`kiosk.engine.face.portrait.face_square`) so nothing jumps when the animator takes over."""
         image = QImage(str(path)) if path else QImage()
+        if not image.isNull() and square is not None:
+            cx, cy, side = square
+            image = image.copy(round(cx - side / 2), round(cy - side / 2), round(side), round(side))
         self._still = None if image.isNull() else image.convertToFormat(QImage.Format.Format_RGB32)
         self._still_key = None
+        self.portrait_ready = True
         self.update()
 
     def set_animator(self, animator: Any, reason: str = "") -> None:
@@ -176,33 +121,18 @@ class FaceView(QWidget):
         self._delivered = self._shown = None
         if running:
             self._start_render_thread()
-        if animator is not None:
-            self._forward("set_state", ANIMATOR_STATES.get(self.state, "idle"))
         self.update()
 
     def set_state(self, state: str) -> None:
+        """The screen's state, for the halo's colour only: the engine owns the animator's state."""
         if state != self.state:
             self.state = state
-            self._forward("set_state", ANIMATOR_STATES.get(state, "idle"))
             self.update()
-
-    def set_emotion(self, emotion: Any) -> None:
-        self._forward("set_emotion", emotion)
 
     def set_level(self, rms: float) -> None:
         from kiosk.ui.widgets import level_from_rms
 
         self.level = level_from_rms(rms)
-
-    def _forward(self, method: str, *args: Any) -> None:
-        target = getattr(self.animator, method, None)
-        if callable(target):
-            try:
-                target(*args)
-            except Exception:
-                log.exception("face animator %s failed", method)
-
-    # --- the frame clock ----------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._last_tick = None
@@ -338,7 +268,7 @@ class FaceView(QWidget):
             painter.drawPixmap(rect.topLeft(), self._vignette(rect))
         elif self._still is not None:
             painter.drawPixmap(rect.topLeft(), self._still_pixmap(rect))
-        else:
+        elif self.portrait_ready:  # not while the portrait is being framed: only the frame shows then
             self._paint_placeholder(painter, rect)
         painter.restore()
         painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -11,16 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kiosk.engine import events as ev
+from kiosk.engine.stage import MODEL_STAGES
 
-STAGE_NAMES = {
-    "vad": "voice detection",
-    "asr": "speech recognition",
-    "tts": "voice",
-    "retrieval": "retrieval",
-    "answer": "answers",
-    "llm": "language model",
-    "face": "face",
-}
+STAGE_NAMES = MODEL_STAGES  # the one list of stage names, with the words the screen uses
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The technician's ops panel: live resources, frame rate, turn latency, models, the metrics endpoint,
 recent problems, and the admin actions behind the PIN.
 
-It is a semi-transparent overlay over the visitor screen (the guide keeps running underneath).  Its
-numbers come from three places, none of them a model: a :class:`~kiosk.ui.resources.ResourceSource`
-(CPU, memory, GPUs), an :class:`OpsModel` the window feeds with engine events (frames, turns,
+It is an opaque page over the visitor screen (the guide keeps running underneath).  Its numbers come
+from three places, none of them a model: telemetry's :class:`~kiosk.telemetry.sampler.ResourceSampler`
+(CPU, memory, GPUs: the same numbers ``/metrics`` serves), an :class:`OpsModel` the window feeds with engine events (frames, turns,
 problems), and the engine's and telemetry's plain attributes (models, failures, the endpoint).
 """
 
@@ -15,226 +15,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import Qt, QTimer, Signal  # noqa: E402
-from PySide6.QtGui import QColor, QPainter  # noqa: E402
-from PySide6.QtWidgets import (  # noqa: E402
-    QFrame,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
+from kiosk import __version__
+from kiosk.engine.commands import EngineCommands
+from kiosk.telemetry.sampler import NO_GPU, ResourceSampler, ResourceSnapshot
+from kiosk.ui import theme
+from kiosk.ui.ops_model import OpsModel
+from kiosk.ui.ops_widgets import (
+    CARD_PLACES,
+    MIB,
+    Card,
+    PinPad,
+    fmt_bytes,
+    latency_table,
+    models_table,
+    panel_style,
+    scrape_counts,
 )
-
-from kiosk import __version__  # noqa: E402
-from kiosk.ui import theme  # noqa: E402
-from kiosk.ui.ops_model import STAGE_NAMES, OpsModel  # noqa: E402
-from kiosk.ui.resources import NO_GPU, ResourceSample, ResourceSource  # noqa: E402
-
-pg.setConfigOptions(antialias=True, background=None, foreground=theme.TEXT_SOFT)
-
-GIB = 1024**3
-MIB = 1024**2
-LATENCY_COLUMNS = (
-    ("vad_endpoint", "endpoint"),
-    ("asr", "ASR"),
-    ("llm_first_sentence", "LLM 1st"),
-    ("tts_first_audio", "TTS 1st"),
-    ("first_audio", "1st audio"),
-    ("first_frame", "1st frame"),
-)
-
-
-def fmt_bytes(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= GIB:
-        return f"{value / GIB:.2f} GiB"
-    return f"{value / MIB:.0f} MiB"
-
-
-def fmt_ms(value: float | None) -> str:
-    return "–" if value is None else f"{value * 1000:.0f}"
-
-
-# --- pieces -------------------------------------------------------------------------------------------------
-
-
-class Sparkline(pg.PlotWidget):
-    """A small line over the last minutes: no axes, no mouse, a faint fill."""
-
-    def __init__(self, colour: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=None)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        item = self.getPlotItem()
-        item.hideAxis("left")
-        item.hideAxis("bottom")
-        item.hideButtons()
-        item.setMenuEnabled(False)
-        item.setMouseEnabled(False, False)
-        item.setContentsMargins(0, 0, 0, 0)
-        self.setStyleSheet("background: transparent; border: none;")
-        c = QColor(colour)
-        self.curve = item.plot(
-            pen=pg.mkPen(c, width=2.2), fillLevel=0, brush=pg.mkBrush(c.red(), c.green(), c.blue(), 46)
-        )
-        self.extra = item.plot(pen=pg.mkPen(QColor(theme.PROBLEM), width=1.6))
-        self.setMinimumHeight(40)
-
-    def set_data(
-        self, xs: list[float], ys: list[float], ceiling: float | None = None, extra: list[float] | None = None
-    ) -> None:
-        self.curve.setData(xs, ys)
-        self.extra.setData(xs, extra or [])
-        top = max([*ys, *(extra or []), ceiling or 0.0, 1e-9])
-        self.getPlotItem().setYRange(0, top * 1.1, padding=0)
-        if xs:
-            self.getPlotItem().setXRange(min(xs[0], -10.0), 0, padding=0)
-
-
-class Card(QFrame):
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("Card")
-        layout = QVBoxLayout(self)
-        self.title = QLabel(title.upper())
-        self.title.setObjectName("CardTitle")
-        layout.addWidget(self.title)
-        self.value = QLabel("–")
-        self.value.setObjectName("CardValue")
-        layout.addWidget(self.value)
-        self.detail = QLabel("")
-        self.detail.setObjectName("CardDetail")
-        self.detail.setWordWrap(True)
-        layout.addWidget(self.detail)
-        self.spark: Sparkline | None = None
-
-    def add_spark(self, colour: str) -> Sparkline:
-        self.spark = Sparkline(colour)
-        self.layout().addWidget(self.spark, 1)
-        return self.spark
-
-    def add_body(self) -> QLabel:
-        body = QLabel("")
-        body.setObjectName("CardBody")
-        body.setTextFormat(Qt.TextFormat.RichText)
-        body.setWordWrap(True)
-        body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.layout().addWidget(body, 1)
-        return body
-
-
-class PinPad(QWidget):
-    """A PIN pad over the panel; ``accepted`` when the PIN is right, ``cancelled`` otherwise.
-
-    Five wrong PINs lock the pad for 30 seconds.
-    """
-
-    accepted = Signal()
-    cancelled = Signal()
-    MAX_TRIES = 5
-    LOCKOUT_S = 30.0
-
-    def __init__(self, pin: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("PinPad")
-        self._pin = pin
-        self.entered = ""
-        self._wrong = 0
-        self._locked_until = 0.0
-        outer = QVBoxLayout(self)
-        outer.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.card = QFrame()
-        self.card.setObjectName("PinCard")
-        outer.addWidget(self.card, 0, Qt.AlignmentFlag.AlignCenter)
-        layout = QVBoxLayout(self.card)
-        self.title = QLabel("Technician PIN")
-        self.title.setObjectName("PinTitle")
-        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.title)
-        self.dots = QLabel("")
-        self.dots.setObjectName("PinDots")
-        self.dots.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.dots)
-        self.message = QLabel("Enter the PIN to use the admin actions.")
-        self.message.setObjectName("PinMessage")
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        layout.addWidget(self.message)
-        grid = QGridLayout()
-        self.keys: dict[str, QPushButton] = {}
-        for n, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "OK"]):
-            button = QPushButton(key)
-            button.setObjectName("PinKey" if key.isdigit() else "PinAction")
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.clicked.connect(lambda _=False, k=key: self.press(k))
-            grid.addWidget(button, n // 3, n % 3)
-            self.keys[key] = button
-        layout.addLayout(grid)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("PinCancel")
-        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.cancel_button.clicked.connect(self._cancel)
-        layout.addWidget(self.cancel_button)
-        self._refresh()
-        self.hide()
-
-    def open(self) -> None:
-        self.entered = ""
-        self._refresh()
-        self.show()
-        self.raise_()
-        self.layout().activate()
-
-    def press(self, key: str) -> None:
-        if time.monotonic() < self._locked_until:
-            self.message.setText("Too many wrong PINs. Wait a moment.")
-            return
-        if key == "⌫":
-            self.entered = self.entered[:-1]
-        elif key == "OK":
-            self._check()
-            return
-        elif key.isdigit() and len(self.entered) < 12:
-            self.entered += key
-        self._refresh()
-
-    def _check(self) -> None:
-        if self.entered == self._pin:
-            self._wrong = 0
-            self.entered = ""
-            self.hide()
-            self.accepted.emit()
-            return
-        self._wrong += 1
-        self.entered = ""
-        if self._wrong >= self.MAX_TRIES:
-            self._wrong = 0
-            self._locked_until = time.monotonic() + self.LOCKOUT_S
-            self.message.setText("Too many wrong PINs: locked for 30 seconds.")
-        else:
-            self.message.setText("Wrong PIN. Try again.")
-        self._refresh(keep_message=True)
-
-    def _cancel(self) -> None:
-        self.entered = ""
-        self.hide()
-        self.cancelled.emit()
-
-    def _refresh(self, keep_message: bool = False) -> None:
-        self.dots.setText(" ".join("●" for _ in self.entered) or " ")
-        if not keep_message and not self.entered:
-            self.message.setText("Enter the PIN to use the admin actions.")
-
-    def paintEvent(self, event) -> None:  # noqa: N802
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), theme.colour("#050506", 0.72))
-
 
 # --- the panel ------------------------------------------------------------------------------------------------
 
@@ -250,15 +50,18 @@ class OpsPanel(QWidget):
 
     def __init__(
         self,
-        engine: Any,
-        resources: ResourceSource,
+        engine: EngineCommands,
+        resources: ResourceSampler,
         model: OpsModel,
         admin_pin: str = "",
         telemetry: Any = None,
+        started_at: float | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("OpsPanel")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setAutoFillBackground(True)
         self.engine = engine
         self.resources = resources
         self.model = model
@@ -266,7 +69,7 @@ class OpsPanel(QWidget):
         self.admin_pin = admin_pin
         self.unlocked = not admin_pin
         self.hands_free = True
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started_at is None else started_at  # the kiosk's start
         self._pending: Callable[[], None] | None = None
         self._scrapes_seen: tuple[float, float] | None = None  # (count, monotonic time it changed)
         self._portrait: bool | None = None
@@ -404,32 +207,9 @@ class OpsPanel(QWidget):
             self.grid.removeWidget(card)
         for column in range(4):
             self.grid.setColumnStretch(column, 0)
-        if portrait:
-            places = [
-                (self.cpu, 0, 0, 1, 1),
-                (self.memory, 0, 1, 1, 1),
-                (self.gpu, 1, 0, 1, 1),
-                (self.frames, 1, 1, 1, 1),
-                (self.latency, 2, 0, 1, 2),
-                (self.models, 3, 0, 1, 2),
-                (self.endpoint, 4, 0, 1, 1),
-                (self.problems, 4, 1, 1, 1),
-                (self.admin, 5, 0, 1, 2),
-            ]
-            columns = 2
-        else:
-            places = [
-                (self.cpu, 0, 0, 1, 1),
-                (self.memory, 0, 1, 1, 1),
-                (self.gpu, 0, 2, 1, 1),
-                (self.frames, 0, 3, 1, 1),
-                (self.latency, 1, 0, 1, 2),
-                (self.models, 1, 2, 1, 2),
-                (self.endpoint, 2, 0, 1, 1),
-                (self.problems, 2, 1, 1, 1),
-                (self.admin, 2, 2, 1, 2),
-            ]
-            columns = 4
+        names = CARD_PLACES["portrait" if portrait else "landscape"]
+        places = [(getattr(self, name), *place) for name, place in names.items()]
+        columns = 2 if portrait else 4
         for widget, row, column, rows, cols in places:
             self.grid.addWidget(widget, row, column, rows, cols)
             widget.show()
@@ -440,7 +220,7 @@ class OpsPanel(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
-        painter.fillRect(self.rect(), theme.colour("#08090c", 0.86))
+        painter.fillRect(self.rect(), theme.colour(theme.BACKGROUND))  # opaque: no visitor text shows through
 
     # --- the PIN -------------------------------------------------------------------------------------------
 
@@ -477,19 +257,23 @@ class OpsPanel(QWidget):
         self.admin_result.setText(f'<span style="color:{colour}">{html.escape(text)}</span>')
         self.admin_result.setTextFormat(Qt.TextFormat.RichText)
 
-    def set_hands_free(self, on: bool) -> None:
-        self.hands_free = on
-        self.hands_free_button.setChecked(on)
-        self.hands_free_button.setText(f"Hands-free: {'on' if on else 'off (push-to-talk)'}")
+    def set_listening(self, microphone: bool, hands_free: bool) -> None:
+        """What the listening button says: hands-free on or off, or that there is no microphone."""
+        self.hands_free = hands_free
+        self.hands_free_button.setChecked(microphone and hands_free)
+        self.hands_free_button.setEnabled(microphone)
+        if not microphone:
+            self.hands_free_button.setText("Listening: no microphone")
+        else:
+            self.hands_free_button.setText(f"Hands-free: {'on' if hands_free else 'off (push-to-talk)'}")
 
     # --- the numbers ---------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
         now = time.monotonic()
         uptime = int(now - self.started)
-        exhibit = getattr(self.engine, "exhibit", None)
         self.subheading.setText(
-            f"   {getattr(exhibit, 'id', '?')}  ·  docent {__version__}  ·  up {uptime // 3600}:"
+            f"   {self.engine.exhibit.id}  ·  docent {__version__}  ·  up {uptime // 3600}:"
             f"{uptime // 60 % 60:02d}:{uptime % 60:02d}"
             + (f"  ·  {self.model.loading_line}" if self.model.loading_line else "")
         )
@@ -502,7 +286,7 @@ class OpsPanel(QWidget):
         self._endpoint(now)
         self._problems()
 
-    def _resources(self, history: list[ResourceSample], latest: ResourceSample | None, now: float) -> None:
+    def _resources(self, history: list[ResourceSnapshot], latest: ResourceSnapshot | None, now: float) -> None:
         xs = [s.t - now for s in history]
         if latest is None:
             self.cpu.value.setText("sampling…")
@@ -512,8 +296,9 @@ class OpsPanel(QWidget):
             self.cpu.detail.setText(f"this process · {os.cpu_count() or 1} cores (100 % = one core)")
             self.cpu.spark.set_data(xs, [s.cpu_percent for s in history], ceiling=100.0)
             self.memory.value.setText(fmt_bytes(latest.rss_bytes))
+            used = latest.system_total_bytes - latest.system_available_bytes
             self.memory.detail.setText(
-                f"process RSS · system {fmt_bytes(latest.system_used_bytes)} of {fmt_bytes(latest.system_total_bytes)}"
+                f"process RSS · system {fmt_bytes(used)} of {fmt_bytes(latest.system_total_bytes)}"
             )
             self.memory.spark.set_data(xs, [s.rss_bytes / MIB for s in history])
         gpus = latest.gpus if latest is not None else ()
@@ -526,7 +311,7 @@ class OpsPanel(QWidget):
             self.gpu.spark.set_data([], [])
             return
         first = gpus[0]
-        util = f"{first.utilization * 100:.0f} %" if first.utilization is not None else "–"
+        util = f"{first.utilization_ratio * 100:.0f} %" if first.utilization_ratio is not None else "–"
         self.gpu.value.setText(util)
         parts = []
         for g in gpus:
@@ -539,7 +324,7 @@ class OpsPanel(QWidget):
                 f"{g.name}: {fmt_bytes(g.memory_used_bytes)} of {fmt_bytes(g.memory_total_bytes)}{mine}"
             )
         self.gpu.detail.setText("\n".join(parts))
-        values = [(s.gpus[0].utilization or 0.0) * 100 if s.gpus else 0.0 for s in history]
+        values = [(s.gpus[0].utilization_ratio or 0.0) * 100 if s.gpus else 0.0 for s in history]
         self.gpu.spark.set_data(xs, values, ceiling=100.0)
 
     def _frames(self, now: float) -> None:
@@ -555,53 +340,10 @@ class OpsPanel(QWidget):
         self.frames.spark.set_data(xs, fps, ceiling=30.0, extra=dropped)
 
     def _latency(self) -> None:
-        rows = list(self.model.turns)
-        if not rows:
-            self.latency_body.setText(f'<span style="color:{theme.TEXT_FAINT}">No turns yet.</span>')
-            return
-        head = "".join(f'<th align="right">&nbsp;{label}</th>' for _, label in LATENCY_COLUMNS)
-        lines = [f'<tr><th align="left">turn</th><th align="left">status</th>{head}</tr>']
-        for row in reversed(rows):
-            cells = "".join(
-                f'<td align="right">&nbsp;{fmt_ms(row.timings.get(key))}</td>' for key, _ in LATENCY_COLUMNS
-            )
-            colour = theme.TEXT if row.status == "ok" else theme.THINKING
-            lines.append(
-                f'<tr><td>{row.turn_id}</td><td style="color:{colour}">{html.escape(row.status)}</td>{cells}</tr>'
-            )
-        self.latency_body.setText(
-            f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
-        )
+        self.latency_body.setText(latency_table(list(self.model.turns)))
 
     def _models(self) -> None:
-        models = dict(getattr(self.engine, "models", {}))
-        failures = dict(getattr(self.engine, "failures", {}))
-        lines = []
-        for stage, info in models.items():
-            memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
-            fallback = " (fallback)" if getattr(info, "fallback", False) else ""
-            lines.append(
-                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
-                f"<td>{html.escape(str(info.name))}{fallback}</td><td>{html.escape(str(info.device))}</td>"
-                f'<td align="right">{memory}</td><td align="right">{info.load_seconds:.1f} s</td></tr>'
-            )
-        for stage, message in failures.items():
-            lines.append(
-                f"<tr><td>{html.escape(STAGE_NAMES.get(stage, stage))}</td>"
-                f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
-            )
-        if self.model.face_line:
-            lines.append(f'<tr><td>face</td><td colspan="4">{html.escape(self.model.face_line)}</td></tr>')
-        if not lines:
-            self.models_body.setText(f'<span style="color:{theme.TEXT_FAINT}">Loading…</span>')
-            return
-        head = (
-            '<tr><th align="left">stage</th><th align="left">model</th><th align="left">device</th>'
-            '<th align="right">memory</th><th align="right">load</th></tr>'
-        )
-        self.models_body.setText(
-            f'<table cellspacing="0" cellpadding="3" width="100%">{head}{"".join(lines)}</table>'
-        )
+        self.models_body.setText(models_table(self.engine.models, self.engine.failures, self.model.face_line))
 
     def _endpoint(self, now: float) -> None:
         telemetry = self.telemetry
@@ -645,49 +387,3 @@ class OpsPanel(QWidget):
             self.problems_body.setText(f'<span style="color:{theme.GOOD}">None since start.</span>')
             return
         self.problems_body.setText("<br>".join(html.escape(line) for line in reversed(lines)))
-
-
-def scrape_counts(telemetry: Any) -> dict[str, float]:
-    """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
-    counts: dict[str, float] = {}
-    try:
-        for family in telemetry.metrics.scrapes.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[sample.labels.get("code", "?")] = sample.value
-    except Exception:
-        return {}
-    return counts
-
-
-def panel_style(m: theme.Metrics) -> str:
-    px = m.px
-    mono = ", ".join(f'"{f}"' for f in theme.MONO)
-    serif = ", ".join(f'"{f}"' for f in theme.SERIF)
-    return f"""
-    QLabel#OpsHeading {{ font-family: {serif}; font-size: {px(38)}px; color: {theme.TEXT}; }}
-    QLabel#OpsSub {{ font-size: {px(19)}px; color: {theme.TEXT_FAINT}; }}
-    QFrame#Card {{ background: rgba(27,29,35,0.92); border: 1px solid {theme.HAIRLINE};
-                   border-radius: {px(20)}px; }}
-    QLabel#CardTitle {{ font-size: {px(16)}px; color: {theme.TEXT_FAINT}; letter-spacing: {px(2)}px; }}
-    QLabel#CardValue {{ font-size: {px(36)}px; color: {theme.TEXT}; font-weight: 600; }}
-    QLabel#CardDetail {{ font-size: {px(17)}px; color: {theme.TEXT_SOFT}; }}
-    QLabel#CardBody {{ font-family: {mono}; font-size: {px(16)}px; color: {theme.TEXT_SOFT}; }}
-    QPushButton {{ font-size: {px(20)}px; padding: {px(14)}px {px(18)}px; border-radius: {px(14)}px;
-                   background: {theme.SURFACE_HIGH}; border: 1px solid {theme.HAIRLINE}; }}
-    QPushButton:checked {{ background: rgba(92,200,184,0.18); border-color: {theme.LISTENING}; }}
-    QPushButton#Danger {{ background: rgba(224,122,107,0.14); border-color: rgba(224,122,107,0.6); }}
-    QPushButton#OpsClose {{ font-size: {px(20)}px; border-radius: {px(20)}px; padding: {px(12)}px {px(26)}px; }}
-    QFrame#PinCard {{ background: {theme.SURFACE}; border: 1px solid {theme.HAIRLINE}; border-radius: {px(30)}px;
-                      min-width: {px(520)}px; padding: {px(30)}px; }}
-    QLabel#PinTitle {{ font-family: {serif}; font-size: {px(40)}px; }}
-    QLabel#PinDots {{ font-size: {px(40)}px; color: {theme.ACCENT}; min-height: {px(60)}px;
-                      letter-spacing: {px(6)}px; }}
-    QLabel#PinMessage {{ font-size: {px(20)}px; color: {theme.TEXT_SOFT}; min-height: {px(36)}px; }}
-    QPushButton#PinKey {{ font-size: {px(40)}px; min-width: {px(120)}px; min-height: {px(96)}px;
-                          border-radius: {px(48)}px; }}
-    QPushButton#PinAction {{ font-size: {px(30)}px; min-width: {px(120)}px; min-height: {px(96)}px;
-                             border-radius: {px(48)}px; background: rgba(216,178,110,0.14);
-                             border-color: rgba(216,178,110,0.5); }}
-    QPushButton#PinCancel {{ font-size: {px(22)}px; margin-top: {px(10)}px; }}
-    """

@@ -55,7 +55,7 @@ def make_window(qtbot, loaded_engine: Engine) -> Iterator[Callable[..., object]]
     yield make
     for window in made:
         window.shutdown()
-        window.wait_for_work(timeout=30)
+        window.workers.wait(timeout=30)
     loaded_engine.stop()
     assert loaded_engine.pipeline is not None
     loaded_engine.pipeline.wait_idle(timeout=10)

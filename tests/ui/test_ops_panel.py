@@ -7,7 +7,8 @@ import urllib.request
 
 from PySide6.QtCore import QPoint, Qt
 
-from kiosk.ui.resources import PsutilResources, TelemetryResources
+from kiosk.engine.audio_in import MemorySource
+from tests.conftest import silence
 
 
 def _has_gpu() -> bool:
@@ -29,8 +30,8 @@ def test_panel_opens_by_key_shows_real_numbers_and_the_endpoint(make_window, qtb
     telemetry = Telemetry(config, loaded_engine.bus, loaded_engine.exhibit.topic_ids, loaded_engine.health)
     telemetry.start()
     try:
-        # the telemetry's own sampler, through the adapter: the panel does not know the difference
-        window = make_window(telemetry=telemetry, resources=TelemetryResources(telemetry.sampler))
+        # the telemetry's own sampler: the one the /metrics scrape reads
+        window = make_window(telemetry=telemetry, resources=telemetry.sampler)
         panel = window.ops_panel
         assert not panel.isVisible()
         qtbot.keyClick(window, Qt.Key.Key_F12)
@@ -100,12 +101,15 @@ def _type_pin(qtbot, pad, pin: str) -> None:
 def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeypatch):
     reloads: list[object] = []
     monkeypatch.setattr(loaded_engine, "reload_exhibit", lambda path=None: reloads.append(path))
-    window = make_window(loaded_engine.config.replace(ui={"admin_pin": "2468"}))
+    window = make_window(
+        loaded_engine.config.replace(ui={"admin_pin": "2468"}), source_factory=lambda: MemorySource(silence(0.3))
+    )
+    assert window.mic_available  # hands-free is a choice only with a microphone
     exits: list[bool] = []
     window.exit_requested.connect(lambda: exits.append(True))
     panel = window.ops_panel
     pad = panel.pin_pad
-    window.open_ops_panel()
+    window.admin.open()
     assert not panel.unlocked
 
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
@@ -129,8 +133,8 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     qtbot.mouseClick(panel.hands_free_button, Qt.MouseButton.LeftButton)
     assert window.hands_free and loaded_engine.pipeline.hands_free is True
 
-    window.close_ops_panel()
-    window.open_ops_panel()
+    window.admin.close()
+    window.admin.open()
     assert not panel.unlocked
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert pad.isVisible() and not exits
@@ -140,19 +144,11 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
 
 def test_self_test_speaks_hears_and_shows_the_face(make_window, qtbot):
     window = make_window()
-    window.open_ops_panel()
+    window.admin.open()
     qtbot.mouseClick(window.ops_panel.self_test_button, Qt.MouseButton.LeftButton)
     assert not window.ops_panel.self_test_button.isEnabled()
     qtbot.waitUntil(lambda: window.ops_panel.self_test_button.isEnabled(), timeout=30_000)
-    result = window.last_self_test
+    result = window.admin.last_self_test
     assert result.passed, result.lines
     assert any(line.startswith("ears: heard") for line in result.lines)
     assert "PASS" in window.ops_panel.admin_result.text()
-
-
-def test_the_ui_sampler_reads_real_numbers():
-    source = PsutilResources(interval_s=0.1, history=10)
-    sample = source.sample_once()
-    assert sample.rss_bytes > 0 and 0 < sample.system_used_bytes <= sample.system_total_bytes
-    assert source.latest() is sample and source.history() == [sample]
-    assert source.gpu_status in ("no GPU",) or sample.gpus

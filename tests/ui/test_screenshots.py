@@ -32,11 +32,14 @@ STATES = (
     "listening",
     "thinking",
     "speaking",
+    "offer",
     "not_understood",
     "still_there",
+    "keyboard",
     "ops_panel",
     "pin_pad",
 )
+LAYOUTS = {**ORIENTATIONS, "portrait-large": ORIENTATIONS["portrait"], "landscape-large": ORIENTATIONS["landscape"]}
 
 
 def _save(window, folder: Path, number: int, state: str, orientation: str) -> Path:
@@ -46,12 +49,14 @@ def _save(window, folder: Path, number: int, state: str, orientation: str) -> Pa
     return path
 
 
-@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+@pytest.mark.parametrize("orientation", list(LAYOUTS))
 def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engine, ui_artifacts):
     config = loaded_engine.config.replace(
         ui={"idle_reset_s": 1.0, "still_there_s": 10.0, "admin_pin": "2468"}, sampler={"interval_s": 0.1}
     )
-    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
+    if orientation.endswith("-large"):
+        config = config.replace(ui={"large_text": True})
+    window = make_window(config, LAYOUTS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
     qtbot.wait(400)  # the short silent source has been read: the microphone is live, and quiet
     assert window.mic_available
     exhibit = loaded_engine.exhibit
@@ -60,7 +65,7 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
 
     def shot(state: str) -> None:
         qtbot.wait(60)
-        assert window.state == state or state in ("ops_panel", "pin_pad"), (state, window.state)
+        assert window.state == state or state in ("ops_panel", "pin_pad", "offer", "keyboard"), (state, window.state)
         shots[state] = _save(window, ui_artifacts, len(shots) + 1, state, orientation)
 
     shot("attract")
@@ -79,7 +84,7 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
     for index, sentence in enumerate(crew.sentences[:3]):
         window.handle_event(ev.SentenceStarted(turn_id=9001, index=index, text=sentence))
     shot("speaking")
-    assert [text for who, text in window.captions.entries()] == [crew.question, *crew.sentences[:3]]
+    assert [text for who, text in window.model.entries()] == [crew.question, *crew.sentences[:3]]
 
     timings = {"vad_endpoint": 0.41, "asr": 0.47, "retrieval": 0.015, "tts_first_audio": 0.21}
     window.handle_event(
@@ -91,8 +96,12 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
             first_audio_seconds=0.82,
             duration_seconds=9.5,
             timings=timings,
+            question=crew.question,
+            offer="Shall I tell you more about the crew's training?",
         )
     )
+    assert window.offer_button.isVisible()
+    shot("offer")
     window.handle_event(ev.TurnStarted(turn_id=9002, source="voice"))
     window.handle_event(ev.Transcribed(turn_id=9002, text="", understood=False))
     window.handle_event(
@@ -117,6 +126,11 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
     shot("still_there")
 
     qtbot.mouseClick(window.still_there, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
+    for key in "who":
+        qtbot.mouseClick(window.keyboard.keys[key], Qt.MouseButton.LeftButton)
+    shot("keyboard")
+    qtbot.mouseClick(window.keyboard.keys["Close"], Qt.MouseButton.LeftButton)
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.wait(1_000)  # a few samples for the sparklines
     window.ops_panel.refresh()
@@ -130,7 +144,7 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
     assert list(shots) == list(STATES)
     for path in shots.values():
         with Image.open(path) as image:
-            assert image.size == ORIENTATIONS[orientation]
+            assert image.size == LAYOUTS[orientation]
 
 
 # --- the real app on a virtual display ---------------------------------------------------------------------
@@ -154,13 +168,22 @@ def _screenshot(display: int, path: Path, crop: str | None = None) -> Image.Imag
         return image.convert("RGB")
 
 
+REAL_LAYOUTS = {
+    "landscape": (1920, 1080, False),
+    "portrait": (1080, 1920, False),
+    "portrait-large": (1080, 1920, True),
+}
+
+
 @pytest.mark.skipif(
     not (shutil.which("Xvfb") and shutil.which("import")), reason="needs Xvfb and imagemagick"
 )
-def test_real_app_comes_up_full_screen_under_xvfb(ui_artifacts, cache_dir, tmp_path):
+@pytest.mark.parametrize("layout", list(REAL_LAYOUTS))
+def test_real_app_comes_up_full_screen_under_xvfb(layout, ui_artifacts, cache_dir, tmp_path):
+    width, height, large = REAL_LAYOUTS[layout]
     display = _free_display()
     xvfb = subprocess.Popen(
-        ["Xvfb", f":{display}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        ["Xvfb", f":{display}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -186,6 +209,7 @@ def test_real_app_comes_up_full_screen_under_xvfb(ui_artifacts, cache_dir, tmp_p
             "DOCENT_CURSOR": "hide",
             "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
             "WATCHDOG_USEC": "1000000",  # WATCHDOG=1 every half second, from the GUI thread
+            "KIOSK_UI__LARGE_TEXT": "true" if large else "false",
         }
         with log_path.open("wb") as log:
             started = time.monotonic()
@@ -211,11 +235,11 @@ def test_real_app_comes_up_full_screen_under_xvfb(ui_artifacts, cache_dir, tmp_p
             )
             assert float(first_frame.group(1)) < 3.0
             time.sleep(1.0)
-            final = ui_artifacts / "xvfb-fullscreen-1920x1080.png"
+            final = ui_artifacts / f"xvfb-fullscreen-{layout}-{width}x{height}.png"
             image = _screenshot(display, final)
-            assert image is not None and image.size == (1920, 1080)
+            assert image is not None and image.size == (width, height)
             # full screen: the theme's background reaches every corner (an uncovered root window is black)
-            for corner in ((2, 2), (1917, 2), (2, 1077), (1917, 1077)):
+            for corner in ((2, 2), (width - 3, 2), (2, height - 3), (width - 3, height - 3)):
                 assert sum(image.getpixel(corner)) > 0, corner
             assert app.poll() is None
             messages = _received(notify)

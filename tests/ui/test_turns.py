@@ -44,7 +44,7 @@ def test_tapped_question_runs_a_full_turn_with_captions_in_order(make_window, qt
     finished = events.finished()[0]
     assert finished.status == "ok"
     assert _in_order(states, "attract", "thinking", "speaking", "idle"), states
-    entries = window.captions.entries()
+    entries = window.model.entries()
     assert entries[0] == ("visitor", QUESTION)
     sentences = [e for e in events.of(ev.SentenceStarted) if e.turn_id == finished.turn_id]
     assert [text for who, text in entries[1:]] == [s.text for s in sorted(sentences, key=lambda s: s.index)]
@@ -64,8 +64,8 @@ def test_spoken_question_is_heard_answered_and_stopped_at_once(make_window, qtbo
 
     qtbot.waitUntil(lambda: window.state == "listening", timeout=10_000)
     qtbot.waitUntil(lambda: window.state == "speaking", timeout=30_000)
-    visitor = [text for who, text in window.captions.entries() if who == "visitor"]
-    assert visitor and "apollo" in visitor[0].lower(), window.captions.entries()
+    visitor = [text for who, text in window.model.entries() if who == "visitor"]
+    assert visitor and "apollo" in visitor[0].lower(), window.model.entries()
     assert _in_order(states, "attract", "listening", "thinking", "speaking"), states
 
     turn_id = events.of(ev.TurnStarted)[-1].turn_id
@@ -78,7 +78,7 @@ def test_spoken_question_is_heard_answered_and_stopped_at_once(make_window, qtbo
     qtbot.wait(800)
     assert len([e for e in events.of(ev.SentenceStarted) if e.turn_id == turn_id]) == spoken
     assert window.state == "idle"
-    assert len(window.captions.entries()) == 1 + spoken
+    assert len(window.model.entries()) == 1 + spoken
 
 
 def test_not_understood_shows_sorry_without_captioning_the_reply(make_window, qtbot, events, loaded_engine):
@@ -91,7 +91,7 @@ def test_not_understood_shows_sorry_without_captioning_the_reply(make_window, qt
     assert window.status.text() == "Sorry, I did not catch that."
     qtbot.waitUntil(lambda: bool(events.finished()), timeout=20_000)
     assert events.finished()[0].status == "not_understood"
-    assert window.captions.entries() == []
+    assert window.model.entries() == []
     qtbot.waitUntil(lambda: window.state == "idle", timeout=6_000)
     assert _in_order(states, "thinking", "not_understood", "idle"), states
 
@@ -102,19 +102,19 @@ def test_idle_visitor_gets_a_countdown_then_a_fresh_session(make_window, qtbot, 
     qtbot.mouseClick(chip(window, QUESTION), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(events.of(ev.SentenceStarted)), timeout=20_000)
     window.stop()
-    assert window.captions.entries()
+    assert window.model.entries()
 
     # a touch during the countdown keeps the conversation
     qtbot.waitUntil(lambda: window.state == "still_there", timeout=3_000)
     assert window.still_there.isVisible()
     qtbot.mouseClick(window.still_there, Qt.MouseButton.LeftButton)
     assert window.state == "idle" and not window.still_there.isVisible()
-    assert window.captions.entries()
+    assert window.model.entries()
 
     # no touch: the session is reset and the attract loop returns
     qtbot.waitUntil(lambda: window.state == "still_there", timeout=3_000)
     qtbot.waitUntil(lambda: window.state == "attract", timeout=3_000)
-    assert window.captions.entries() == []
+    assert window.model.entries() == []
     assert not window.still_there.isVisible()
     qtbot.waitUntil(lambda: bool(events.of(ev.SessionEnded)), timeout=3_000)
     assert QUESTION in [b.toolTip() for b in window.chips.buttons]
@@ -194,30 +194,36 @@ def test_push_to_talk_answers_what_was_said_while_the_button_was_held(
     qtbot.waitUntil(lambda: window.state == "speaking", timeout=30_000)
     started = events.of(ev.TurnStarted)
     assert len(started) == 1 and started[0].source == "voice"
-    visitor = [text for who, text in window.captions.entries() if who == "visitor"]
-    assert visitor and "apollo" in visitor[0].lower(), window.captions.entries()
+    visitor = [text for who, text in window.model.entries() if who == "visitor"]
+    assert visitor and "apollo" in visitor[0].lower(), window.model.entries()
     window.stop()
     window.shutdown()
     assert loaded_engine.pipeline.hands_free is True  # the shared engine is left as it was found
 
 
-def test_larger_text_makes_the_captions_bigger(make_window, qtbot):
+def test_larger_text_makes_every_text_bigger(make_window, qtbot):
     window = make_window()
-    window.captions.set_question(1, QUESTION)
-    window.captions.add_sentence(1, 0, "Three astronauts flew on Apollo 11.")
+    window.handle_event(ev.TurnStarted(turn_id=1, source="text"))
+    window.handle_event(ev.Transcribed(turn_id=1, text=QUESTION, understood=True))
+    window.handle_event(ev.SentenceStarted(turn_id=1, index=0, text="Three astronauts flew on Apollo 11."))
     qtbot.wait(50)
-    label = next(lb for lb in window.captions._labels if lb.objectName() == "GuideCaption")
-    before = label.fontInfo().pixelSize()
+    labels = [lb for lb in window.captions._labels if lb.isVisible()]
+    widgets = [*labels, window.title, window.hint, window.progress, window.status, window.chips.buttons[0]]
+    window.hint.setText("a hint")
+    before = [w.fontInfo().pixelSize() for w in widgets]
     qtbot.mouseClick(window.text_button, Qt.MouseButton.LeftButton)
     qtbot.wait(50)
-    assert window.large_text and label.fontInfo().pixelSize() > before
+    after = [w.fontInfo().pixelSize() for w in widgets]
+    assert window.large_text
+    assert all(a >= b * 1.2 for a, b in zip(after, before, strict=True)), (before, after)
 
 
 def test_the_attract_loop_greets_and_suggests(make_window, qtbot, loaded_engine):
     window = make_window(loaded_engine.config.replace(ui={"attract_interval_s": 1.0}))
-    assert window.captions.entries() == []
-    first = window.captions._attract
+    assert window.model.entries() == []
+    first = window.model.attract_line()
     assert first == loaded_engine.exhibit.greeting
-    qtbot.waitUntil(lambda: window.captions._attract != first, timeout=3_000)
-    assert window.captions._attract.startswith("Try asking me:")
+    qtbot.waitUntil(lambda: window.model.attract_line() != first, timeout=3_000)
+    assert window.model.attract_line().startswith("Try asking me:")
+    assert window.captions.visible_texts() == [window.model.attract_line()]
     assert loaded_engine.exhibit.title in window.status.text()

@@ -52,6 +52,17 @@ class PortraitInfo:
         return int(x0), int(y0), int(x1), int(y1)
 
 
+def face_square(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """The square the talking face is framed in: (centre x, centre y, side) in portrait pixels.
+
+    The face fills about half of it, a little above the centre.  The animator's frames and the screen's
+    still portrait both use it, so the picture does not jump when the animator takes over.
+    """
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    return float((x0 + x1) / 2), float((y0 + y1) / 2 + 0.08 * (y1 - y0)), float(2.0 * max(x1 - x0, y1 - y0))
+
+
 def _fail(path: Path, why: str) -> PortraitError:
     return PortraitError(f"portrait {path}: {why}")
 

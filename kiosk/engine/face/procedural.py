@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from kiosk.engine.face.backend import FACE_BACKENDS, FaceBackend, FaceState
-from kiosk.engine.face.portrait import PortraitInfo
+from kiosk.engine.face.portrait import PortraitInfo, face_square
 from kiosk.engine.face.visemes import MouthShape
 
 # mediapipe face-mesh indices
@@ -145,10 +145,7 @@ class ProceduralFace(FaceBackend):
 
     def _prepare_base(self) -> None:
         image, points = self.portrait.image, self.portrait.landmarks
-        x0, y0 = points.min(axis=0)
-        x1, y1 = points.max(axis=0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.08 * (y1 - y0)
-        side = 2.0 * max(x1 - x0, y1 - y0)  # the face fills about half the frame
+        cx, cy, side = face_square(points)  # the face fills about half the frame (the still uses it too)
         total = self.size + 2 * self.margin
         scale = total / side
         matrix = np.array(

@@ -1,0 +1,127 @@
+"""Ask by typing: an on-screen keyboard with large keys, for visitors who cannot or would rather not speak.
+
+It slides over the lower part of the screen; ``submitted`` carries the typed question (the window asks
+it through the same turn as a spoken or tapped one), ``cancelled`` closes it.  Keys are plain buttons, so
+touch and mouse both work; a physical keyboard types too.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent, QPainter
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from kiosk.ui import theme
+
+ROWS = ("1234567890", "qwertyuiop", "asdfghjkl'", "zxcvbnm,.?")
+MAX_CHARS = 160
+BACKSPACE, SPACE, SHIFT, ASK, CLOSE = "⌫", "space", "⇧", "Ask", "Close"
+
+
+class KeyboardPanel(QWidget):
+    submitted = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("Keyboard")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.text = ""
+        self.shift = True  # a question starts with a capital
+        outer = QVBoxLayout(self)
+        self._outer = outer
+        top = QHBoxLayout()
+        self.line = QLabel("")
+        self.line.setObjectName("TypedQuestion")
+        self.line.setWordWrap(True)
+        top.addWidget(self.line, 1)
+        outer.addLayout(top)
+        grid = QGridLayout()
+        self._grid = grid
+        self.keys: dict[str, QPushButton] = {}
+        for r, row in enumerate(ROWS):
+            for c, char in enumerate(row):
+                self._key(char, "Key", r, c)
+        self._key(SHIFT, "KeyAction", 4, 0, 2)
+        self._key(SPACE, "Key", 4, 2, 5)
+        self._key(BACKSPACE, "KeyAction", 4, 7, 3)
+        actions = QHBoxLayout()
+        for name in (CLOSE, ASK):
+            button = self._button(name, "KeyAsk" if name == ASK else "KeyAction")
+            actions.addWidget(button, 1 if name == CLOSE else 2)
+        outer.addLayout(grid)
+        outer.addLayout(actions)
+        self._refresh()
+        self.hide()
+
+    def _button(self, name: str, style: str) -> QPushButton:
+        button = QPushButton(name)
+        button.setObjectName(style)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        button.clicked.connect(lambda _=False, k=name: self.press(k))
+        self.keys[name] = button
+        return button
+
+    def _key(self, name: str, style: str, row: int, column: int, span: int = 1) -> None:
+        self._grid.addWidget(self._button(name, style), row, column, 1, span)
+
+    def set_metrics(self, m: theme.Metrics) -> None:
+        self._outer.setContentsMargins(m.px(36), m.px(24), m.px(36), m.px(28))
+        self._outer.setSpacing(m.px(16))
+        self._grid.setSpacing(m.px(10))
+
+    def open(self) -> None:
+        self.text = ""
+        self.shift = True
+        self._refresh()
+        self.show()
+        self.raise_()
+
+    def press(self, key: str) -> None:
+        if key == BACKSPACE:
+            self.text = self.text[:-1]
+        elif key == SPACE:
+            self.text += " " if self.text and not self.text.endswith(" ") else ""
+        elif key == SHIFT:
+            self.shift = not self.shift
+        elif key == CLOSE:
+            self.hide()
+            self.cancelled.emit()
+            return
+        elif key == ASK:
+            question = " ".join(self.text.split())
+            if question:
+                self.hide()
+                self.submitted.emit(question)
+            return
+        elif len(self.text) < MAX_CHARS:
+            self.text += key.upper() if self.shift else key
+            self.shift = False
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.line.setText(self.text + "▏" if self.text else "Type your question…")
+        self.keys[ASK].setEnabled(bool(self.text.strip()))
+        for row in ROWS:
+            for char in row:
+                self.keys[char].setText(char.upper() if self.shift else char)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.press(ASK)
+        elif event.key() == Qt.Key.Key_Backspace:
+            self.press(BACKSPACE)
+        elif event.key() == Qt.Key.Key_Escape:
+            self.press(CLOSE)
+        elif event.text() and event.text().isprintable():
+            self.shift = False
+            self.text = (self.text + event.text())[:MAX_CHARS]
+            self._refresh()
+        else:
+            super().keyPressEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), theme.colour(theme.SURFACE))  # opaque: nothing shows through
+        painter.setPen(theme.colour(theme.HAIRLINE))
+        painter.drawLine(0, 0, self.width(), 0)

@@ -1,0 +1,73 @@
+"""What the visitor screen says in each state: the status line and hint, the pill, the calm notices."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    LOADING = "loading"
+    ATTRACT = "attract"
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    NOT_UNDERSTOOD = "not_understood"
+    STILL_THERE = "still_there"
+
+
+PILL_TEXT = {
+    State.LOADING: "Getting ready",
+    State.ATTRACT: "Ready",
+    State.IDLE: "Ready",
+    State.LISTENING: "Listening",
+    State.THINKING: "Thinking",
+    State.SPEAKING: "Speaking",
+    State.NOT_UNDERSTOOD: "Say again?",
+    State.STILL_THERE: "Still there?",
+}
+FAILURE_TEXT = {
+    "vad": "I can't hear questions right now. Please tap or type a question.",
+    "asr": "I can't hear questions right now. Please tap or type a question.",
+    "tts": "My voice isn't working right now, so I'll answer in writing.",
+    "retrieval": "I can't look up answers right now. Please ask a member of staff.",
+    "answer": "I can't look up answers right now. Please ask a member of staff.",
+    "face": "",  # the still portrait stands in; the ops panel says why
+}
+
+
+def failure_text(stage: str) -> str:
+    return FAILURE_TEXT.get(stage, f"Part of the guide ({stage}) is not working right now.")
+
+
+def status_text(s: State, title: str, hearing: bool, hands_free: bool) -> tuple[str, str, str]:
+    """(status line, hint, tone) for a state: tone is one of plain, soft, listening, thinking, problem."""
+    if s == State.LOADING:
+        return (
+            "Getting ready…",
+            "The guide is waking up: the questions below work in a moment.",
+            "soft",
+        )
+    if s == State.ATTRACT:
+        if hearing and hands_free:
+            return f"Touch or speak to ask about {title}", "", "plain"
+        if hearing:
+            return f"Hold the button, or touch a question, to ask about {title}", "", "plain"
+        return f"Touch a question, or type your own, to ask about {title}", "", "plain"
+    if s == State.IDLE:
+        line = "Ask another question, or tap one below." if hearing else "Tap or type another question."
+        return line, "", "soft"
+    if s == State.LISTENING:
+        hint = "Go ahead, I'm listening." if hands_free else "Release the button when you have finished."
+        return "Listening…", hint, "listening"
+    if s == State.THINKING:
+        return "Thinking…", "", "thinking"
+    if s == State.NOT_UNDERSTOOD:
+        return (
+            "Sorry, I did not catch that.",
+            "Please try again, a little closer to the microphone, or tap a question below.",
+            "problem",
+        )
+    if s == State.STILL_THERE:
+        return "Still there?", "", "plain"
+    return "", "", "soft"

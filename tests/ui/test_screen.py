@@ -1,0 +1,186 @@
+"""The rendered screen: captions that fit whole, chips that wrap, large text, contrast, typing, the offer,
+and the ops panel (opaque, the face once, the kiosk's uptime, no hands-free without a microphone)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from kiosk.emotion import Emotion
+from kiosk.engine import events as ev
+from kiosk.ui import theme
+from kiosk.ui.screen_model import OFFER_ACCEPTED, State
+from tests.ui.conftest import LANDSCAPE, ORIENTATIONS
+
+
+def _finished(turn_id: int, offer: str = "", status: str = "ok", question: str = "") -> ev.TurnFinished:
+    return ev.TurnFinished(
+        turn_id=turn_id,
+        status=status,
+        topic="crew",
+        emotion=Emotion.NEUTRAL,
+        first_audio_seconds=0.5,
+        duration_seconds=4.0,
+        question=question,
+        offer=offer,
+    )
+
+
+def _replay_turn(window, turn_id: int, question: str, sentences: list[str], **finished) -> None:
+    window.handle_event(ev.TurnStarted(turn_id=turn_id, source="voice"))
+    window.handle_event(ev.Transcribed(turn_id=turn_id, text=question, understood=True))
+    window.handle_event(ev.AnswerChosen(turn_id=turn_id, status="ok", topic="crew", emotion=Emotion.HAPPY))
+    for index, sentence in enumerate(sentences):
+        window.handle_event(ev.SentenceStarted(turn_id=turn_id, index=index, text=sentence))
+    window.handle_event(_finished(turn_id, question=question, **finished))
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_captions_are_never_cut_at_the_top(orientation, large, make_window, qtbot, loaded_engine):
+    window = make_window(size=ORIENTATIONS[orientation])
+    if large:
+        window.set_large_text(True)
+    crew = loaded_engine.exhibit.section("crew")
+    long_answer = (crew.sentences * 4)[:12]
+    _replay_turn(window, 9101, "Who flew on Apollo 11?", crew.sentences[:2])
+    _replay_turn(window, 9102, crew.question, long_answer)
+    qtbot.wait(50)
+    view = window.captions
+    shown = [label for label in view._labels if label.isVisible()]
+    assert shown
+    for label in shown:
+        top, bottom = label.geometry().top(), label.geometry().bottom()
+        assert top >= 0 and bottom <= view.height(), (label.objectName(), top, bottom, view.height())
+        assert label.height() >= label.heightForWidth(label.width())  # every line of it drawn
+    # a short answer: the visitor's question stays in full above it
+    _replay_turn(window, 9103, "How long did the flight take?", ["Eight days."])
+    qtbot.wait(50)
+    names = [label.objectName() for label in view._labels if label.isVisible()]
+    assert names[-2:] == ["VisitorCaption", "GuideCaption"], names
+
+
+def test_large_text_wraps_chips_instead_of_truncating(make_window, qtbot, loaded_engine):
+    window = make_window(size=LANDSCAPE)
+    window.set_large_text(True)
+    qtbot.wait(50)
+    assert window.chips.buttons
+    for button in window.chips.buttons:
+        assert button.width() <= window.chips.width()
+        assert button.text_fits(), button.question
+        assert button.question in [s.question for s in loaded_engine.exhibit.sections]
+
+
+@pytest.mark.parametrize("high", [False, True])
+def test_every_text_colour_reaches_wcag_aa_on_every_surface(high):
+    palette = theme.HIGH_CONTRAST if high else theme.STANDARD
+    for text in theme.TEXT_COLOURS:
+        for surface in theme.SURFACES:
+            ratio = theme.contrast_ratio(palette[text], palette[surface])
+            assert ratio >= 4.5, (text, surface, round(ratio, 2))
+
+
+def test_high_contrast_switches_the_whole_screen(make_window, qtbot, loaded_engine, ui_artifacts):
+    window = make_window()
+    try:
+        qtbot.mouseClick(window.contrast_button, Qt.MouseButton.LeftButton)
+        assert window.high_contrast and theme.TEXT == theme.HIGH_CONTRAST["TEXT"]
+        crew = loaded_engine.exhibit.section("crew")
+        _replay_turn(window, 9401, crew.question, crew.sentences[:3])
+        qtbot.wait(50)
+        window.grab().save(str(ui_artifacts / "high-contrast-portrait.png"))
+        image = window.grab().toImage()
+        assert image.pixelColor(5, window.height() // 2).name() == theme.HIGH_CONTRAST["BACKGROUND"]
+    finally:
+        window.set_high_contrast(False)
+
+
+def test_a_typed_question_goes_through_the_same_turn(make_window, qtbot, events):
+    window = make_window()
+    qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
+    keyboard = window.keyboard
+    assert keyboard.isVisible() and keyboard.keys["q"].height() >= 60
+    for key in ("w", "h", "o", "space", "f", "l", "e", "w", "?"):
+        qtbot.mouseClick(keyboard.keys[key], Qt.MouseButton.LeftButton)
+    assert keyboard.text == "Who flew?"
+    qtbot.mouseClick(keyboard.keys["Ask"], Qt.MouseButton.LeftButton)
+    assert not keyboard.isVisible()
+    assert window.state == State.THINKING
+    qtbot.waitUntil(lambda: bool(events.of(ev.TurnStarted)), timeout=5_000)
+    assert events.of(ev.TurnStarted)[0].source == "text"
+    assert ("visitor", "Who flew?") in window.model.entries()
+    window.stop()
+
+
+def test_the_offer_button_asks_yes(make_window, qtbot, events, loaded_engine):
+    window = make_window()
+    crew = loaded_engine.exhibit.section("crew")
+    _replay_turn(window, 9201, crew.question, crew.sentences[:1], offer="Shall I tell you more about the crew?")
+    assert window.offer_button.isVisible()
+    qtbot.mouseClick(window.offer_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(events.of(ev.TurnStarted)), timeout=5_000)
+    assert events.of(ev.TurnStarted)[0].source == "text"
+    assert ("visitor", OFFER_ACCEPTED) in window.model.entries()
+    assert not window.offer_button.isVisible()
+    window.stop()
+
+
+def test_the_ops_panel_is_opaque_lists_the_face_once_and_counts_the_kiosks_uptime(make_window, qtbot):
+    window = make_window(started_at=time.monotonic() - 3725)
+    window.admin.open()
+    panel = window.ops_panel
+    panel.refresh()
+    qtbot.wait(50)
+    header = panel.heading.geometry().united(panel.subheading.geometry())
+    before = window.grab(header).toImage()
+    _replay_turn(window, 9301, "Who flew on Apollo 11?", ["A long visible answer under the panel."] * 3)
+    qtbot.wait(50)
+    assert window.grab(header).toImage() == before  # nothing of the visitor screen shows through
+    assert "up 1:02:" in panel.subheading.text()
+    assert panel.models_body.text().count("<td>face</td>") == 1
+    assert not window.mic_available
+    assert "no microphone" in panel.hands_free_button.text() and not panel.hands_free_button.isEnabled()
+
+
+def test_a_close_request_is_ignored_unless_the_technician_quits(make_window, qtbot):
+    window = make_window()
+    window.close()
+    assert window.isVisible()
+    window.admin.quit_requested = True
+    window.close()
+    assert not window.isVisible()
+
+
+def test_while_the_models_load_the_screen_is_calm_and_the_portrait_is_framed_as_the_face_will_be(
+    qtbot, base_config, ui_artifacts
+):
+    from kiosk.engine.engine import Engine
+    from kiosk.engine.face.portrait import check_portrait, face_square
+    from kiosk.ui.window import KioskWindow
+
+    engine = Engine(base_config)  # not loaded: the screen comes up first
+    window = KioskWindow(engine, base_config)
+    qtbot.addWidget(window)
+    window.resize(*ORIENTATIONS["portrait"])
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        assert window.state == State.LOADING
+        assert window.chips.buttons and not any(b.isEnabled() for b in window.chips.buttons)
+        assert not window.type_button.isEnabled()
+        qtbot.mouseClick(window.chips.buttons[0], Qt.MouseButton.LeftButton)
+        assert window.state == State.LOADING and not window.notice.isVisible()  # no technical notice
+        assert "model" not in window.status.text().lower() + window.hint.text().lower()
+        # the still portrait is cut as the animator will cut its frames: nothing jumps when it takes over
+        qtbot.waitUntil(lambda: window.face.portrait_ready, timeout=20_000)
+        _cx, _cy, side = face_square(check_portrait(engine.exhibit.portrait, base_config.cache_dir).landmarks)
+        still = window.face._still
+        assert still is not None and abs(still.width() - side) <= 2 and still.width() == still.height()
+        qtbot.wait(100)
+        window.grab().save(str(ui_artifacts / "loading-portrait.png"))
+    finally:
+        window.shutdown()
+        window.workers.wait(10)
+        engine.close()
