@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate a config file and its exhibit pack")
     check.add_argument("path")
 
+    exhibit = commands.add_parser("exhibit", help="exhibit pack tools")
+    exhibit_commands = exhibit.add_subparsers(dest="exhibit_command", required=True)
+    exhibit_check = exhibit_commands.add_parser(
+        "check", help="ask a pack what visitors would and show which questions its notes answer"
+    )
+    _add_config(exhibit_check)
+    exhibit_check.add_argument("pack", help="an exhibit folder, or the name of a shipped pack")
+
     portrait = commands.add_parser("portrait", help="portrait tools")
     portrait_commands = portrait.add_subparsers(dest="portrait_command", required=True)
     portrait_check = portrait_commands.add_parser("check", help="find the face and cache its landmarks")
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "listen": cmd_listen,
         "ask": cmd_ask,
         "config": cmd_config_check,
+        "exhibit": cmd_exhibit_check,
         "portrait": cmd_portrait_check,
         "render": cmd_render,
         "metrics": cmd_metrics_dump,
@@ -154,6 +164,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from kiosk.config_check import config_check_command
 
     return config_check_command(args.path)
+
+
+def cmd_exhibit_check(args: argparse.Namespace) -> int:
+    from kiosk.exhibit import resolve_exhibit_path
+    from kiosk.exhibit_check import exhibit_check_command
+
+    config = _config(args).replace(exhibit={"path": str(resolve_exhibit_path(args.pack, Path.cwd()))})
+    return exhibit_check_command(config)
 
 
 def cmd_portrait_check(args: argparse.Namespace) -> int:
@@ -201,6 +219,7 @@ class TurnPrinter:
 
     def __call__(self, event) -> None:
         from kiosk.engine import events as ev
+        from kiosk.engine.language import clean_text
 
         if isinstance(event, ev.ModelFailed):
             print(f"[load] {event.message}", file=self._stream, flush=True)
@@ -214,9 +233,9 @@ class TurnPrinter:
             first = (
                 f"{event.first_audio_seconds * 1000:.0f}ms" if event.first_audio_seconds is not None else "-"
             )
-            words = (
-                f"  visitor: {event.question or '-'}\n  guide:   {event.answer or '-'}\n" if self.words else ""
-            )
+            # control characters and terminal escapes in what a visitor typed are never printed raw
+            question, answer = clean_text(event.question, 300), clean_text(event.answer)
+            words = f"  visitor: {question or '-'}\n  guide:   {answer or '-'}\n" if self.words else ""
             print(
                 f"[turn {event.turn_id}] status={event.status} topic={event.topic or '-'} emotion={event.emotion}\n"
                 f"{words}  first audio {first}; {timings}",

@@ -120,7 +120,8 @@ RECOGNIZERS: Registry[SpeechRecognizer] = Registry("asr")
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"[^a-z' ]+", "", text.lower()).strip()
+    """Letters, digits and apostrophes: "5 5" is something said (Whisper writes "five five" so), "..." is not."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 
 @RECOGNIZERS.register("whisper")

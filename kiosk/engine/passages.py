@@ -7,6 +7,7 @@ sentence knows its section and position, so an answer can add the next sentence 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from kiosk.engine.language import content_list, content_stems, names, numbers, words
 from kiosk.exhibit import Exhibit, Section
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index it builds at DEBUG
 
 # how much the lexical score (0..1, relative to the best sentence) weighs beside the cosine (-1..1)
 LEXICAL_WEIGHT = 0.5

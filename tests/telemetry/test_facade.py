@@ -53,7 +53,7 @@ def test_telemetry_end_to_end(config_file, fake_gpu):
                 version="0.1.0",
                 exhibit="apollo11-columbia",
                 asr_model="tiny.en",
-                llm_model="smollm2",  # the default answer backend is the LLM
+                llm_model="none",  # the default answer backend is retrieval: no LLM
                 tts_voice="en_US-joe-medium",
                 device="auto",
             )
