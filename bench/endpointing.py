@@ -8,7 +8,9 @@ gap in its middle (Piper's alignments; for recordings the longest quiet stretch 
 
 Per policy (the silence rule at 400 and 200 ms, Smart Turn): paused questions cut off (two turns, or
 whole after the merge), unpaused ones cut early, the end-of-turn decision's latency after the end of
-speech (median, P95, on unpaused questions heard whole) and the model's CPU per call.  Then word error
+speech (median, P95, on unpaused questions heard whole; "waited": unpaused questions the model called
+incomplete, ended only by the wait; "idle med": the median with the model's CPU time in place of its wall
+time, what an otherwise idle core gives) and the model's CPU per call.  Then word error
 rate of tiny.en and base on the clips, clean and with babble (other clips) or pink noise at 10 dB SNR.
 
 The policy runs with ``inline=True``: the model's measured time counts as stream time, so the audio
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
 import re
 import statistics
@@ -200,6 +203,7 @@ class Run:
     questions: int  # after merges
     heard_fragment: bool  # a dropped fragment's answer had started playing
     decision_s: float | None  # the final decision, after the end of speech
+    idle_s: float | None  # the same with the model's CPU time in place of its wall time (an idle core)
     cpu: list[float]
     outcomes: list[str]
 
@@ -209,6 +213,7 @@ def endpoint(policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s
     heard = False
     last_end: float | None = None
     decision: float | None = None
+    idle: float | None = None
     cpu: list[float] = []
     outcomes: list[str] = []
     frame = round(FRAME_SECONDS * SR)
@@ -228,11 +233,13 @@ def endpoint(policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s
                 if event.cpu_s:
                     cpu.append(event.cpu_s)
                 decision = event.decision_s
+                pause = config.vad.speculative_pause_ms / 1000
+                idle = pause + math.ceil(event.cpu_s / FRAME_SECONDS) * FRAME_SECONDS if event.cpu_s else decision
             elif event.kind is Vad.ENDED:
                 turns += 1
                 questions += 1
                 last_end = event.speech_end
-    return Run(turns, questions, heard, decision, cpu, outcomes)
+    return Run(turns, questions, heard, decision, idle, cpu, outcomes)
 
 
 POLICIES = {
@@ -256,7 +263,7 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> Non
     print(f"\n{len(clips)} questions ({', '.join(sorted({c.kind for c in clips}))}), paused 0.5-1.2 s\n")
     header = (
         f"{'policy':<11} {'paused cut':>10} {'cut, merged':>11} {'frag heard':>10} {'unpaused early':>14}"
-        f" {'decision med':>12} {'P95':>6} {'CPU/call':>8}"
+        f" {'decision med':>12} {'P95':>6} {'idle med':>8} {'waited':>7} {'CPU/call':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -270,7 +277,7 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> Non
                     config.vad,
                     config.turn,
                     FrameClassifier(config.vad, silero),
-                    model if turn["backend"] == "smart_turn" else None,
+                    model if turn.get("backend") == "smart_turn" else None,
                     inline=True,
                 )
                 runs.append(endpoint(policy, audio, config, first_audio_s))
@@ -278,14 +285,16 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> Non
         cut_merged = sum(r.questions > 1 for r in runs_p)
         heard = sum(r.heard_fragment for r in runs_p)
         early = sum(r.turns > 1 for r in runs_u)
+        waited = sum(r.turns == 1 and r.outcomes[-1:] == ["timeout"] for r in runs_u)
         latencies = [r.decision_s for r in runs_u if r.turns == 1 and r.decision_s is not None]
         p95 = float(np.percentile(latencies, 95)) if latencies else float("nan")
+        idle = statistics.median(r.idle_s for r in runs_u if r.turns == 1 and r.idle_s is not None)
         cpu = [c for r in runs_p + runs_u for c in r.cpu]
         cpu_text = f"{statistics.median(cpu) * 1000:.0f} ms" if cpu else "-"
         n = len(versions)
         print(
             f"{name:<11} {cut:>4}/{n:<5} {cut_merged:>5}/{n:<5} {heard:>4}/{n:<5} {early:>8}/{n:<5}"
-            f" {statistics.median(latencies):>10.3f} s {p95:>5.2f} {cpu_text:>8}"
+            f" {statistics.median(latencies):>10.3f} s {p95:>5.2f} {idle:>6.3f} s {waited:>3}/{n:<3} {cpu_text:>8}"
         )
         outcomes: dict[str, int] = {}
         for r in runs_p + runs_u:
@@ -348,6 +357,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40, help="half Piper, half recordings")
     parser.add_argument("--first-audio", type=float, default=0.55, help="end of speech to the answer's audio")
     parser.add_argument("--no-wer", action="store_true")
+    parser.add_argument("--thresholds", default="0.5", help="Smart Turn thresholds to compare, e.g. 0.5,0.7")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE", "~/.cache/docent"))
     args = parser.parse_args()
@@ -355,6 +365,9 @@ def main() -> None:
     recorded = librivox_clips()
     recorded = asterisk_clips(max(0, real_count - len(recorded))) + recorded
     clips = piper_clips(min(args.questions // 2, len(QUESTIONS)), args.seed) + recorded[:real_count]
+    for threshold in [float(t) for t in args.thresholds.split(",")]:
+        if threshold != 0.5:
+            POLICIES[f"ST p>={threshold}"] = ({}, {"backend": "smart_turn", "threshold": threshold})
     bench_endpointing(clips, args.first_audio, args.seed)
     if not args.no_wer:
         bench_wer(clips, Path(args.cache_dir).expanduser(), args.seed)
