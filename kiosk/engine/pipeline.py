@@ -244,7 +244,22 @@ class Pipeline:
                 rms = float(np.sqrt(np.mean(np.square(frame))))
                 self.bus.publish(ev.InputLevel(rms=rms, speaking=endpointer.in_utterance))
             self._check_session_timeout()
+        endpointer.close()
         source.close()
+
+    def _merge_into_next(self) -> bool:
+        """The visitor goes on just after a turn was committed: drop its answer if little has played."""
+        with self._lock:
+            turn = self._active
+        if turn is None or turn.source != "voice" or turn.finished.is_set() or turn.audio is None:
+            return False
+        if turn.first_audio_s is not None:
+            played = time.monotonic() - (turn.speech_end_t + turn.first_audio_s)
+            if played * 1000 > self.config.turn.merge_max_played_ms:
+                return False
+        self._cancel_turn(turn, "merged")
+        self.bus.publish(ev.TurnDecided(outcome="merged", seconds=0.0))
+        return True
 
     def _on_vad(self, vad_event: VadEvent, last_voiced_t: float) -> None:
         if vad_event.kind is Vad.DECIDED:
