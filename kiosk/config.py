@@ -74,7 +74,7 @@ class TurnConfig:
     backend: Literal["smart_turn", "none"] = "smart_turn"  # none: the silence rule of [vad] alone
     model_path: str = ""  # a Smart Turn v3 ONNX file; empty = the one inside the pipecat-ai wheel
     threshold: float = 0.5  # probability of "complete" that ends the turn
-    max_wait_ms: int = 1500  # silence after an "incomplete" verdict before the turn ends anyway
+    max_wait_ms: int = 1500  # after an "incomplete" verdict: silence (since the last word) that ends it anyway
     merge_window_ms: int = 1500  # speech this soon after a turn ended continues it; 0 = never merge
     merge_max_played_ms: int = 1000  # ... unless this much of the answer has already been heard
 

@@ -7,10 +7,10 @@ utterance events), adding ``DECIDED`` events (the verdicts, for telemetry) and `
 
 * at the speculative pause the utterance goes to the model on its own worker thread, so the listener never
   waits for it and it overlaps the speculative recognition; the verdict is read on the next frame;
-* "complete" (P >= ``threshold``) ends the turn at once; "incomplete" waits for more speech up to
-  ``max_wait_ms`` of silence, then the turn ends anyway ("timeout");
-* without a model (``backend = "none"``), or when it fails (one log line, an ``error`` verdict), the
-  silence rule of ``[vad] trailing_silence_ms`` ends the turn ("silence");
+* "complete" (P >= ``threshold``) ends the turn at once; "incomplete" waits for more speech until the
+  silence since the last word reaches ``max_wait_ms``, then the turn ends anyway ("timeout");
+* without a model (``backend = "none"``), or when it fails (an ``error`` verdict each time, logged once),
+  the silence rule of ``[vad] trailing_silence_ms`` ends that utterance ("silence");
 * speech starting within ``merge_window_ms`` of the last end is a merge candidate: the pipeline, which
   knows how much of that answer has played, calls :meth:`EndOfTurn.merge`; once accepted, the fragment's
   audio leads the new utterance, so recognition and the model hear one question.
@@ -89,6 +89,7 @@ class EndOfTurn:
         self._executor = None if inline or model is None else ThreadPoolExecutor(1, "end-of-turn")
         self._verdict: _Verdict | None = None
         self._fallback = False  # the model failed on this utterance: the silence rule decides
+        self._failed_before = False
         self._speech_end = 0.0
         self._last: np.ndarray | None = None  # the utterance last ended (a merge may continue it)
         self._gap: list[np.ndarray] = []  # frames since it ended
@@ -172,7 +173,9 @@ class EndOfTurn:
             if verdict.error is not None:
                 self._fallback = True
                 message = str(verdict.error).splitlines()[0][:160] if str(verdict.error) else "error"
-                log.warning("end of turn: the model failed (%s); the silence rule decides", message)
+                if not self._failed_before:  # one line, however often it fails; every failure is counted
+                    log.warning("end of turn: the model failed (%s); the silence rule decides", message)
+                self._failed_before = True
                 return [VadEvent(Vad.DECIDED, outcome="error", message=message)]
             assert verdict.probability is not None
             if verdict.probability >= self.turn.threshold:
