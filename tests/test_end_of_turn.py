@@ -4,6 +4,7 @@ merging, the short first word) and its fallback to the silence rule."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -206,3 +207,26 @@ def test_decisions_are_counted_and_timed() -> None:
     assert value("kiosk_end_of_turn_decision_seconds_bucket", {"outcome": "complete", "le": "0.3"}) == 1
     assert value("kiosk_end_of_turn_decision_seconds_count", {"outcome": "timeout"}) == 1
     assert value("kiosk_end_of_turn_decision_seconds_count", {"outcome": "merged"}) is None
+
+
+def test_the_model_never_blocks_the_listener(speak_words, smart_turn, silero) -> None:
+    """On its own thread: feeding a frame at a pause costs the listener nothing of the model's time."""
+    config = Config()
+    silero.reset()
+    policy = EndOfTurn(config.vad, config.turn, FrameClassifier(config.vad, silero), smart_turn)
+    what, _ = speak_words("What?")
+    rng = np.random.default_rng(3)
+    slam = (rng.standard_normal(4800) * np.exp(-np.arange(4800) / 800)).astype(np.float32)  # a door slam
+    audio = np.concatenate([quiet(0.5), what, quiet(0.8), slam, quiet(0.5), what, quiet(2.0)])
+    started = time.perf_counter()
+    smart_turn.probability(what)
+    model_s = time.perf_counter() - started
+    slowest, events = 0.0, []
+    for i in range(len(audio) // 480):
+        started = time.perf_counter()
+        events.extend(policy.feed(audio[i * 480 : (i + 1) * 480]))
+        slowest = max(slowest, time.perf_counter() - started)
+        time.sleep(0.002)  # let the model's thread run, as a live microphone's pace would
+    policy.close()
+    assert slowest < model_s / 2, (slowest, model_s)
+    assert [e.kind for e in events].count(Vad.ENDED) >= 1  # the child's "what?" is a question
