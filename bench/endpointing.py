@@ -303,7 +303,11 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> Non
         print(f"{'':<11} decisions: {', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}")
         missed = [c.name for (c, _, _), r in zip(versions, runs_p, strict=True) if r.questions > 1]
         if missed:
-            print(f"{'':<11} cut after merge: {'; '.join(m[:40] for m in missed[:6])}")
+            print(f"{'':<11} paused, cut after merge: {'; '.join(m[:40] for m in missed[:6])}")
+        early_names = [c.name for (c, _, _), r in zip(versions, runs_u, strict=True) if r.turns > 1]
+        if early_names:
+            merged_too = sum(r.questions > 1 for r in runs_u)
+            print(f"{'':<11} unpaused, cut early ({merged_too} after merge): {'; '.join(m[:40] for m in early_names[:6])}")
 
 
 # --- word error rate ----------------------------------------------------------------------------------
@@ -358,6 +362,7 @@ def main() -> None:
     parser.add_argument("--first-audio", type=float, default=0.55, help="end of speech to the answer's audio")
     parser.add_argument("--no-wer", action="store_true")
     parser.add_argument("--thresholds", default="0.5", help="Smart Turn thresholds to compare, e.g. 0.5,0.7")
+    parser.add_argument("--pauses", default="150", help="speculative pauses (ms) to compare, e.g. 90,150")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE", "~/.cache/docent"))
     args = parser.parse_args()
@@ -368,6 +373,9 @@ def main() -> None:
     for threshold in [float(t) for t in args.thresholds.split(",")]:
         if threshold != 0.5:
             POLICIES[f"ST p>={threshold}"] = ({}, {"backend": "smart_turn", "threshold": threshold})
+    for pause in [int(p) for p in args.pauses.split(",")]:
+        if pause != 150:
+            POLICIES[f"ST {pause} ms"] = ({"speculative_pause_ms": pause}, {"backend": "smart_turn"})
     bench_endpointing(clips, args.first_audio, args.seed)
     if not args.no_wer:
         bench_wer(clips, Path(args.cache_dir).expanduser(), args.seed)
