@@ -249,7 +249,7 @@ POLICIES = {
 }
 
 
-def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> None:
+def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int, noise: str = "none") -> None:
     silero = SileroStream()
     model = SmartTurn(Config().turn)
     model.load()
@@ -259,8 +259,13 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int) -> Non
     for clip in clips:
         pause = np.zeros(int(rng.uniform(0.5, 1.2) * SR), np.float32)
         paused = np.concatenate([lead, clip.audio[: clip.split], pause, clip.audio[clip.split :], tail])
-        versions.append((clip, np.concatenate([lead, clip.audio, tail]), paused))
-    print(f"\n{len(clips)} questions ({', '.join(sorted({c.kind for c in clips}))}), paused 0.5-1.2 s\n")
+        unpaused = np.concatenate([lead, clip.audio, tail])
+        if noise == "pink":  # the whole recording, pauses included, under a steady hall noise at 10 dB SNR
+            unpaused = at_snr(unpaused, pink_noise(len(unpaused), rng), 10)
+            paused = at_snr(paused, pink_noise(len(paused), rng), 10)
+        versions.append((clip, unpaused.astype(np.float32), paused.astype(np.float32)))
+    kinds = ", ".join(sorted({c.kind for c in clips}))
+    print(f"\n{len(clips)} questions ({kinds}), paused 0.5-1.2 s, noise: {noise}\n")
     header = (
         f"{'policy':<11} {'paused cut':>10} {'cut, merged':>11} {'frag heard':>10} {'unpaused early':>14}"
         f" {'decision med':>12} {'P95':>6} {'idle med':>8} {'waited':>7} {'CPU/call':>8}"
@@ -361,6 +366,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40, help="half Piper, half recordings")
     parser.add_argument("--first-audio", type=float, default=0.55, help="end of speech to the answer's audio")
     parser.add_argument("--no-wer", action="store_true")
+    parser.add_argument("--noise", choices=("none", "pink"), default="none", help="pink: 10 dB SNR throughout")
     parser.add_argument("--thresholds", default="0.5", help="Smart Turn thresholds to compare, e.g. 0.5,0.7")
     parser.add_argument("--pauses", default="150", help="speculative pauses (ms) to compare, e.g. 90,150")
     parser.add_argument("--seed", type=int, default=7)
@@ -376,7 +382,7 @@ def main() -> None:
     for pause in [int(p) for p in args.pauses.split(",")]:
         if pause != 150:
             POLICIES[f"ST {pause} ms"] = ({"speculative_pause_ms": pause}, {"backend": "smart_turn"})
-    bench_endpointing(clips, args.first_audio, args.seed)
+    bench_endpointing(clips, args.first_audio, args.seed, args.noise)
     if not args.no_wer:
         bench_wer(clips, Path(args.cache_dir).expanduser(), args.seed)
 
