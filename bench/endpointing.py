@@ -174,6 +174,23 @@ def piper_clips(count: int, seed: int) -> list[Clip]:
     return clips
 
 
+def espeak_clips(count: int) -> list[Clip]:
+    """Questions in another synthetic voice (espeak-ng's), split at the longest quiet stretch mid-question."""
+    import subprocess
+    import tempfile
+
+    from kiosk.engine.audio_in import load_audio
+
+    clips = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i, text in enumerate(QUESTIONS[::-1][:count]):
+            path = Path(folder) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+            audio = trim(load_audio(path))
+            clips.append(Clip(f"espeak: {text}", "espeak", text, audio, quiet_gap(audio)))
+    return clips
+
+
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spectrum = np.fft.rfft(rng.standard_normal(n))
     spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
@@ -365,6 +382,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=40, help="half Piper, half recordings")
     parser.add_argument("--first-audio", type=float, default=0.55, help="end of speech to the answer's audio")
+    parser.add_argument("--other-voice", type=int, default=0, help="add this many espeak-ng questions")
     parser.add_argument("--no-wer", action="store_true")
     parser.add_argument("--noise", choices=("none", "pink"), default="none", help="pink: 10 dB SNR throughout")
     parser.add_argument("--thresholds", default="0.5", help="Smart Turn thresholds to compare, e.g. 0.5,0.7")
@@ -376,6 +394,7 @@ def main() -> None:
     recorded = librivox_clips()
     recorded = asterisk_clips(max(0, real_count - len(recorded))) + recorded
     clips = piper_clips(min(args.questions // 2, len(QUESTIONS)), args.seed) + recorded[:real_count]
+    clips += espeak_clips(args.other_voice)
     for threshold in [float(t) for t in args.thresholds.split(",")]:
         if threshold != 0.5:
             POLICIES[f"ST p>={threshold}"] = ({}, {"backend": "smart_turn", "threshold": threshold})
