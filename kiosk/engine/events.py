@@ -30,6 +30,10 @@ STAGES = (
 # How a turn ended: a fixed set.
 # "unanswered": on topic, but the notes do not say (the guide says so and names what it can talk about).
 TURN_STATUSES = ("ok", "unanswered", "not_understood", "out_of_scope", "filtered", "cancelled", "error")
+# End-of-turn verdicts (kiosk/engine/turn/policy.py): the model heard a complete or an incomplete question,
+# the wait after "incomplete" ran out, the silence rule decided (no model, or it failed), or the visitor's
+# continuation was merged with the turn just committed.
+END_OF_TURN_OUTCOMES = ("complete", "incomplete", "timeout", "silence", "merged")
 
 
 def now() -> float:
@@ -113,6 +117,15 @@ class SpeechEnded(Event):
     turn_id: int
     audio_seconds: float
     cut: bool = False  # the utterance hit max_utterance_s
+
+
+@dataclass(frozen=True)
+class TurnDecided(Event):
+    """An end-of-turn verdict at a pause; ``seconds`` from the end of speech to the verdict."""
+
+    outcome: str  # one of END_OF_TURN_OUTCOMES
+    seconds: float
+    cpu_seconds: float = 0.0  # the model's CPU time for this verdict
 
 
 @dataclass(frozen=True)

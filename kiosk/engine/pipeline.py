@@ -7,6 +7,9 @@ writes to the sink, and a watcher follows the playback clock to publish captions
 Speculation: when the visitor pauses for ``speculative_pause_ms`` the turn starts at once, with its
 events held back and its audio gated; if the pause becomes the end of the question the turn is committed
 (the held events are published and the audio plays), if the visitor goes on it is dropped silently.
+Whether a pause ends the question is the end-of-turn stage's call (kiosk/engine/turn/policy.py); when the
+visitor goes on just after a turn was committed, before much of its answer has played, that answer is
+dropped and the fragment and its continuation are recognised as one question (a merge).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from kiosk.engine.device import is_out_of_memory
 from kiosk.engine.replies import NOT_UNDERSTOOD_REPLY
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer, Transcript
 from kiosk.engine.tts import first_clause
-from kiosk.engine.vad import Endpointer, Vad, VadEvent
+from kiosk.engine.turn.policy import EndOfTurn
+from kiosk.engine.vad import Vad, VadEvent
 from kiosk.engine.visitor_audio import VisitorAudioStore
 
 log = logging.getLogger(__name__)
@@ -80,7 +84,7 @@ class Stages:
     asr: SpeechRecognizer | None
     answerer: Answerer | None
     tts: SpeechSynthesizer | None
-    endpointer_factory: Callable[[], Endpointer] | None
+    endpointer_factory: Callable[[], EndOfTurn] | None
 
 
 class Pipeline:
@@ -231,6 +235,8 @@ class Pipeline:
                 endpointer.reset()
                 continue
             for vad_event in endpointer.feed(frame):
+                if vad_event.merge_candidate:
+                    endpointer.merge(self._merge_into_next())
                 self._on_vad(vad_event, last_voiced_t)
             if endpointer.speaking:
                 last_voiced_t = arrived
@@ -239,10 +245,36 @@ class Pipeline:
                 rms = float(np.sqrt(np.mean(np.square(frame))))
                 self.bus.publish(ev.InputLevel(rms=rms, speaking=endpointer.in_utterance))
             self._check_session_timeout()
+        endpointer.close()
         source.close()
 
+    def _merge_into_next(self) -> bool:
+        """The visitor goes on just after a turn was committed: drop its answer if little has played."""
+        with self._lock:
+            turn = self._active
+        if turn is None or turn.source != "voice" or turn.finished.is_set() or turn.audio is None:
+            return False
+        if turn.first_audio_s is not None:
+            played = time.monotonic() - (turn.speech_end_t + turn.first_audio_s)
+            if played * 1000 > self.config.turn.merge_max_played_ms:
+                return False
+        self._cancel_turn(turn, "merged")
+        self.bus.publish(ev.TurnDecided(outcome="merged", seconds=0.0))
+        return True
+
     def _on_vad(self, vad_event: VadEvent, last_voiced_t: float) -> None:
-        if vad_event.kind is Vad.STARTED:
+        if vad_event.kind is Vad.DECIDED:
+            if vad_event.outcome == "error":
+                self.bus.publish(
+                    ev.StageFailed(turn_id=0, stage="vad_endpoint", kind="exception", message=vad_event.message)
+                )
+            else:
+                self.bus.publish(
+                    ev.TurnDecided(
+                        outcome=vad_event.outcome, seconds=vad_event.decision_s, cpu_seconds=vad_event.cpu_s
+                    )
+                )
+        elif vad_event.kind is Vad.STARTED:
             if self.config.vad.barge_in:
                 with self._lock:
                     active = self._active

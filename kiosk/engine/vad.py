@@ -4,6 +4,12 @@ Two detectors in series: webrtcvad is the cheap gate (3 µs a frame, but it call
 Silero VAD v6 (the ONNX file inside faster-whisper, run with onnxruntime) makes the decision, so hall noise
 does not open a turn.  The endpointer turns frame decisions into utterance events: ``started`` (with
 pre-roll), ``paused`` (a short pause: recognition may start speculatively), ``resumed``, ``ended``.
+Whether a pause *ends* the turn is decided above it (kiosk/engine/turn): the endpointer's own trailing
+silence is the upper bound.
+
+The pre-roll is counted back from the first voiced frame of a short burst that came shortly before the
+speech (``word_lookback_ms``): "Who... built the command module?" keeps its "Who", though the word alone
+was shorter than ``min_speech_ms``.
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ class Vad(Enum):
     PAUSED = "paused"
     RESUMED = "resumed"
     ENDED = "ended"
+    DECIDED = "decided"  # the end-of-turn stage's verdict at a pause (kiosk/engine/turn/policy.py)
 
 
 @dataclass(frozen=True)
@@ -107,23 +114,37 @@ class VadEvent:
     # seconds into the stream at which the last voiced frame ended (the latency origin)
     speech_end: float = 0.0
     cut: bool = False
+    # STARTED shortly after the last turn ended: the pipeline may merge the two (kiosk/engine/turn)
+    merge_candidate: bool = False
+    # DECIDED: one of events.END_OF_TURN_OUTCOMES (or "error"), seconds since the end of speech, model CPU
+    outcome: str = ""
+    decision_s: float = 0.0
+    cpu_s: float = 0.0
+    message: str = ""
 
 
 class Endpointer:
     """Turns per-frame speech decisions into utterance events. Feed it every frame, in order."""
 
-    def __init__(self, config: VadConfig, classifier: FrameClassifier | None = None) -> None:
+    def __init__(
+        self,
+        config: VadConfig,
+        classifier: FrameClassifier | None = None,
+        trailing_silence_ms: int | None = None,
+    ) -> None:
         self.config = config
         self.classifier = classifier or FrameClassifier(config)
-        self._pre_roll: deque[np.ndarray] = deque(
-            maxlen=max(1, round(config.pre_roll_ms / 1000 / FRAME_SECONDS))
-        )
+        self._pre_roll_frames = max(1, round(config.pre_roll_ms / 1000 / FRAME_SECONDS))
+        self._lookback = round(config.word_lookback_ms / 1000 / FRAME_SECONDS)
+        # idle audio, oldest first: enough for a short word, its pause and the pre-roll before it
+        self._history: deque[np.ndarray] = deque(maxlen=self._pre_roll_frames + 2 * self._lookback + 1)
+        self._bursts: deque[tuple[int, int]] = deque(maxlen=8)  # (first, last) voiced frame of idle bursts
         self._min_speech = max(1, round(config.min_speech_ms / 1000 / FRAME_SECONDS))
         self._pause = round(config.speculative_pause_ms / 1000 / FRAME_SECONDS)
-        self._trailing = max(1, round(config.trailing_silence_ms / 1000 / FRAME_SECONDS))
+        trailing = trailing_silence_ms if trailing_silence_ms is not None else config.trailing_silence_ms
+        self._trailing = max(1, round(trailing / 1000 / FRAME_SECONDS))
         self._max_frames = round(config.max_utterance_s / FRAME_SECONDS)
         self._frames: list[np.ndarray] = []
-        self._candidate: list[np.ndarray] = []
         self._voiced_run = 0
         self._silence = 0
         self._in_speech = False
@@ -154,24 +175,33 @@ class Endpointer:
         return self._feed_speech(frame, voiced)
 
     def _feed_idle(self, frame: np.ndarray, voiced: bool) -> list[VadEvent]:
-        if voiced:
-            self._candidate.append(frame)
-            self._voiced_run += 1
-            if self._voiced_run >= self._min_speech:
-                self._in_speech = True
-                self._frames = [*self._pre_roll, *self._candidate]
-                self._candidate = []
-                self._pre_roll.clear()
-                self._silence = 0
-                return [VadEvent(Vad.STARTED)]
+        self._history.append(frame)
+        if not voiced:
+            self._voiced_run = 0
             return []
-        # an unvoiced frame breaks a short burst: it goes to the pre-roll with the burst
-        for held in self._candidate:
-            self._pre_roll.append(held)
-        self._candidate = []
+        if self._voiced_run == 0:
+            self._bursts.append((self._position, self._position))
+        else:
+            self._bursts[-1] = (self._bursts[-1][0], self._position)
+        self._voiced_run += 1
+        if self._voiced_run < self._min_speech:
+            return []
+        self._in_speech = True
+        self._frames = list(self._history)[-(self._position - self._utterance_start() + 1) :]
+        self._history.clear()
+        self._bursts.clear()
         self._voiced_run = 0
-        self._pre_roll.append(frame)
-        return []
+        self._silence = 0
+        return [VadEvent(Vad.STARTED)]
+
+    def _utterance_start(self) -> int:
+        """The first frame kept: the pre-roll before the earliest burst chained to this one by short gaps."""
+        first, _ = self._bursts[-1]
+        for start, end in reversed(list(self._bursts)[:-1]):
+            if first - end > self._lookback:
+                break
+            first = start
+        return max(first - self._pre_roll_frames, self._position - len(self._history) + 1)
 
     def _feed_speech(self, frame: np.ndarray, voiced: bool) -> list[VadEvent]:
         self._frames.append(frame)
@@ -207,14 +237,31 @@ class Endpointer:
         self._drain_silence = 0
         return event
 
+    def end_now(self) -> VadEvent:
+        """End the utterance at once (the end-of-turn stage decided it is complete)."""
+        return self._end(cut=False)
+
+    @property
+    def utterance_frames(self) -> int:
+        return len(self._frames)
+
+    @property
+    def silence_frames(self) -> int:
+        """Unvoiced frames since the last voiced one, in an utterance."""
+        return self._silence
+
+    @property
+    def position(self) -> int:
+        return self._position
+
     def reset(self) -> None:
         self._frames = []
-        self._candidate = []
         self._voiced_run = 0
         self._silence = 0
         self._in_speech = False
         self._paused = False
-        self._pre_roll.clear()
+        self._history.clear()
+        self._bursts.clear()
 
     @property
     def position_seconds(self) -> float:

@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kiosk.emotion import Emotion
-from kiosk.engine.events import STAGES, TURN_STATUSES
+from kiosk.engine.events import END_OF_TURN_OUTCOMES, STAGES, TURN_STATUSES
 from kiosk.engine.stage import MODEL_STAGES as stage_names
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 
 # End of speech to first answer audio: about 1.05 s naively, the goal is under 1 s, so the steps are
 # finest around 1 s; 10 s catches a stalled pipeline.  The first face frame uses the same scale.
 FIRST_AUDIO_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+# End of speech to the end-of-turn verdict: the speculative pause (0.15 s) plus the model (0.06-0.14 s) is
+# the goal (<= 0.3 s median), the silence rule sits at 0.4 s, a wait after "incomplete" at 1.5 s.
+END_OF_TURN_BUCKETS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 # A whole turn, from its start to the last spoken sample: 3 short sentences take 5-20 s; 60 s is the
 # longest a turn can reasonably run (max_utterance_s 20 s plus a long answer).
 TURN_BUCKETS = (1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
@@ -139,6 +142,21 @@ class KioskMetrics:
             "Time each pipeline stage took in a turn.",
             ["stage"],
             buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.end_of_turn_decisions = Counter(
+            "kiosk_end_of_turn_decisions_total",
+            "End-of-turn verdicts at the visitor's pauses: complete, incomplete (wait for more), timeout "
+            "(the wait ran out), silence (the silence rule: no model, or it failed), merged (a fragment "
+            "joined to its continuation).",
+            ["outcome"],
+            registry=r,
+        )
+        self.end_of_turn_seconds = Histogram(
+            "kiosk_end_of_turn_decision_seconds",
+            "End of the visitor's speech to the end-of-turn verdict, by outcome.",
+            ["outcome"],
+            buckets=END_OF_TURN_BUCKETS,
             registry=r,
         )
         self.stage_errors = Counter(
@@ -265,6 +283,10 @@ class KioskMetrics:
     def _preinitialise(self) -> None:
         self.turns_by_status = {s: self.turns.labels(s) for s in TURN_STATUSES}
         self.stage_hist = {s: self.stage_duration.labels(s) for s in STAGES}
+        self.end_of_turn_children = {o: self.end_of_turn_decisions.labels(o) for o in END_OF_TURN_OUTCOMES}
+        self.end_of_turn_hist = {
+            o: self.end_of_turn_seconds.labels(o) for o in END_OF_TURN_OUTCOMES if o != "merged"
+        }
         self.stage_error_children = {
             (s, k): self.stage_errors.labels(s, k) for s in (*STAGES, OTHER) for k in ERROR_KINDS
         }

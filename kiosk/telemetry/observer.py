@@ -65,6 +65,7 @@ class TelemetryObserver:
             ev.TurnFinished: self._turn_finished,
             ev.StageFinished: self._stage_finished,
             ev.StageFailed: self._stage_failed,
+            ev.TurnDecided: self._turn_decided,
             ev.FrameRendered: self._frame_rendered,
             ev.FrameDropped: self._frame_dropped,
             ev.SessionStarted: self._session_started,
@@ -161,6 +162,15 @@ class TelemetryObserver:
 
     def _stage_failed(self, event: ev.StageFailed) -> None:
         self.metrics.stage_error(event.stage, event.kind).inc()
+
+    def _turn_decided(self, event: ev.TurnDecided) -> None:
+        counter = self.metrics.end_of_turn_children.get(event.outcome)
+        if counter is None:
+            return
+        counter.inc()
+        hist = self.metrics.end_of_turn_hist.get(event.outcome)
+        if hist is not None:
+            hist.observe(max(0.0, event.seconds))
 
     # --- face ----------------------------------------------------------------------------------------
 

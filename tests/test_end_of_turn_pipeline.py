@@ -1,0 +1,44 @@
+"""The end-of-turn stage inside the listening pipeline: a visitor who goes on after their question was
+taken for complete gets one answer, to the whole question."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from kiosk.engine import events as ev
+from kiosk.engine.audio_in import MemorySource
+from kiosk.engine.audio_out import NullSink
+from tests.conftest import silence
+from tests.test_speech_path import trim, words
+
+
+def test_a_continuation_after_the_commit_merges_into_one_question(make_pipeline, loaded_engine, speak) -> None:
+    assert loaded_engine.turn_model is not None  # the default: Smart Turn
+    # a short wait, so the fragment is surely committed (and its answer begun) before the visitor goes on
+    config = loaded_engine.config.replace(turn={"max_wait_ms": 400, "merge_max_played_ms": 3000})
+    audio = np.concatenate(
+        [silence(0.5), trim(speak("Tell me about")), silence(1.1), trim(speak("the heat shield.")), silence(1.5)]
+    )
+    pipeline, recorder = make_pipeline(config=config, sink=NullSink(realtime=True))
+    listener = pipeline.start_listening(MemorySource(audio, realtime=True))
+    listener.join(timeout=60)
+
+    def answered_twice() -> bool:
+        started = {e.turn_id for e in recorder.of(ev.TurnStarted)}
+        return len(started) >= 2 and max(started) in {a.turn_id for a in recorder.of(ev.AnswerChosen)}
+
+    deadline = time.monotonic() + 30
+    while not answered_twice() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pipeline.cancel("test over")  # the answer itself need not be heard to the end
+    outcomes = [e.outcome for e in recorder.of(ev.TurnDecided)]
+    assert "merged" in outcomes, outcomes
+    first, second = recorder.of(ev.TurnStarted)
+    assert [f.status for f in recorder.finished() if f.turn_id == first.turn_id] == ["cancelled"]
+    (transcribed,) = [t for t in recorder.of(ev.Transcribed) if t.turn_id == second.turn_id]
+    heard = words(transcribed.text)
+    assert "heat shield" in heard and "tell" in heard, transcribed.text
+    (chosen,) = [a for a in recorder.of(ev.AnswerChosen) if a.turn_id == second.turn_id]
+    assert chosen.topic == "heat-shield"
