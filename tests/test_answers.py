@@ -6,6 +6,7 @@ bench/questions run here with the benchmark's own scoring.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,37 @@ def test_a_pack_from_notes_alone(tmp_path: Path, retriever, base_config: Config)
     planner = make_planner(base_config, exhibit, retriever)
     assert "eight" in " ".join(ask(planner, "How many bells are there?").sentences)
     assert "Thursday" in " ".join(ask(planner, "When do the ringers practise?").sentences)
+
+
+def test_the_offer_reaches_the_screen_and_yes_continues_in_the_pipeline(make_pipeline) -> None:
+    """Through the real pipeline: the offer is in TurnFinished, a played answer becomes the context."""
+    from kiosk.engine import events as ev
+
+    pipeline, recorder = make_pipeline()
+    pipeline.ask("What did Collins do while the others were on the Moon?")
+    assert pipeline.wait_idle(timeout=60)
+    (first,) = recorder.finished()
+    assert first.status == "ok" and first.topic == "orbit"
+    assert first.offer.startswith("Would you like to hear more") and first.answer.endswith(first.offer)
+    pipeline.ask("yes")
+    assert pipeline.wait_idle(timeout=60)
+    more = recorder.finished()[-1]
+    assert more.status == "ok" and more.topic == "orbit" and more.answer != first.answer
+    assert not set(recorder.of(ev.SentenceStarted)[-1].text.split()) <= {"Would", "you"}
+
+
+def test_a_cancelled_answer_is_not_the_context(make_pipeline) -> None:
+    pipeline, recorder = make_pipeline()
+    pipeline.ask("How much did it cost?")  # offers the nearest topic
+    assert pipeline.wait_idle(timeout=60)
+    unanswered = recorder.finished()[-1]
+    assert unanswered.status == "unanswered" and unanswered.topic
+    pipeline.ask("Who flew Columbia?")
+    time.sleep(0.3)
+    pipeline.cancel("stop")  # the visitor tapped stop: this answer was not heard
+    assert pipeline.wait_idle(timeout=60)
+    assert recorder.finished()[-1].status == "cancelled"
+    pipeline.ask("yes")  # accepts the offer that was heard, not the crew's
+    assert pipeline.wait_idle(timeout=60)
+    accepted = recorder.finished()[-1]
+    assert accepted.status == "ok" and accepted.topic == unanswered.topic

@@ -137,6 +137,7 @@ def test_missing_files_and_models_are_each_one_line(tmp_path: Path) -> None:
     problems = problems_for(
         tmp_path,
         f"[metrics]\nweb_config = '{tmp_path / 'web.yml'}'\n"
+        f"[answer]\nbackend = 'llm'\n"
         f"[llm]\nmodel = '{tmp_path / 'no-llm'}'\n"
         f"[asr]\nmodel = '{tmp_path / 'no-asr'}'\n"
         f"[tts]\nvoice_path = '{tmp_path / 'voice.onnx'}'\n",
@@ -151,7 +152,7 @@ def test_a_model_folder_without_weights_is_found(tmp_path: Path) -> None:
     folder = tmp_path / "llm"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    (problem,) = problems_for(tmp_path, f"[llm]\nmodel = '{folder}'\n")
+    (problem,) = problems_for(tmp_path, f"[answer]\nbackend = 'llm'\n[llm]\nmodel = '{folder}'\n")
     assert "holds no weights" in problem
 
 

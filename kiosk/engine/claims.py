@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kiosk.engine.language import content_stems, names, numbers, stem, words
+from kiosk.engine.language import STOPWORDS, content_stems, names, numbers, stem, words
 from kiosk.engine.passages import Passage
 
 # the share of a claim's content words that its source passage must hold; a claim of three or more
@@ -94,7 +94,7 @@ class ClaimChecker:
         needed = stems - self._free - echo
         best = ClaimVerdict(False, "unsupported_relation")
         for text, window_stems, window_numbers, window_names in self._windows:
-            if not claim_numbers <= window_numbers:
+            if not claim_numbers <= window_numbers or not _bound(tokens, words(text)):
                 if best.reason == "unsupported_relation" and best.support == 0.0:
                     best = ClaimVerdict(False, "unsupported_number")
                 continue
@@ -110,3 +110,45 @@ class ClaimChecker:
             if support > best.support:
                 best = ClaimVerdict(False, "unsupported_relation", support, text)
         return best
+
+
+def _bound(claim: list[str], source: list[str]) -> bool:
+    """Each number of the claim stands where the source has it, and each run of names is the source's.
+
+    "3.9 metres tall and 3.9 metres wide" is refused by a source that says "3.2 metres tall and 3.9
+    metres wide": a number may not occur more often than in the source, and a number followed by a word
+    must be followed by that word in the source ("1969 from" in the notes, "1969." in a claim passes; "in
+    130." for "about 130 centimetres" does not, through the word before it).  Runs of two or more
+    capitalised words ("Michael Collins") must occur as such.
+    """
+    lower = [t.lower() for t in source]
+    counts: dict[str, int] = {}
+    for token in lower:
+        if token[0].isdigit():
+            counts[token.replace(",", "")] = counts.get(token.replace(",", ""), 0) + 1
+    seen: dict[str, int] = {}
+    for i, token in enumerate(claim):
+        if not token[0].isdigit():
+            continue
+        value = token.replace(",", "")
+        seen[value] = seen.get(value, 0) + 1
+        if seen[value] > counts.get(value, 0):
+            return False
+        places = [j for j, t in enumerate(lower) if t.replace(",", "") == value]
+        if i + 1 < len(claim):
+            after = claim[i + 1].lower()
+            if not any(j + 1 < len(lower) and lower[j + 1] == after for j in places):
+                return False
+        elif i > 0:
+            before = claim[i - 1].lower()
+            if not any(j > 0 and lower[j - 1] == before for j in places):
+                return False
+    pairs = set(zip(lower, lower[1:], strict=False))
+    for i in range(1, len(claim)):  # a sentence's capitalised first word counts unless it is "The", "It"...
+        first, second = claim[i - 1], claim[i]
+        if i == 1 and first.lower() in STOPWORDS:
+            continue
+        if first[0].isupper() and second[0].isupper() and not second[0].isdigit():
+            if (first.lower(), second.lower()) not in pairs:
+                return False
+    return True

@@ -11,6 +11,8 @@ cancelled answer leaves it as it was.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 import threading
 import time
@@ -27,6 +29,7 @@ from kiosk.engine.question import OBJECT_NOUNS, SYNONYMS, AnswerKind, Question, 
 from kiosk.engine.question import VAGUE_TERMS as _VAGUE_TERMS
 from kiosk.engine.replies import (
     NOT_UNDERSTOOD_REPLY,
+    SHORT_OFFER,
     declined_offer_reply,
     nothing_more_reply,
     offer_reply,
@@ -95,6 +98,8 @@ _PLACE = re.compile(
 _REASON = re.compile(
     r"\b(?:because|so that|in order to|after|in case|that is why|on purpose|since|to keep|to protect)\b", re.I
 )
+_WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b", re.I)
+_NAMED_AFTER = re.compile(r"\b(?:named|called)\b.*\b(?:after|for|because)\b|\bname comes from\b", re.I)
 _OPENS_WITH_REFERENCE = re.compile(r"^(?:he|she|they|his|her|their|this|these|those|there)\b", re.I)
 
 
@@ -206,7 +211,19 @@ class AnswerPlanner:
     ) -> AnswerPlan:
         return AnswerPlan(status, None, emotion, sentences=[reply], small_talk=True, question=question)
 
+    def _heard_as_written(self, question: Question) -> Question:
+        """A word the notes nearly have is taken as theirs: the recogniser writes "Colombia" for "Columbia"."""
+        vocabulary = self.index.vocabulary | self._title_terms
+        fixed = []
+        for term in question.terms:
+            if term not in vocabulary and len(term) >= 5:
+                close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.8)
+                term = close[0] if close else term
+            fixed.append(term)
+        return dataclasses.replace(question, terms=tuple(fixed)) if fixed != list(question.terms) else question
+
     def _answer(self, question: Question, context: Conversation) -> AnswerPlan:
+        question = self._heard_as_written(question)
         follow_up = question.anaphoric and context.section is not None
         query = question.text
         if follow_up and context.names:
@@ -285,6 +302,8 @@ class AnswerPlanner:
             bonus = COVERAGE_WEIGHT * covered
             if question.kind is AnswerKind.REASON and _REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
+            if _WHY_NAMED.search(question.text) and _NAMED_AFTER.search(candidate.passage.text):
+                bonus += 0.5  # "why is it called X?": the sentence that says what it was named after
             if question.kind is AnswerKind.PERSON and _people(candidate.passage, self._title_terms):
                 bonus += 0.15  # "who": a sentence that names someone beats "three astronauts"
             ranked.append((candidate.score + bonus, candidate, covered))
@@ -351,8 +370,11 @@ class AnswerPlanner:
         unsaid = [p for p in in_section if p not in said and (section.id, p.index) not in context.said]
         offer = ""
         offered: Section | None = None
-        if unsaid and sum(word_count(s) for s in sentences) + 9 <= MAX_WORDS:
+        said_words = sum(word_count(s) for s in sentences)
+        if unsaid and said_words + word_count(SHORT_OFFER) <= MAX_WORDS:
             offer, offered = offer_reply(section, self._proper), section
+            if said_words + word_count(offer) > TARGET_WORDS:
+                offer = SHORT_OFFER  # a long answer gets the short question
         return AnswerPlan(
             "ok",
             section.id,

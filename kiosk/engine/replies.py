@@ -7,6 +7,7 @@ from kiosk.engine.language import names, words
 from kiosk.exhibit import Exhibit, Section
 
 NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
+SHORT_OFFER = "Would you like to hear more?"
 _ARTICLES = ("the ", "a ", "an ", "its ", "his ", "her ", "their ", "how ", "why ", "what ", "who ")
 
 
@@ -51,7 +52,7 @@ def offer_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
     heading = lower_first(section.heading, proper)
     if heading.lower().startswith(_ARTICLES) and len(heading.split()) <= 6:
         return f"Would you like to hear more about {heading}?"
-    return "Would you like to hear more about that?"
+    return SHORT_OFFER
 
 
 def declined_offer_reply(exhibit: Exhibit) -> str:
@@ -81,5 +82,6 @@ def fixed_replies(exhibit: Exhibit) -> list[tuple[str, Emotion]]:
     for section in exhibit.sections:
         texts.append((unanswered_reply(section, proper), Emotion.NEUTRAL))
         texts.append((offer_reply(section, proper), section.tone))
+        texts.append((SHORT_OFFER, section.tone))
         texts.append((nothing_more_reply(section, proper), section.tone))
     return list(dict.fromkeys(texts))
