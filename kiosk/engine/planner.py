@@ -22,10 +22,28 @@ import numpy as np
 
 from kiosk.config import Config
 from kiosk.emotion import Emotion
+from kiosk.engine.answer_kinds import (
+    ACCLAIM,
+    NAMED_AFTER,
+    REASON,
+    WHY_NAMED,
+    earliest_year,
+    measure_units,
+    names_someone,
+    states,
+)
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
-from kiosk.engine.language import MONTHS, QUANTITY_WORDS, STOPWORDS, stem, word_count, words
+from kiosk.engine.language import stem, word_count, words
 from kiosk.engine.passages import Passage, PassageIndex, Scored
-from kiosk.engine.question import OBJECT_NOUNS, SYNONYMS, AnswerKind, Question, read_question
+from kiosk.engine.question import (
+    ACCLAIM_TERMS,
+    GENERIC_TERMS,
+    OBJECT_NOUNS,
+    SYNONYMS,
+    AnswerKind,
+    Question,
+    read_question,
+)
 from kiosk.engine.question import VAGUE_TERMS as _VAGUE_TERMS
 from kiosk.engine.replies import (
     NOT_UNDERSTOOD_REPLY,
@@ -56,50 +74,6 @@ TOPIC_SIMILARITY_WITH_WORDS = 0.3
 # the best sentence must be at least this close, or share a rare word with the question
 MIN_DENSE = 0.3
 
-_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
-_CENTURY = re.compile(
-    r"\b(?:century|centuries|decade|ago|ancient|medieval|prehistoric|years? old|monday|tuesday|wednesday|"
-    r"thursday|friday|saturday|sunday|weekends?|every (?:day|week|month|year|morning|evening)|mornings?|"
-    r"evenings?|nights?|noon|midnight|o'clock|daily|weekly|spring|summer|autumn|winter|dawn|dusk)\b",
-    re.I,
-)
-# what makes a thing famous: "the first crewed mission", "best-loved", "a record" ("first numbered" is not)
-_ACCLAIM = re.compile(
-    r"\b(?:the|a|its) first\b|\bbest\b|\bmost\b|\bthe only\b|\brecord\b|\bfamous|\bpopular|\bgreatest|"
-    r"\blargest|\boldest|\bbiggest|\bgold medal",
-    re.I,
-)
-_UNIT = re.compile(
-    r"\b(?:met(?:re|er)s?|m|cm|mm|km|kilomet(?:re|er)s?|centimet(?:re|er)s?|millimet(?:re|er)s?|feet|foot|ft|"
-    r"inch(?:es)?|miles?|mph|km/h|kilograms?|kg|grams?|g|tonnes?|tons?|pounds|lb|lbs|litres?|liters?|"
-    r"per hour|per second|hours?|minutes?|seconds?|days?|weeks?|years?|degrees?|storeys?|stories|floors|"
-    r"steps|wide|tall|high|long|deep|heavy|size of|the size)\b",
-    re.I,
-)
-_MONEY = re.compile(
-    r"[$£€¥]|\b(?:dollars?|euros?|guineas?|shillings?|francs?|cost|costs|paid|price|bought|sold|worth|funded|"
-    r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
-    re.I,
-)
-_COLOUR = re.compile(
-    r"\b(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|golden|gold|silver|"
-    r"scarlet|crimson|ochre|colou?red|colou?rs?|striped|painted)\b",
-    re.I,
-)
-_PERSON_NOUNS = re.compile(
-    r"\b(?:astronauts?|crew|pilots?|commander|keepers?|engineers?|masons?|workers?|painter|artist|architect|"
-    r"designer|builders?|king|queen|family|people|men|women|children|scientists?|staff|owners?|founder|"
-    r"company|firm|inventor|sculptor|maker)\b",
-    re.I,
-)
-_PLACE = re.compile(
-    r"\b(?:in|at|on|near|from|off|inside|outside|across|beside|above|below)\s+(?:the\s+)?([A-Z][\w'’]*)"
-)
-_REASON = re.compile(
-    r"\b(?:because|so that|in order to|after|in case|that is why|on purpose|since|to keep|to protect)\b", re.I
-)
-_WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b", re.I)
-_NAMED_AFTER = re.compile(r"\b(?:named|called)\b.*\b(?:after|for|because)\b|\bname comes from\b", re.I)
 _OPENS_WITH_REFERENCE = re.compile(r"^(?:he|she|they|his|her|their|this|these|those|there)\b", re.I)
 
 
@@ -146,7 +120,9 @@ class AnswerPlanner:
         self.config = config
         self._conversation = Conversation()
         self._lock = threading.Lock()
-        self._title_terms = {stem(w) for w in words(exhibit.title)} | {w.lower() for w in words(exhibit.title)}
+        self._title_terms = {stem(w) for w in words(exhibit.title)} | {
+            w.lower() for w in words(exhibit.title)
+        }
         # words in a quarter of the notes' sentences or more say what the whole exhibit is about ("paint" in
         # a painting's notes): like the title's words they point at the exhibit, not at one answer
         share = max(1, len(index.passages)) / 4
@@ -220,7 +196,9 @@ class AnswerPlanner:
                 close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.8)
                 term = close[0] if close else term
             fixed.append(term)
-        return dataclasses.replace(question, terms=tuple(fixed)) if fixed != list(question.terms) else question
+        return (
+            dataclasses.replace(question, terms=tuple(fixed)) if fixed != list(question.terms) else question
+        )
 
     def _answer(self, question: Question, context: Conversation) -> AnswerPlan:
         question = self._heard_as_written(question)
@@ -283,12 +261,12 @@ class AnswerPlanner:
         self, question: Question, scored: list[Scored], unknown: list[str], topic: Section | None = None
     ) -> Scored | None:
         """The best sentence that states what was asked, or None when the notes do not say."""
-        specific_unknown = [t for t in unknown if t not in _GENERIC_TERMS and t not in _VAGUE_TERMS]
+        specific_unknown = [t for t in unknown if t not in GENERIC_TERMS and t not in _VAGUE_TERMS]
         # what the question is about, beyond its kind: "what colour is it?" names nothing but the kind
         specific = [
             t
             for t in question.terms
-            if t not in _GENERIC_TERMS
+            if t not in GENERIC_TERMS
             and t not in _VAGUE_TERMS
             and t not in self._topic_terms
             and not (t in OBJECT_NOUNS and t in self.index.vocabulary)  # "the spacecraft": the exhibit
@@ -298,22 +276,24 @@ class AnswerPlanner:
         for candidate in scored:
             if not states(question.kind, candidate.passage, self._title_terms, units):
                 continue
-            covered = _coverage(specific, candidate.passage, self._section_stems[candidate.passage.section.id])
+            covered = _coverage(
+                specific, candidate.passage, self._section_stems[candidate.passage.section.id]
+            )
             bonus = COVERAGE_WEIGHT * covered
-            if question.kind is AnswerKind.REASON and _REASON.search(candidate.passage.text):
+            if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
-            if _WHY_NAMED.search(question.text) and _NAMED_AFTER.search(candidate.passage.text):
+            if WHY_NAMED.search(question.text) and NAMED_AFTER.search(candidate.passage.text):
                 bonus += 0.5  # "why is it called X?": the sentence that says what it was named after
-            if question.kind is AnswerKind.PERSON and _people(candidate.passage, self._title_terms):
+            if question.kind is AnswerKind.PERSON and names_someone(candidate.passage, self._title_terms):
                 bonus += 0.15  # "who": a sentence that names someone beats "three astronauts"
             ranked.append((candidate.score + bonus, candidate, covered))
-        if set(question.terms) & _ACCLAIM_TERMS:  # "why is it famous?": the first claim to fame in the notes
+        if set(question.terms) & ACCLAIM_TERMS:  # "why is it famous?": the first claim to fame in the notes
             order = {id(p): i for i, p in enumerate(self.index.passages)}
-            acclaimed = [r for r in ranked if _ACCLAIM.search(r[1].passage.text)]
+            acclaimed = [r for r in ranked if ACCLAIM.search(r[1].passage.text)]
             if acclaimed:
                 return min(acclaimed, key=lambda r: order[id(r[1].passage)])[1]
         if question.kind is AnswerKind.AGE:  # how old: when it was made, the earliest year said of it
-            ranked.sort(key=lambda r: (r[1].lexical <= 0, _earliest_year(r[1].passage.text), -r[0]))
+            ranked.sort(key=lambda r: (r[1].lexical <= 0, earliest_year(r[1].passage.text), -r[0]))
         else:
             ranked.sort(key=lambda r: -r[0])
         for _, candidate, covered in ranked:
@@ -354,9 +334,9 @@ class AnswerPlanner:
             if before.words + passage.words <= TARGET_WORDS + 5:
                 said.insert(0, before)
         # "Three astronauts flew on Apollo 11." answers "who" with the sentences that name them
-        elif question.kind is AnswerKind.PERSON and not _people(passage, self._title_terms):
+        elif question.kind is AnswerKind.PERSON and not names_someone(passage, self._title_terms):
             for after in in_section[passage.index + 1 :]:
-                if not _people(after, self._title_terms):
+                if not names_someone(after, self._title_terms):
                     break
                 if sum(p.words for p in said) + after.words > TARGET_WORDS + 4:
                     break
@@ -433,17 +413,6 @@ class AnswerPlanner:
         return matches
 
 
-_ACCLAIM_TERMS = frozenset(stem(w) for w in "famous special important significant notable remarkable".split())
-# question words that the notes need not contain for the question to be answerable from them
-_GENERIC_TERMS = frozenset(
-    stem(w)
-    for w in "company firm person people day date place city country town number kind type say tell speak old cost price big large small tall high long wide heavy weigh fast far colour color size age "
-    "year years date time day made make build built happen happened first last mean means name named "
-    "famous special important start started end ended begin began use used work worked look looks "
-    "go went come came get got take took today now still ever".split()
-)
-
-
 def _heading_stems(section: Section) -> set[str]:
     return {stem(w) for w in words(section.heading)}
 
@@ -472,69 +441,6 @@ def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:
         for s in scored
     ]
     return sorted(boosted, key=lambda s: -s.score)
-
-
-_UNIT_FAMILIES = (
-    (re.compile(r"\b(?:heavy|weigh|weight)", re.I),
-     r"kilograms?|kg|tonnes?|tons?|(?<!million )(?<!billion )(?<!thousand )pounds?(?! sterling)|lbs?|grams?"),
-    (re.compile(r"\b(?:fast|speed|quick)", re.I), r"per hour|per second|mph|km/h|miles an hour"),
-    (re.compile(r"\bhow far\b|\bdistance\b", re.I), r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?"),
-    (re.compile(r"\bhow long\b", re.I),  # a time or a length: "how long did they walk", "how long is it"
-     r"days?|hours?|minutes?|weeks?|months?|years?|seconds?|met(?:re|er)s?|feet|foot|km|kilomet(?:re|er)s?|miles?"),
-    (re.compile(r"\b(?:big|large|small|tall|high|wide|long|deep|size|height|length|width)", re.I),
-     r"met(?:re|er)s?|cm|mm|centimet(?:re|er)s?|feet|foot|ft|inch(?:es)?|km|kilomet(?:re|er)s?|miles?|size of|storeys?|floors"),
-)  # fmt: skip
-
-
-def measure_units(question: str) -> re.Pattern[str] | None:
-    """The units an answer to "how heavy / fast / far / long / big" states, or None for any unit."""
-    for pattern, units in _UNIT_FAMILIES:
-        if pattern.search(question):
-            return re.compile(rf"\b(?:{units})\b", re.I)
-    return None
-
-
-def states(
-    kind: AnswerKind, passage: Passage, title_terms: set[str], units: re.Pattern[str] | None = None
-) -> bool:
-    """Whether a sentence states the kind of thing a question asks for."""
-    text = passage.text
-    numeric = bool(passage.numbers) or any(w.lower() in QUANTITY_WORDS for w in words(text))
-    if kind in (AnswerKind.DATE, AnswerKind.AGE):
-        return bool(
-            _YEAR.search(text) or set(w.lower() for w in words(text)) & MONTHS or _CENTURY.search(text)
-        )
-    if kind is AnswerKind.COUNT:
-        return numeric
-    if kind is AnswerKind.MEASURE:
-        return numeric and bool((units or _UNIT).search(text))
-    if kind is AnswerKind.MONEY:
-        return bool(_MONEY.search(text)) and numeric
-    if kind is AnswerKind.COLOUR:
-        return bool(_COLOUR.search(text))
-    if kind is AnswerKind.PERSON:  # a name, or people as the subject ("Three astronauts flew...")
-        return _people(passage, title_terms) or bool(_PERSON_NOUNS.search(" ".join(text.split()[:4])))
-    if kind is AnswerKind.PLACE:  # "in California", "at the Smithsonian", not "inside Columbia"
-        return any(m.group(1).lower() not in title_terms for m in _PLACE.finditer(text))
-    return True  # why, what, how: the best sentence about it
-
-
-def _earliest_year(text: str) -> int:
-    years = [int(y) for y in _YEAR.findall(text)]
-    return min(years) if years else 9999
-
-
-def _people(passage: Passage, title_terms: set[str]) -> bool:
-    """The sentence names someone: two capitalised words in a row, or "by" and a capitalised word."""
-    tokens = words(passage.text)
-    for i in range(1, len(tokens)):
-        first, second = tokens[i - 1], tokens[i]
-        if second[0].isupper() and second.lower() not in title_terms and not second[0].isdigit():
-            if first.lower() == "by" or (
-                first[0].isupper() and first.lower() not in title_terms and first.lower() not in STOPWORDS
-            ):
-                return True
-    return False
 
 
 def _trimmed(sentence: str, limit: int = MAX_WORDS - 10) -> str:

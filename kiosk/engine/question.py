@@ -246,3 +246,14 @@ def _strip_fillers(text: str) -> str:
     text = " ".join(kept)
     text = _LEADING.sub("", text).strip(" ,")
     return text[:1].upper() + text[1:] if text else text
+
+
+ACCLAIM_TERMS = frozenset(stem(w) for w in "famous special important significant notable remarkable".split())
+# question words that the notes need not contain for the question to be answerable from them
+GENERIC_TERMS = frozenset(
+    stem(w)
+    for w in "company firm person people day date place city country town number kind type say tell speak old cost price big large small tall high long wide heavy weigh fast far colour color size age "
+    "year years date time day made make build built happen happened first last mean means name named "
+    "famous special important start started end ended begin began use used work worked look looks "
+    "go went come came get got take took today now still ever".split()
+)

@@ -1,0 +1,121 @@
+"""What a sentence states: a date, a number with a unit, a sum of money, a colour, a person, a place.
+
+The planner asks these of candidate sentences so that "when" is answered by a sentence with a date and
+"how heavy" by one with a weight, whatever the exhibit.  Plain patterns, English only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kiosk.engine.language import MONTHS, QUANTITY_WORDS, STOPWORDS, words
+from kiosk.engine.passages import Passage
+from kiosk.engine.question import AnswerKind
+
+YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_CENTURY = re.compile(
+    r"\b(?:century|centuries|decade|ago|ancient|medieval|prehistoric|years? old|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|weekends?|every (?:day|week|month|year|morning|evening)|mornings?|"
+    r"evenings?|nights?|noon|midnight|o'clock|daily|weekly|spring|summer|autumn|winter|dawn|dusk)\b",
+    re.I,
+)
+# what makes a thing famous: "the first crewed mission", "best-loved", "a record" ("first numbered" is not)
+ACCLAIM = re.compile(
+    r"\b(?:the|a|its) first\b|\bbest\b|\bmost\b|\bthe only\b|\brecord\b|\bfamous|\bpopular|\bgreatest|"
+    r"\blargest|\boldest|\bbiggest|\bgold medal",
+    re.I,
+)
+_UNIT = re.compile(
+    r"\b(?:met(?:re|er)s?|m|cm|mm|km|kilomet(?:re|er)s?|centimet(?:re|er)s?|millimet(?:re|er)s?|feet|foot|ft|"
+    r"inch(?:es)?|miles?|mph|km/h|kilograms?|kg|grams?|g|tonnes?|tons?|pounds|lb|lbs|litres?|liters?|"
+    r"per hour|per second|hours?|minutes?|seconds?|days?|weeks?|years?|degrees?|storeys?|stories|floors|"
+    r"steps|wide|tall|high|long|deep|heavy|size of|the size)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[$£€¥]|\b(?:dollars?|euros?|guineas?|shillings?|francs?|cost|costs|paid|price|bought|sold|worth|funded|"
+    r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
+    re.I,
+)
+_COLOUR = re.compile(
+    r"\b(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|golden|gold|silver|"
+    r"scarlet|crimson|ochre|colou?red|colou?rs?|striped|painted)\b",
+    re.I,
+)
+_PERSON_NOUNS = re.compile(
+    r"\b(?:astronauts?|crew|pilots?|commander|keepers?|engineers?|masons?|workers?|painter|artist|architect|"
+    r"designer|builders?|king|queen|family|people|men|women|children|scientists?|staff|owners?|founder|"
+    r"company|firm|inventor|sculptor|maker)\b",
+    re.I,
+)
+_PLACE = re.compile(
+    r"\b(?:in|at|on|near|from|off|inside|outside|across|beside|above|below)\s+(?:the\s+)?([A-Z][\w'’]*)"
+)
+REASON = re.compile(
+    r"\b(?:because|so that|in order to|after|in case|that is why|on purpose|since|to keep|to protect)\b", re.I
+)
+WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b", re.I)
+NAMED_AFTER = re.compile(r"\b(?:named|called)\b.*\b(?:after|for|because)\b|\bname comes from\b", re.I)
+
+
+_UNIT_FAMILIES = (
+    (re.compile(r"\b(?:heavy|weigh|weight)", re.I),
+     r"kilograms?|kg|tonnes?|tons?|(?<!million )(?<!billion )(?<!thousand )pounds?(?! sterling)|lbs?|grams?"),
+    (re.compile(r"\b(?:fast|speed|quick)", re.I), r"per hour|per second|mph|km/h|miles an hour"),
+    (re.compile(r"\bhow far\b|\bdistance\b", re.I), r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?"),
+    (re.compile(r"\bhow long\b", re.I),  # a time or a length: "how long did they walk", "how long is it"
+     r"days?|hours?|minutes?|weeks?|months?|years?|seconds?|met(?:re|er)s?|feet|foot|km|kilomet(?:re|er)s?|miles?"),
+    (re.compile(r"\b(?:big|large|small|tall|high|wide|long|deep|size|height|length|width)", re.I),
+     r"met(?:re|er)s?|cm|mm|centimet(?:re|er)s?|feet|foot|ft|inch(?:es)?|km|kilomet(?:re|er)s?|miles?|size of|storeys?|floors"),
+)  # fmt: skip
+
+
+def measure_units(question: str) -> re.Pattern[str] | None:
+    """The units an answer to "how heavy / fast / far / long / big" states, or None for any unit."""
+    for pattern, units in _UNIT_FAMILIES:
+        if pattern.search(question):
+            return re.compile(rf"\b(?:{units})\b", re.I)
+    return None
+
+
+def states(
+    kind: AnswerKind, passage: Passage, title_terms: set[str], units: re.Pattern[str] | None = None
+) -> bool:
+    """Whether a sentence states the kind of thing a question asks for."""
+    text = passage.text
+    numeric = bool(passage.numbers) or any(w.lower() in QUANTITY_WORDS for w in words(text))
+    if kind in (AnswerKind.DATE, AnswerKind.AGE):
+        return bool(
+            YEAR.search(text) or set(w.lower() for w in words(text)) & MONTHS or _CENTURY.search(text)
+        )
+    if kind is AnswerKind.COUNT:
+        return numeric
+    if kind is AnswerKind.MEASURE:
+        return numeric and bool((units or _UNIT).search(text))
+    if kind is AnswerKind.MONEY:
+        return bool(_MONEY.search(text)) and numeric
+    if kind is AnswerKind.COLOUR:
+        return bool(_COLOUR.search(text))
+    if kind is AnswerKind.PERSON:  # a name, or people as the subject ("Three astronauts flew...")
+        return names_someone(passage, title_terms) or bool(_PERSON_NOUNS.search(" ".join(text.split()[:4])))
+    if kind is AnswerKind.PLACE:  # "in California", "at the Smithsonian", not "inside Columbia"
+        return any(m.group(1).lower() not in title_terms for m in _PLACE.finditer(text))
+    return True  # why, what, how: the best sentence about it
+
+
+def earliest_year(text: str) -> int:
+    years = [int(y) for y in YEAR.findall(text)]
+    return min(years) if years else 9999
+
+
+def names_someone(passage: Passage, title_terms: set[str]) -> bool:
+    """The sentence names someone: two capitalised words in a row, or "by" and a capitalised word."""
+    tokens = words(passage.text)
+    for i in range(1, len(tokens)):
+        first, second = tokens[i - 1], tokens[i]
+        if second[0].isupper() and second.lower() not in title_terms and not second[0].isdigit():
+            if first.lower() == "by" or (
+                first[0].isupper() and first.lower() not in title_terms and first.lower() not in STOPWORDS
+            ):
+                return True
+    return False
