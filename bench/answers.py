@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_tts:
         from kiosk.engine.tts import PiperSynthesizer
 
-        tts = PiperSynthesizer(pack_config(packs[0], "retrieval", args.cache_dir))
+        tts = PiperSynthesizer(cache_bytes=0)  # uncached: every first sentence is synthesised
         tts.load()
     results: list[Result] = []
     claims: dict[str, tuple[int, int, int, int, float]] = {}

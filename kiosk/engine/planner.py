@@ -346,6 +346,7 @@ class AnswerPlanner:
             after = in_section[passage.index + 1]
             if passage.words + after.words <= TARGET_WORDS - 8 and _OPENS_WITH_REFERENCE.match(after.text):
                 said.append(after)
+        said = said[: self.config.answer.max_sentences]
         sentences = [_trimmed(p.text) for p in said]
         unsaid = [p for p in in_section if p not in said and (section.id, p.index) not in context.said]
         offer = ""
@@ -376,7 +377,7 @@ class AnswerPlanner:
             plan.topic = section.id
             return plan
         said: list[Passage] = []
-        for passage in rest:
+        for passage in rest[: self.config.answer.max_sentences]:
             if said and sum(p.words for p in said) + passage.words > MAX_WORDS - 9:
                 break
             said.append(passage)

@@ -114,7 +114,9 @@ def question_wav(path: Path, speak: Callable[[str], np.ndarray], questions: list
     parts = [silence(0.5)]
     for question in questions:
         parts += [speak(question), silence(8.0)]
-    parts.append(silence(4.0))  # the last session times out while the kiosk still listens
+    # the last answer (a sentence and an offer, up to about 12 s) ends and the session times out (2 s)
+    # while the kiosk still listens
+    parts.append(silence(14.0))
     return write_wav(path, np.concatenate(parts))
 
 
