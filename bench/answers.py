@@ -136,6 +136,7 @@ def ask(
 
 
 def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: int) -> Result:
+    import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer
     from kiosk.engine.answer import ANSWERERS
 
     config = pack_config(pack, backend, cache)

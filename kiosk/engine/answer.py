@@ -15,7 +15,6 @@ from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import ContentFilter
 from kiosk.engine.planner import AnswerPlan, AnswerPlanner
 from kiosk.engine.registry import Registry
-from kiosk.engine.replies import out_of_scope_reply
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import Answer, Answerer
 from kiosk.exhibit import Exhibit
@@ -25,8 +24,6 @@ __all__ = [
     "PlannedAnswerer",
     "RetrievalAnswerer",
     "make_planner",
-    "out_of_scope_reply",
-    "plan_answer",
     "plan_info",
 ]
 
@@ -38,11 +35,6 @@ def make_planner(config: Config, exhibit: Exhibit, retriever: SectionRetriever) 
         retriever.index(exhibit)
     assert retriever.passages is not None
     return AnswerPlanner(exhibit, retriever.passages, ContentFilter(config.answer.blocklist), config)
-
-
-def plan_answer(question: str, exhibit: Exhibit, retriever: SectionRetriever, config: Config) -> AnswerPlan:
-    """One question planned without a conversation (tools and tests)."""
-    return make_planner(config, exhibit, retriever).plan(question)
 
 
 def plan_info(plan: AnswerPlan) -> dict[str, float]:

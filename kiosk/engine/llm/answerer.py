@@ -28,6 +28,7 @@ from kiosk.engine.device import (
     resolve_device,
     trim_heap,
 )
+from kiosk.engine.language import word_count
 from kiosk.engine.llm import int4
 from kiosk.engine.llm.fast import FastLlama, KeyValues, unsupported
 from kiosk.engine.llm.grounding import (
@@ -50,7 +51,7 @@ from kiosk.engine.llm.model import (
     prepare_model,
     torch_cuda_device_count,
 )
-from kiosk.engine.planner import AnswerPlan
+from kiosk.engine.planner import MAX_WORDS, AnswerPlan
 from kiosk.engine.retrieval import Match, SectionRetriever
 from kiosk.engine.stage import Answer
 from kiosk.errors import ModelLoadError
@@ -379,6 +380,8 @@ class LlmAnswerer(PlannedAnswerer):
                     "llm: ungrounded sentence (%s, overlap %.2f): %r", verdict.reason, verdict.overlap, text
                 )
                 return "ungrounded"
+            if sentences and word_count(" ".join([*sentences, text, plan.offer])) > MAX_WORDS:
+                return "sentence_cap"  # a reply stays short: the visitor can ask for more
             give(text)
             sentences.append(text)
             return "sentence_cap" if len(sentences) >= cfg.answer.max_sentences else ""
