@@ -144,29 +144,46 @@ class SoakReport:
 
     @property
     def every_turn_counted(self) -> bool:
-        return self.unfinished == 0 and sum(self.counted.values()) == self.turns == sum(self.statuses.values())
+        return self.unfinished == 0 and sum(self.counted.values()) == self.turns == sum(
+            self.statuses.values()
+        )
 
     def summary(self) -> list[tuple[str, str]]:
         """(what, figure) rows for the report."""
         return [
-            ("turns (kinds)", f"{self.turns} in {self.seconds:.0f} s ({self.turns / self.seconds:.1f}/s): "
-             + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))),
+            (
+                "turns (kinds)",
+                f"{self.turns} in {self.seconds:.0f} s ({self.turns / self.seconds:.1f}/s): "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
+            ),
             ("turns by status (events)", ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))),
-            ("turns counted in /metrics", f"{sum(self.counted.values())} of {self.turns}; "
-             f"unfinished {self.unfinished}"),
+            (
+                "turns counted in /metrics",
+                f"{sum(self.counted.values())} of {self.turns}; unfinished {self.unfinished}",
+            ),
             ("/metrics scrapes", f"{self.scrapes} ok, {self.scrape_failures} failed"),
-            ("RSS after warm-up -> end", f"{self.rss_warm_mb:.0f} -> {self.rss_end_mb:.0f} MB "
-             f"({self.rss_growth_pct:+.1f} %, slope {self.rss_slope_kb_per_turn:+.1f} kB/turn; "
-             f"warm-up {self.warmup_turns} turns)"),
-            ("threads after warm-up (first, last, max)", f"{self.threads[0]}, {self.threads[1]}, "
-             f"{self.threads_max}"),
+            (
+                "RSS after warm-up -> end",
+                f"{self.rss_warm_mb:.0f} -> {self.rss_end_mb:.0f} MB "
+                f"({self.rss_growth_pct:+.1f} %, slope {self.rss_slope_kb_per_turn:+.1f} kB/turn; "
+                f"warm-up {self.warmup_turns} turns)",
+            ),
+            (
+                "threads after warm-up (first, last, max)",
+                f"{self.threads[0]}, {self.threads[1]}, {self.threads_max}",
+            ),
             ("file descriptors (first, last, max)", f"{self.fds[0]}, {self.fds[1]}, {self.fds_max}"),
             ("TTS cache", f"{self.tts_cache_entries} entries, {self.tts_cache_mb:.1f} MB"),
             ("conversation (sentences said)", str(self.conversation_said)),
-            ("A/V offset gauge", "no face (headless)" if self.av_offset_s is None else f"{self.av_offset_s:.3f} s"),
+            (
+                "A/V offset gauge",
+                "no face (headless)" if self.av_offset_s is None else f"{self.av_offset_s:.3f} s",
+            ),
             ("stage errors counted", str(self.stage_errors)),
-            ("Python heap growth after warm-up (tracemalloc)",
-             "not traced" if self.traced_growth_mb is None else f"{self.traced_growth_mb:+.2f} MB"),
+            (
+                "Python heap growth after warm-up (tracemalloc)",
+                "not traced" if self.traced_growth_mb is None else f"{self.traced_growth_mb:+.2f} MB",
+            ),
         ]
 
 
@@ -229,8 +246,9 @@ def _process():
 
 def _sample(turn: int, started: float, scraped: float | None = None) -> Sample:
     proc = _process()
-    return Sample(turn, time.monotonic() - started, proc.memory_info().rss, proc.num_threads(), proc.num_fds(),
-                  scraped)
+    return Sample(
+        turn, time.monotonic() - started, proc.memory_info().rss, proc.num_threads(), proc.num_fds(), scraped
+    )
 
 
 def _slope(samples: list[Sample]) -> float:
@@ -241,8 +259,16 @@ def _slope(samples: list[Sample]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def run_soak(pipeline, metrics_url: str, turns: int, warmup: int | None = None, trace: bool = True,
-             seed: int = 15, turn_timeout_s: float = 60.0, log=print) -> SoakReport:
+def run_soak(
+    pipeline,
+    metrics_url: str,
+    turns: int,
+    warmup: int | None = None,
+    trace: bool = True,
+    seed: int = 15,
+    turn_timeout_s: float = 60.0,
+    log=print,
+) -> SoakReport:
     """Drive a pipeline (its stages loaded, its bus watched by telemetry serving ``metrics_url``)."""
     rng = random.Random(seed)
     warmup = warmup if warmup is not None else max(10, turns // 10)
@@ -287,8 +313,10 @@ def run_soak(pipeline, metrics_url: str, turns: int, warmup: int | None = None, 
                 match = RSS_LINE.search(body)
                 samples.append(_sample(index, started, float(match.group(1)) if match else None))
                 if (index - warmup) % 100 == 0:
-                    log(f"turn {index}: rss {samples[-1].rss_bytes / 2**20:.0f} MB, "
-                        f"threads {samples[-1].threads}, fds {samples[-1].fds}")
+                    log(
+                        f"turn {index}: rss {samples[-1].rss_bytes / 2**20:.0f} MB, "
+                        f"threads {samples[-1].threads}, fds {samples[-1].fds}"
+                    )
         for turn in made:
             turn.finished.wait(turn_timeout_s)
         _settle(pipeline, turn_timeout_s)
@@ -301,9 +329,15 @@ def run_soak(pipeline, metrics_url: str, turns: int, warmup: int | None = None, 
             stats = now.compare_to(snapshot, "traceback")
             growth = sum(s.size_diff for s in stats) / 2**20
             for stat in stats[:8]:
-                frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in stat.traceback[-3:]]
-                top.append(f"{stat.size_diff / 1024:+.0f} kB in {stat.count_diff:+d} blocks at "
-                           + " < ".join(reversed(frames)))
+                ours = [f for f in stat.traceback if "numpy" not in f.filename] or list(stat.traceback)
+                frames = [
+                    f"{f.filename.split('site-packages/')[-1].replace(str(ROOT) + '/', '')}:{f.lineno}"
+                    for f in ours[-3:]
+                ]
+                top.append(
+                    f"{stat.size_diff / 1024:+.0f} kB in {stat.count_diff:+d} blocks at "
+                    + " < ".join(reversed(frames))
+                )
         body = scraper.scrape()
     finally:
         scraper.stop()
