@@ -234,6 +234,13 @@ class UiConfig:
 @dataclass(frozen=True)
 class SessionConfig:
     idle_timeout_s: float = 90.0
+    # the longest one stage (recognition, the answer's next sentence, the voice's next chunk) may take:
+    # past it the turn ends with a short apology, the failure is counted and the stage restarted (0: none)
+    stage_deadline_s: float = 20.0
+
+    def validate(self) -> None:
+        if self.stage_deadline_s != 0:
+            _check_range("stage_deadline_s", self.stage_deadline_s, 0.5, 600.0)
 
 
 @dataclass(frozen=True)
