@@ -401,8 +401,9 @@ class Pipeline:
                 self._speak(turn, iter([watchdog.TIMEOUT_REPLY]), "error")
         except Exception as exc:
             log.exception("turn %d failed", turn.id)
+            stage = "asr" if turn.source == "voice" and not turn.question else self._answer_stage
             self._emit(
-                turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="exception", message=str(exc)[:200])
+                turn, ev.StageFailed(turn_id=turn.id, stage=stage, kind="exception", message=str(exc)[:200])
             )
             if not turn.cancel.cancelled:
                 self._speak(turn, iter([ERROR_REPLY]), "error")
@@ -560,7 +561,10 @@ class Pipeline:
             turn.status = "error"
         except Exception as exc:
             if is_out_of_memory(exc) or not isinstance(exc, Cancelled):
-                log.exception("speaking failed in turn %d", turn.id)
+                if isinstance(exc, OSError):  # the loudspeaker went away: one line, the next turn retries
+                    log.error("turn %d: audio output failed (%s)", turn.id, exc)
+                else:
+                    log.exception("speaking failed in turn %d", turn.id)
                 self._emit(
                     turn,
                     ev.StageFailed(turn_id=turn.id, stage="tts", kind="exception", message=str(exc)[:200]),

@@ -1,0 +1,253 @@
+"""Issue 15's fault suite: each fault ends (at most) one turn, is one line in the log and a counted metric,
+and the kiosk answers the next question.
+
+Faults are injected at the edges only: an answerer or a voice wrapped so that one call blocks on an Event
+(a hung model), a loudspeaker that raises (unplugged), a port already bound on 127.0.0.1.  Everything
+between (the pipeline, the real stages, the telemetry observer and /metrics) is the real thing.
+Covered elsewhere: microphone unplugged and back (tests/test_audio_io.py), NVML failing mid-run
+(tests/telemetry/test_sampler.py), corrupt cached models (tests/test_model_cache.py), the visitor-audio
+store on a full or read-only disk (tests/test_privacy.py), window close (tests/ui).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from kiosk.config import load_config
+from kiosk.emotion import Emotion
+from kiosk.engine import events as ev
+from kiosk.engine.answer import RetrievalAnswerer
+from kiosk.engine.audio_out import NullSink
+from kiosk.engine.cancel import CancelToken
+from kiosk.engine.pipeline import ERROR_REPLY, Stages
+from kiosk.engine.stage import SpeechChunk, SpeechSynthesizer
+from kiosk.engine.tts import first_clause
+from kiosk.engine.watchdog import TIMEOUT_REPLY
+from kiosk.telemetry import Telemetry
+
+pytestmark = pytest.mark.timeout(120)
+
+QUESTION = "Who flew on Apollo 11?"
+
+
+@pytest.fixture
+def fault_config(cache_dir):
+    """The test configuration with a short stage deadline (a hung stage is noticed in 5 s), and
+    the apologies in the voice's cache, as the engine's warm-up leaves them."""
+    env = {
+        "KIOSK_AUDIO__INPUT": '"none"',
+        "KIOSK_AUDIO__OUTPUT": '"none"',
+        "KIOSK_PATHS__CACHE_DIR": f'"{cache_dir}"',
+        "KIOSK_METRICS__PORT": "0",
+        "KIOSK_ANSWER__BACKEND": '"retrieval"',
+        "KIOSK_SESSION__STAGE_DEADLINE_S": "5.0",
+    }
+    return load_config(env=env)
+
+
+@pytest.fixture(autouse=True)
+def warm_apologies(loaded_engine):
+    """What Engine.warm_speech_cache does after loading: the fixed replies are in the voice's cache."""
+    tts = loaded_engine.stages["tts"]
+    for reply in (ERROR_REPLY, TIMEOUT_REPLY):
+        for part in first_clause(reply):
+            for _ in tts.stream(part, Emotion.NEUTRAL, CancelToken()):
+                pass
+
+
+class HangingAnswerer(RetrievalAnswerer):
+    """The real retrieval answerer whose first ``hangs`` calls block until released (a hung model)."""
+
+    def __init__(self, real: RetrievalAnswerer, hangs: int = 1, raises: bool = False) -> None:
+        super().__init__(real.config, real.exhibit, real.retriever)
+        self._planner = real.planner  # the same index; a conversation of its own is made on reset
+        self.hangs = hangs
+        self.raises = raises
+        self.release = threading.Event()
+
+    def answer(self, question: str, cancel: CancelToken):
+        if self.hangs > 0:
+            self.hangs -= 1
+            if self.raises:
+                raise RuntimeError("model crashed")
+            self.release.wait(30)
+        return super().answer(question, cancel)
+
+
+class HangingVoice(SpeechSynthesizer):
+    """The real voice; the ``hang_at``-th chunk of the next stream never comes (until released)."""
+
+    def __init__(self, real: SpeechSynthesizer, hang_at: int = 1) -> None:
+        self.real = real
+        self.hang_at = hang_at
+        self.release = threading.Event()
+        self.armed = True
+
+    def load(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def stream(self, text: str, emotion: Emotion, cancel: CancelToken) -> Iterator[SpeechChunk]:
+        for index, chunk in enumerate(self.real.stream(text, emotion, cancel)):
+            if self.armed and index == self.hang_at - 1:
+                self.armed = False
+                self.release.wait(30)
+            yield chunk
+
+
+class UnpluggedSink(NullSink):
+    """A loudspeaker that raises while ``unplugged`` (the USB speaker pulled out)."""
+
+    def __init__(self) -> None:
+        super().__init__(realtime=False)
+        self.unplugged = True
+
+    def _open(self, sample_rate: int) -> None:
+        if self.unplugged:
+            raise OSError("PortAudio: device unavailable")
+        super()._open(sample_rate)
+
+
+def counted(telemetry: Telemetry, line: str) -> float:
+    for row in telemetry.render().decode().splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    raise AssertionError(f"{line} not in the exposition")
+
+
+def ask(pipeline, question: str = QUESTION, timeout: float = 30.0):
+    turn = pipeline.ask(question)
+    assert turn.finished.wait(timeout), "the turn never ended"
+    assert pipeline.wait_idle(timeout)
+    time.sleep(0.05)  # TurnFinished is published just after finished is set
+    return turn
+
+
+def with_telemetry(config, pipeline, loaded_engine) -> Telemetry:
+    return Telemetry(config, pipeline.bus, loaded_engine.exhibit.topic_ids, loaded_engine.health)
+
+
+def test_a_hung_answerer_ends_the_turn_with_an_apology_and_the_next_question_is_answered(
+    make_pipeline, loaded_engine, fault_config, caplog
+):
+    real = loaded_engine.pipeline.stages
+    hanging = HangingAnswerer(real.answerer)
+    stages = Stages(real.asr, hanging, real.tts, real.endpointer_factory)
+    pipeline, recorder = make_pipeline(fault_config, sink=NullSink(realtime=False))
+    pipeline.stages = stages
+    telemetry = with_telemetry(fault_config, pipeline, loaded_engine)
+    try:
+        with caplog.at_level(logging.ERROR, logger="kiosk.engine.pipeline"):
+            started = time.monotonic()
+            turn = ask(pipeline)
+        assert time.monotonic() - started < 15
+        assert turn.status == "error" and turn.spoken == [TIMEOUT_REPLY]
+        [failure] = recorder.of(ev.StageFailed)
+        assert (failure.stage, failure.kind) == ("retrieval", "timeout")
+        assert [r.getMessage().count("\n") for r in caplog.records] == [0], "one line in the log"
+        assert counted(telemetry, 'kiosk_stage_errors_total{kind="timeout",stage="retrieval"}') == 1
+        assert counted(telemetry, 'kiosk_turns_total{status="error"}') == 1
+        after = ask(pipeline)
+        assert after.status == "ok" and any(n in " ".join(after.spoken) for n in ("Armstrong", "Collins"))
+    finally:
+        hanging.release.set()
+        telemetry.stop()
+
+
+def test_a_voice_that_hangs_mid_answer_ends_that_turn_and_the_next_is_spoken(
+    make_pipeline, loaded_engine, fault_config
+):
+    real = loaded_engine.pipeline.stages
+    voice = HangingVoice(real.tts, hang_at=1)
+    stages = Stages(real.asr, real.answerer, voice, real.endpointer_factory)
+    pipeline, recorder = make_pipeline(fault_config, sink=NullSink(realtime=False))
+    pipeline.stages = stages
+    telemetry = with_telemetry(fault_config, pipeline, loaded_engine)
+    try:
+        turn = ask(pipeline)
+        assert turn.status == "error"
+        assert [(f.stage, f.kind) for f in recorder.of(ev.StageFailed)] == [("tts", "timeout")]
+        assert counted(telemetry, 'kiosk_stage_errors_total{kind="timeout",stage="tts"}') == 1
+        after = ask(pipeline, "Where is the capsule now?")
+        assert after.status == "ok" and after.first_audio_s is not None
+    finally:
+        voice.release.set()
+        telemetry.stop()
+
+
+def test_an_answerer_that_raises_mid_turn_says_sorry_and_the_next_question_is_answered(
+    make_pipeline, loaded_engine, fault_config
+):
+    real = loaded_engine.pipeline.stages
+    broken = HangingAnswerer(real.answerer, raises=True)
+    pipeline, recorder = make_pipeline(fault_config, sink=NullSink(realtime=False))
+    pipeline.stages = Stages(real.asr, broken, real.tts, real.endpointer_factory)
+    telemetry = with_telemetry(fault_config, pipeline, loaded_engine)
+    try:
+        turn = ask(pipeline)
+        assert turn.status == "error" and turn.spoken == [ERROR_REPLY]
+        assert counted(telemetry, 'kiosk_stage_errors_total{kind="exception",stage="retrieval"}') == 1
+        assert ask(pipeline).status == "ok"
+    finally:
+        telemetry.stop()
+
+
+def test_audio_output_unplugged_ends_the_turn_counted_and_plugged_back_it_speaks(
+    make_pipeline, loaded_engine, fault_config
+):
+    sink = UnpluggedSink()
+    pipeline, recorder = make_pipeline(fault_config, sink=sink)
+    telemetry = with_telemetry(fault_config, pipeline, loaded_engine)
+    try:
+        turn = ask(pipeline)
+        assert turn.status == "error" and turn.spoken == []
+        assert [(f.stage, f.kind) for f in recorder.of(ev.StageFailed)] == [("tts", "exception")]
+        assert counted(telemetry, 'kiosk_turns_total{status="error"}') == 1
+        sink.unplugged = False
+        after = ask(pipeline)
+        assert after.status == "ok" and after.first_audio_s is not None
+    finally:
+        telemetry.stop()
+
+
+def test_metrics_port_taken_at_start_is_retried_in_the_background_and_counted(cache_dir, caplog):
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    config = load_config(
+        env={
+            "KIOSK_METRICS__PORT": str(port),
+            "KIOSK_METRICS__LISTEN_RETRY_S": "0.1",
+            "KIOSK_PATHS__CACHE_DIR": f'"{cache_dir}"',
+        }
+    )
+    telemetry = Telemetry(config, ev.EventBus(), [], dict)
+    try:
+        with caplog.at_level(logging.ERROR, logger="kiosk.telemetry"):
+            telemetry.start()
+        assert telemetry.server is not None and not telemetry.server.running
+        assert len(caplog.records) == 1 and "cannot listen" in caplog.records[0].getMessage()
+        assert telemetry.sampler.running
+        time.sleep(0.35)
+        assert counted(telemetry, "kiosk_metrics_listen_failures_total") >= 2
+        blocker.close()
+        deadline = time.monotonic() + 5
+        while not telemetry.server.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert telemetry.server.running and telemetry.server.port == port
+        with urllib.request.urlopen(f"{telemetry.server.url}/metrics", timeout=5) as response:
+            body = response.read().decode()
+        assert "kiosk_metrics_listen_failures_total" in body and telemetry.server_error is None
+    finally:
+        blocker.close()
+        telemetry.stop()
