@@ -9,7 +9,8 @@ with the hardware edges replaced: no microphone (spoken questions are whole reco
 fixed, seeded mix: typed questions of every kind from bench/questions (facts, follow-ups, out of scope,
 hostile), spoken ones (Piper speech, one with a long pause in it), silence, noise, filtered input,
 cancellations (stop tapped mid-answer) and barge-in (the next question arriving while the answer is still
-being spoken, which cancels it).  A scraper reads /metrics every second.
+being spoken, which cancels it).  Turns start once the engine has spoken the notes into the TTS cache, as a
+kiosk does before its first visitor.  A scraper reads /metrics every second.
 
 Reported: RSS after warm-up and its slope, threads and file descriptors (first and last after warm-up),
 the TTS cache and the conversation's size, the A/V offset gauge, the turns by status (from the events and
@@ -305,7 +306,7 @@ def run_soak(
                     snapshot = tracemalloc.take_snapshot()
                 samples.append(_sample(index, started))
             turn = _one_turn(pipeline, kind, rng, questions, spoken, paused, noise_rng)
-            made.append(turn)
+            made.append(turn.finished)  # not the turn: its audio and plan would be the soak's own leak
             if kinds[index + 1 : index + 2] != ["barge_in"]:  # barge-in: the next question interrupts
                 turn.finished.wait(turn_timeout_s)
             if index > warmup and (index - warmup) % 10 == 0:
@@ -317,8 +318,8 @@ def run_soak(
                         f"turn {index}: rss {samples[-1].rss_bytes / 2**20:.0f} MB, "
                         f"threads {samples[-1].threads}, fds {samples[-1].fds}"
                     )
-        for turn in made:
-            turn.finished.wait(turn_timeout_s)
+        for finished_event in made:
+            finished_event.wait(turn_timeout_s)
         _settle(pipeline, turn_timeout_s)
         samples.append(_sample(len(kinds), started))
         growth = None
@@ -358,7 +359,7 @@ def run_soak(
         kinds=dict(Counter(kinds)),
         statuses=dict(Counter(e.status for e in finished)),
         counted=counted,
-        unfinished=sum(not t.finished.is_set() for t in made),
+        unfinished=sum(not f.is_set() for f in made),
         scrapes=scraper.ok,
         scrape_failures=scraper.failed,
         rss_warm_mb=warm.rss_bytes / 2**20,
@@ -418,6 +419,8 @@ def start_kiosk(cache_dir: str | None = None):
     kiosk.engine.load()
     if kiosk.engine.failures:
         raise SystemExit(f"models failed to load: {kiosk.engine.failures}")
+    # as at a kiosk opening: the notes and fixed replies are spoken into the TTS cache before visitors come
+    kiosk.engine.wait_prewarmed(timeout=600)
     return kiosk
 
 

@@ -12,13 +12,19 @@ store on a full or read-only disk (tests/test_privacy.py), window close (tests/u
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from kiosk.config import load_config
 from kiosk.emotion import Emotion
@@ -251,3 +257,43 @@ def test_metrics_port_taken_at_start_is_retried_in_the_background_and_counted(ca
     finally:
         blocker.close()
         telemetry.stop()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_mid_answer_stop_cleanly(signum, code, tmp_path, cache_dir, speak):
+    """``kiosk listen`` answering a question in real time is sent the signal while it speaks: it stops
+    within seconds, without a traceback, with its usual exit status."""
+    audio = np.concatenate([np.zeros(8000, np.float32), speak(QUESTION), np.zeros(16000 * 20, np.float32)])
+    question = tmp_path / "question.wav"
+    sf.write(question, audio, 16000, subtype="PCM_16")
+    env = {
+        **os.environ,
+        "KIOSK_PATHS__CACHE_DIR": f'"{cache_dir}"',
+        "KIOSK_ANSWER__BACKEND": '"retrieval"',
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "listen", "--input", str(question), "--no-metrics"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # loaded and listening: the question takes ~2 s, the answer ~10 s
+            if line.startswith("listening on"):
+                break
+        time.sleep(6.0)
+        assert process.poll() is None, "it ended before the signal"
+        process.send_signal(signum)
+        stopped = time.monotonic()
+        out, err = process.communicate(timeout=30)
+        assert time.monotonic() - stopped < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert "status=ok" not in out, "the answer played to its end: the signal came too late to test anything"

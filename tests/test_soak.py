@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def test_a_hundred_mixed_turns_all_end_counted(make_pipeline, loaded_engine, base_config):
+    loaded_engine.wait_prewarmed()  # the notes in the TTS cache, as at a kiosk's opening
     pipeline, _ = make_pipeline(sink=NullSink(realtime=False))
     telemetry = Telemetry(base_config, pipeline.bus, loaded_engine.exhibit.topic_ids, loaded_engine.health)
     telemetry.start()
