@@ -6,7 +6,8 @@ Faults are injected at the edges only: an answerer or a voice wrapped so that on
 between (the pipeline, the real stages, the telemetry observer and /metrics) is the real thing.
 Covered elsewhere: microphone unplugged and back (tests/test_audio_io.py), NVML failing mid-run
 (tests/telemetry/test_sampler.py), corrupt cached models (tests/test_model_cache.py), the visitor-audio
-store on a full or read-only disk (tests/test_privacy.py), window close (tests/ui).
+store on a full or read-only disk (tests/test_privacy.py), window close (tests/ui), CUDA out of memory
+(tests/test_llm.py).
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ def test_metrics_port_taken_at_start_is_retried_in_the_background_and_counted(ca
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_and_sigint_mid_answer_stop_cleanly(signum, code, tmp_path, cache_dir, speak):
     """``kiosk listen`` answering a question in real time is sent the signal while it speaks: it stops
     within seconds, without a traceback, with its usual exit status."""
