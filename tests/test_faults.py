@@ -89,13 +89,13 @@ class HangingAnswerer(RetrievalAnswerer):
 
 
 class HangingVoice(SpeechSynthesizer):
-    """The real voice; the ``hang_at``-th chunk of the next stream never comes (until released)."""
+    """The real voice; its ``hang_call``-th stream (a later clause: the answer has begun) never yields."""
 
-    def __init__(self, real: SpeechSynthesizer, hang_at: int = 1) -> None:
+    def __init__(self, real: SpeechSynthesizer, hang_call: int = 2) -> None:
         self.real = real
-        self.hang_at = hang_at
+        self.hang_call = hang_call
+        self.calls = 0
         self.release = threading.Event()
-        self.armed = True
 
     def load(self) -> None:
         pass
@@ -104,11 +104,10 @@ class HangingVoice(SpeechSynthesizer):
         return getattr(self.real, name)
 
     def stream(self, text: str, emotion: Emotion, cancel: CancelToken) -> Iterator[SpeechChunk]:
-        for index, chunk in enumerate(self.real.stream(text, emotion, cancel)):
-            if self.armed and index == self.hang_at - 1:
-                self.armed = False
-                self.release.wait(30)
-            yield chunk
+        self.calls += 1
+        if self.calls == self.hang_call:
+            self.release.wait(30)
+        yield from self.real.stream(text, emotion, cancel)
 
 
 class UnpluggedSink(NullSink):
@@ -174,14 +173,14 @@ def test_a_voice_that_hangs_mid_answer_ends_that_turn_and_the_next_is_spoken(
     make_pipeline, loaded_engine, fault_config
 ):
     real = loaded_engine.pipeline.stages
-    voice = HangingVoice(real.tts, hang_at=1)
+    voice = HangingVoice(real.tts, hang_call=2)
     stages = Stages(real.asr, real.answerer, voice, real.endpointer_factory)
     pipeline, recorder = make_pipeline(fault_config, sink=NullSink(realtime=False))
     pipeline.stages = stages
     telemetry = with_telemetry(fault_config, pipeline, loaded_engine)
     try:
         turn = ask(pipeline)
-        assert turn.status == "error"
+        assert turn.status == "error" and turn.first_audio_s is not None, "it hung mid-answer"
         assert [(f.stage, f.kind) for f in recorder.of(ev.StageFailed)] == [("tts", "timeout")]
         assert counted(telemetry, 'kiosk_stage_errors_total{kind="timeout",stage="tts"}') == 1
         after = ask(pipeline, "Where is the capsule now?")
