@@ -303,10 +303,10 @@ Measured on 2026-11-30 with the same 1,000-turn soak, twice:
   (onnxruntime's arena sized by the longest sentence synthesised so far, glibc's per-thread arenas for the
   short-lived turn threads); it does not grow with the number of turns.
 
-So the bounded caches explain the rise seen in issue 15's 10-minute run: 72 turns are about the time the
-prewarm and the TTS cache need to fill (32 MB of the 121 MB), and RSS then flattens.  Not measured here:
-the same in real time with a microphone and the face rendering (this soak plays instantly, without a face
-window)."""
+What this says about issue 15's 10-minute run (+121 MB over 72 real-time turns): the TTS cache alone can
+take 32 MB of it while the prewarm and the visitors' answers fill it, and the allocators' high-water marks
+the rest while new, longer sentences are met; both stop with their bounds.  That run was not repeated here
+(real time, a microphone, the face rendering): this soak plays instantly, without a face window."""
 
 
 def main(argv: list[str] | None = None) -> int:
