@@ -264,7 +264,7 @@ def render(results: dict[str, str], soak: dict) -> str:
     for fault, node, holds in FAULTS:
         outcome = results.get(node, "not run")
         lines.append(
-            f"| {fault} | {holds} | `{node.split('::')[0]}::{node.split('::')[1][:60]}` | "
+            f"| {fault} | {holds} | `{node}` | "
             f"{yes(outcome == 'passed') if outcome in ('passed', 'failed') else outcome} |"
         )
     lines += [

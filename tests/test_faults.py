@@ -248,7 +248,7 @@ def test_metrics_port_taken_at_start_is_retried_in_the_background_and_counted(ca
         assert counted(telemetry, "kiosk_metrics_listen_failures_total") >= 2
         blocker.close()
         deadline = time.monotonic() + 5
-        while not telemetry.server.running and time.monotonic() < deadline:
+        while telemetry.server_error is not None and time.monotonic() < deadline:  # set after it listens
             time.sleep(0.05)
         assert telemetry.server.running and telemetry.server.port == port
         with urllib.request.urlopen(f"{telemetry.server.url}/metrics", timeout=5) as response:
