@@ -233,7 +233,7 @@ def soak_rows(soak: dict) -> list[tuple[str, str, str, str]]:
         ),
         (
             "A/V offset gauge",
-            "n/a" if soak["av_offset_s"] is None else f"{soak['av_offset_s']:.3f} s",
+            f"{soak['av_offset_s'] or 0:.3f} s (the gauge moves only while the face renders; the soak renders none)",
             "",
             "",
         ),

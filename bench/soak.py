@@ -178,7 +178,7 @@ class SoakReport:
             ("conversation (sentences said)", str(self.conversation_said)),
             (
                 "A/V offset gauge",
-                "no face (headless)" if self.av_offset_s is None else f"{self.av_offset_s:.3f} s",
+                f"{self.av_offset_s or 0:.3f} s (moves only while the face renders; none here)",
             ),
             ("stage errors counted", str(self.stage_errors)),
             (
