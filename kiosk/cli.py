@@ -293,7 +293,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(f"listening on {source.name}: {engine.exhibit.title}", flush=True)
         while listener.is_alive() and not stop.is_set():
             listener.join(timeout=0.2)
-        if engine.pipeline is not None:
+        if stop.is_set():  # SIGTERM: the answer being spoken stops now, and the kiosk closes cleanly
+            print("kiosk: stopping (SIGTERM)", file=sys.stderr, flush=True)
+            engine.stop()
+        elif engine.pipeline is not None:
             engine.pipeline.wait_idle(timeout=120)
         while args.keep_running and not stop.is_set():
             stop.wait(0.5)

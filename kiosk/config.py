@@ -234,6 +234,13 @@ class UiConfig:
 @dataclass(frozen=True)
 class SessionConfig:
     idle_timeout_s: float = 90.0
+    # the longest one stage (recognition, the answer's next sentence, the voice's next chunk) may take:
+    # past it the turn ends with a short apology, the failure is counted and the stage restarted (0: none)
+    stage_deadline_s: float = 20.0
+
+    def validate(self) -> None:
+        if self.stage_deadline_s != 0:
+            _check_range("stage_deadline_s", self.stage_deadline_s, 0.5, 600.0)
 
 
 @dataclass(frozen=True)
@@ -252,9 +259,12 @@ class MetricsConfig:
     max_connections: int = 256
     # how often web_config and its certificate files are checked for changes (0: never re-read)
     reload_interval_s: float = 2.0
+    # the port could not be opened at start (taken, address not up yet): try again this often, counted
+    listen_retry_s: float = 5.0
 
     def validate(self) -> None:
         _check_range("port", self.port, 0, 65535)
+        _check_range("listen_retry_s", self.listen_retry_s, 0.05, 3600.0)
         _check_range("request_timeout_s", self.request_timeout_s, 0.1, 60.0)
         _check_range("max_connections", self.max_connections, 1, 4096)
         _check_range("reload_interval_s", self.reload_interval_s, 0.0, 3600.0)

@@ -181,13 +181,16 @@ class Engine:
         from kiosk.engine.replies import fixed_replies
         from kiosk.engine.smalltalk import canned_replies
         from kiosk.engine.tts import first_clause
+        from kiosk.engine.watchdog import TIMEOUT_REPLY
 
         tts = self.stages.get("tts")
         if tts is None or self.pipeline is None:
             return 0
         texts: list[tuple[str, Emotion]] = [
             (CALM_REPLY, Emotion.NEUTRAL),
+            *((part, Emotion.NEUTRAL) for reply in (ERROR_REPLY, TIMEOUT_REPLY) for part in first_clause(reply)),
             (ERROR_REPLY, Emotion.NEUTRAL),
+            (TIMEOUT_REPLY, Emotion.NEUTRAL),
             *canned_replies(self.exhibit),
         ]
         texts.extend(fixed_replies(self.exhibit))  # declines, honest unknowns, offers

@@ -28,6 +28,7 @@ import numpy as np
 from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
+from kiosk.engine import watchdog
 from kiosk.engine.audio_in import AudioSource, EndOfStream, SourceUnavailable
 from kiosk.engine.audio_out import AudioSink
 from kiosk.engine.cancel import Cancelled, CancelToken
@@ -394,10 +395,15 @@ class Pipeline:
             self._answer_turn(turn)
         except Cancelled:
             pass
+        except watchdog.StageTimeout as exc:  # asr or the answerer hung before anything was said
+            self._timed_out(turn, exc)
+            if not turn.cancel.cancelled:
+                self._speak(turn, iter([watchdog.TIMEOUT_REPLY]), "error")
         except Exception as exc:
             log.exception("turn %d failed", turn.id)
+            stage = "asr" if turn.source == "voice" and not turn.question else self._answer_stage
             self._emit(
-                turn, ev.StageFailed(turn_id=turn.id, stage="llm", kind="exception", message=str(exc)[:200])
+                turn, ev.StageFailed(turn_id=turn.id, stage=stage, kind="exception", message=str(exc)[:200])
             )
             if not turn.cancel.cancelled:
                 self._speak(turn, iter([ERROR_REPLY]), "error")
@@ -424,7 +430,9 @@ class Pipeline:
             self._speak(turn, iter([ERROR_REPLY]), "error")
             return
         started = time.monotonic()
-        answer = answerer.answer(turn.question, turn.cancel)
+        answer = watchdog.call(
+            self._answer_stage, self._deadline, lambda: answerer.answer(turn.question, turn.cancel)
+        )
         turn.cancel.raise_if_cancelled()
         retrieval_s = answer.info.get("retrieval_seconds", time.monotonic() - started)
         if answer.status not in ("filtered",) and retrieval_s:
@@ -443,7 +451,7 @@ class Pipeline:
         assert asr is not None and turn.audio is not None
         self._emit(turn, ev.StageStarted(turn_id=turn.id, stage="asr"))
         started = time.monotonic()
-        transcript = asr.transcribe(turn.audio, turn.cancel)
+        transcript = watchdog.call("asr", self._deadline, lambda: asr.transcribe(turn.audio, turn.cancel))
         seconds = time.monotonic() - started
         self._timed(turn, "asr", seconds, audio_seconds=transcript.audio_seconds)
         turn.question = transcript.text
@@ -460,12 +468,17 @@ class Pipeline:
             and not answer.info.get("canned")
         )
         first = True
-        for sentence in answer.sentences:
-            turn.cancel.raise_if_cancelled()
-            if first and generated:
-                self._timed(turn, "llm_first_sentence", time.monotonic() - started)
-            first = False
-            yield sentence
+        try:
+            for sentence in watchdog.iterate(self._answer_stage, self._deadline, answer.sentences):
+                turn.cancel.raise_if_cancelled()
+                if first and generated:
+                    self._timed(turn, "llm_first_sentence", time.monotonic() - started)
+                first = False
+                yield sentence
+        except watchdog.StageTimeout as exc:  # the answer stopped coming: say sorry in the same voice
+            self._timed_out(turn, exc)
+            yield watchdog.TIMEOUT_REPLY
+            return
         if generated and answer.status == "ok" and not answer.info.get("canned"):
             info = {k: float(v) for k, v in answer.info.items() if k in ("tokens", "tokens_per_second")}
             self._timed(turn, "llm", time.monotonic() - started, **info)
@@ -543,9 +556,15 @@ class Pipeline:
                         first_chunk = False
                     offset += len(chunk.audio)
                     started = time.monotonic()
+        except watchdog.StageTimeout as exc:  # the voice hung: what was said stays, the turn ends
+            self._timed_out(turn, exc)
+            turn.status = "error"
         except Exception as exc:
             if is_out_of_memory(exc) or not isinstance(exc, Cancelled):
-                log.exception("speaking failed in turn %d", turn.id)
+                if isinstance(exc, OSError):  # the loudspeaker went away: one line, the next turn retries
+                    log.error("turn %d: audio output failed (%s)", turn.id, exc)
+                else:
+                    log.exception("speaking failed in turn %d", turn.id)
                 self._emit(
                     turn,
                     ev.StageFailed(turn_id=turn.id, stage="tts", kind="exception", message=str(exc)[:200]),
@@ -561,12 +580,29 @@ class Pipeline:
             self._wait_commit(turn)
             self._finish(turn, turn.status)
 
-    @staticmethod
-    def _voice(tts: SpeechSynthesizer, sentence: str, first: bool, turn: Turn):
+    def _voice(self, tts: SpeechSynthesizer, sentence: str, first: bool, turn: Turn):
         """The first sentence is spoken clause by clause: a short first clause is heard sooner."""
         for part in first_clause(sentence) if first else (sentence,):
             if part:
-                yield from tts.stream(part, turn.emotion, turn.cancel)
+                stream = tts.stream(part, turn.emotion, turn.cancel)
+                yield from watchdog.iterate("tts", self._deadline, stream)
+
+    @property
+    def _deadline(self) -> float:
+        return self.config.session.stage_deadline_s
+
+    @property
+    def _answer_stage(self) -> str:
+        answerer = self.stages.answerer
+        return "retrieval" if answerer is None or answerer.name == "retrieval" else "llm"
+
+    def _timed_out(self, turn: Turn, exc: watchdog.StageTimeout) -> None:
+        """One line in the log, one counted StageFailed, the stage restarted; the turn ends as an error."""
+        log.error("turn %d: %s; the stage is restarted", turn.id, exc)
+        turn.status = "error"
+        self._emit(turn, ev.StageFailed(turn_id=turn.id, stage=exc.stage, kind="timeout", message=str(exc)))
+        instance = {"asr": self.stages.asr, "tts": self.stages.tts}.get(exc.stage, self.stages.answerer)
+        watchdog.restart(exc.stage, instance)
 
     def _wait_commit(self, turn: Turn) -> None:
         while not turn.committed.wait(0.02):

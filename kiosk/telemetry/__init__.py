@@ -8,6 +8,7 @@ runs a :class:`ResourceSampler` (which the UI's ops panel reads too) and serves 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,20 +95,47 @@ class Telemetry:
                 config.metrics, self.metrics, health, self.observer.failed_stages, config_dir(config)
             )
         self._unsubscribe: Callable[[], None] | None = bus.subscribe(self.observer)
+        self._stop_retry = threading.Event()
+        self._retry: threading.Thread | None = None
 
     def start(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self._bus.subscribe(self.observer)
         self.sampler.start()
-        if self.server is not None:
-            try:
-                self.server.start()
-                self.server_error = None
-            except KioskError as exc:
-                self.server_error = str(exc)
-                log.error("%s; the kiosk runs on without its metrics endpoint", exc)
+        if self.server is not None and not self._listen():
+            log.error(
+                "%s; the kiosk runs on, trying again every %g s",
+                self.server_error,
+                self.config.metrics.listen_retry_s,
+            )
+            self._stop_retry.clear()
+            self._retry = threading.Thread(target=self._retry_listen, name="metrics-retry", daemon=True)
+            self._retry.start()
+
+    def _listen(self) -> bool:
+        """One attempt to open the port; a failure is counted and kept in ``server_error``."""
+        assert self.server is not None
+        try:
+            self.server.start()
+        except KioskError as exc:
+            self.server_error = str(exc)
+            self.metrics.count_listen_failure()
+            return False
+        self.server_error = None
+        return True
+
+    def _retry_listen(self) -> None:
+        while not self._stop_retry.wait(self.config.metrics.listen_retry_s):
+            if self._listen():
+                assert self.server is not None
+                log.warning("metrics: %s/metrics (the port is free now)", self.server.url)
+                return
 
     def stop(self) -> None:
+        self._stop_retry.set()
+        if self._retry is not None:
+            self._retry.join(timeout=5.0)
+            self._retry = None
         if self.server is not None:
             self.server.stop()
         self.sampler.stop()

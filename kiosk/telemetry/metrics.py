@@ -266,6 +266,12 @@ class KioskMetrics:
             ["reason"],
             registry=r,
         )
+        self.listen_failures = Counter(
+            "kiosk_metrics_listen_failures_total",
+            "Attempts to open the metrics port that failed (port taken, address gone); retried in the "
+            "background every [metrics] listen_retry_s.",
+            registry=r,
+        )
         self.web_config_reloads = Counter(
             "kiosk_metrics_web_config_reloads_total",
             "Re-reads of the changed web-config.yml; result=error kept the previous configuration.",
@@ -380,6 +386,9 @@ class KioskMetrics:
     def count_refused(self, reason: str) -> None:
         """One connection closed unserved; ``reason`` is one of REFUSAL_REASONS."""
         self.refused_children[reason].inc()
+
+    def count_listen_failure(self) -> None:
+        self.listen_failures.inc()
 
     def count_web_config_reload(self, ok: bool) -> None:
         self.reload_children["ok" if ok else "error"].inc()
