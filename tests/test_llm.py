@@ -93,6 +93,12 @@ def _hashed_words(texts) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-9)
 
 
+def words_of(answer) -> list[str]:
+    """What the model said: the spoken sentences without the planner's offer after them."""
+    spoken = list(answer.sentences)
+    return spoken[:-1] if answer.offer and spoken and spoken[-1] == answer.offer else spoken
+
+
 def fallback_spoken(answer) -> list[str]:
     """What an answer says when the model's words fail the checks: the extractive reply, then the offer."""
     return [*answer.fallback, *([answer.offer] if answer.offer else [])]
@@ -300,7 +306,7 @@ def test_loads_from_a_folder_and_streams_sentences(tmp_path, exhibit, monkeypatc
     first = next(answer.sentences)
     assert first == CREW_SENTENCES[0]
     assert "generation_seconds" not in answer.info  # the first sentence came while the rest was written
-    rest = list(answer.sentences)
+    rest = words_of(answer)
     assert [first, *rest] == CREW_SENTENCES
     info = answer.info
     assert info["tokens"] == len(CREW.split()) and info["stop_eos"] == 1 and info["fallback"] == 0
@@ -312,7 +318,7 @@ def test_loads_from_a_folder_and_streams_sentences(tmp_path, exhibit, monkeypatc
 def test_sentence_cap(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, CREW, answer={"max_sentences": 2})
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES[:2]
+    assert words_of(answer) == CREW_SENTENCES[:2]
     assert answer.info["stop_sentence_cap"] == 1 and answer.info["tokens"] < len(CREW.split())
     assert answer.emotion is Emotion.HAPPY  # no tag reached: the section's tone
 
@@ -320,7 +326,7 @@ def test_sentence_cap(tmp_path, exhibit) -> None:
 def test_max_new_tokens_drops_the_unfinished_sentence(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, CREW, max_new_tokens=7)
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES[:1]  # "Michael Collins" is not spoken
+    assert words_of(answer) == CREW_SENTENCES[:1]  # "Michael Collins" is not spoken
     assert answer.info["tokens"] == 7 and answer.info["stop_max_tokens"] == 1
 
 
@@ -369,7 +375,7 @@ def test_a_repeating_model_is_stopped(tmp_path, exhibit) -> None:
         max_new_tokens=300,
     )
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES
+    assert words_of(answer) == CREW_SENTENCES
     assert answer.info["stop_repetition"] == 1 and answer.info["tokens"] < 30
 
 
@@ -379,7 +385,7 @@ def test_a_repeating_model_is_stopped(tmp_path, exhibit) -> None:
 def test_an_invented_fact_ends_the_answer(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, "Neil Armstrong was the commander. He ate 12 pancakes.")
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES[:1]
+    assert words_of(answer) == CREW_SENTENCES[:1]
     assert answer.info["stop_ungrounded"] == 1 and answer.info["fallback"] == 0
 
 
@@ -398,7 +404,7 @@ def test_echoes_of_the_question_and_instruction_are_dropped(tmp_path, exhibit) -
     )
     answerer = _answerer(tmp_path, exhibit, script)
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES[:1]
+    assert words_of(answer) == CREW_SENTENCES[:1]
     assert answer.info["dropped"] == 2
 
 
@@ -452,7 +458,7 @@ def test_emotion_tags(text: str, spoken: str, emotion: Emotion | None) -> None:
 def test_no_valid_tag_uses_the_sections_tone(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, CREW.replace("[sad]", "[banana]"))
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES and answer.emotion is Emotion.HAPPY
+    assert words_of(answer) == CREW_SENTENCES and answer.emotion is Emotion.HAPPY
 
 
 def test_small_talk_and_out_of_scope_are_canned(tmp_path, exhibit) -> None:
@@ -518,7 +524,7 @@ def test_out_of_memory_answers_from_the_notes_and_the_next_turn_works(tmp_path, 
     assert answer.emotion is Emotion.HAPPY
 
     again = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(again.sentences) == CREW_SENTENCES and "oom" not in again.info
+    assert words_of(again) == CREW_SENTENCES and "oom" not in again.info
 
 
 def test_other_generation_errors_answer_from_the_notes(tmp_path, exhibit, monkeypatch) -> None:
@@ -562,7 +568,7 @@ def test_the_first_clause_is_handed_out_before_its_sentence_ends(tmp_path, exhib
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
     assert next(answer.sentences) == "Neil Armstrong was the commander,"
     assert "generation_seconds" not in answer.info  # the rest of the sentence was still being written
-    assert list(answer.sentences) == ["and Collins flew Columbia."]
+    assert words_of(answer) == ["and Collins flew Columbia."]
     info = answer.info
     assert info["first_clause"] == 1 and info["first_sentence_tokens"] == 6 and info["fallback"] == 0
     second = answerer.answer("And then?", CancelToken())
@@ -573,7 +579,7 @@ def test_the_first_clause_is_handed_out_before_its_sentence_ends(tmp_path, exhib
 def test_without_first_clauses_the_whole_sentence_is_waited_for(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, CLAUSE, first_clause_words=0)
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == [CLAUSE] and "first_clause" not in answer.info
+    assert words_of(answer) == [CLAUSE] and "first_clause" not in answer.info
 
 
 def test_a_clause_whose_sentence_then_fails_is_followed_by_the_notes(tmp_path, exhibit) -> None:
@@ -609,7 +615,7 @@ def test_a_sentence_is_judged_at_its_full_stop(tmp_path, exhibit) -> None:
     """ "commander." ends the first sentence: it is handed out without waiting for the next token."""
     answerer = _answerer(tmp_path, exhibit, CREW)
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES and answer.info["first_sentence_tokens"] == 5
+    assert words_of(answer) == CREW_SENTENCES and answer.info["first_sentence_tokens"] == 5
     assert _ends_sentence("Neil Armstrong was the commander.", 0)
     assert _ends_sentence('He said "we came in peace."', 0)
     for unfinished in (
@@ -660,7 +666,7 @@ def test_the_prefix_cache_is_bounded_and_can_be_off(tmp_path, exhibit) -> None:
         assert len(bounded._prefixes) <= 2
     off = _answerer(tmp_path / "off", exhibit, CREW, prefix_cache=0)
     answer = off.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES and answer.info["cached_tokens"] == 0
+    assert words_of(answer) == CREW_SENTENCES and answer.info["cached_tokens"] == 0
     assert not off._prefixes
 
 
@@ -688,7 +694,7 @@ def test_the_fast_decoder_writes_what_transformers_writes(tmp_path, exhibit) -> 
 def test_guessed_tokens_come_from_the_notes(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, CREW)
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES
+    assert words_of(answer) == CREW_SENTENCES
     assert answer.info["drafted_tokens"] >= 3  # "Armstrong was the commander." follows "Neil" in the notes
     assert _lookup([1, 2, 3, 4, 5, 9, 2, 3], 2) == [4, 5]  # after the latest earlier "2 3"
     assert _lookup([1, 2, 3, 4, 5, 9, 2, 3], 9) == [4, 5, 9, 2, 3]
@@ -702,7 +708,7 @@ def test_a_fast_decoder_that_disagrees_is_not_used(tmp_path, exhibit, monkeypatc
     answerer = _answerer(tmp_path, exhibit, CREW)
     assert answerer._fast is None
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES and answer.info["drafted_tokens"] == 0
+    assert words_of(answer) == CREW_SENTENCES and answer.info["drafted_tokens"] == 0
 
 
 def test_a_4bit_model_is_decoded_with_its_4bit_weights(tmp_path, exhibit) -> None:
@@ -713,7 +719,7 @@ def test_a_4bit_model_is_decoded_with_its_4bit_weights(tmp_path, exhibit) -> Non
     assert packed.packed_projections == 7  # q, k, v, o, gate, up, down of the one layer
     assert packed._fast.packed_bytes > 0
     answer = packed.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(answer.sentences) == CREW_SENTENCES and answer.info["fallback"] == 0
+    assert words_of(answer) == CREW_SENTENCES and answer.info["fallback"] == 0
     dense = _answerer(tmp_path / "dense", exhibit, CREW, precision="bfloat16")
     assert dense._fast is not None and dense.packed_projections == 2  # only o and down: all zeros
     wide = _answerer(tmp_path / "wide", exhibit, CREW, grid=True, precision="float32")

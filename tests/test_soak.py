@@ -33,5 +33,6 @@ def test_a_hundred_mixed_turns_all_end_counted(make_pipeline, loaded_engine, bas
     assert {"ok", "cancelled", "not_understood"} <= set(report.statuses)
     assert report.scrapes >= 5 and report.scrape_failures == 0
     assert report.fds[1] <= report.fds[0], report.fds
-    assert report.threads[1] <= report.threads[0], report.threads
+    # a finished turn's worker may still be returning when the count is read: one thread of slack
+    assert report.threads[1] <= report.threads[0] + 1, report.threads
     assert report.rss_growth_pct <= 10.0, report.summary()

@@ -173,7 +173,7 @@ def test_visitor_speaking_again_interrupts_the_answer(make_pipeline, speak) -> N
     audio = np.concatenate(
         [
             silence(0.5),
-            speak("Who was the commander of Apollo 11?"),
+            speak("Who flew on Apollo 11?"),  # three sentences and an offer: about 10 s of answer
             silence(2.5),
             speak("Why is it called Columbia?"),
             silence(1.0),

@@ -276,9 +276,8 @@ class AnswerPlanner:
         for candidate in scored:
             if not states(question.kind, candidate.passage, self._title_terms, units):
                 continue
-            covered = _coverage(
-                specific, candidate.passage, self._section_stems[candidate.passage.section.id]
-            )
+            section_stems = self._section_stems[candidate.passage.section.id]
+            covered = _coverage(specific, candidate.passage, section_stems, self.index.vocabulary)
             bonus = COVERAGE_WEIGHT * covered
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
@@ -418,9 +417,12 @@ def _heading_stems(section: Section) -> set[str]:
     return {stem(w) for w in words(section.heading)}
 
 
-def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str] = frozenset()) -> float:
+def _coverage(
+    terms: list[str], passage: Passage, section_stems: frozenset[str], vocabulary: frozenset[str]
+) -> float:
     """The share of a question's specific words that a sentence (or its heading) holds, or a usual synonym
-    of; a word only elsewhere in the sentence's section counts half (the answer is within that topic)."""
+    of; a word only elsewhere in the sentence's section counts half (the answer is within that topic).
+    A word the notes never use weighs half as much: often a misheard one ("a power 11")."""
     if not terms:
         return 1.0
     held = passage.stems | _heading_stems(passage.section)
@@ -428,7 +430,11 @@ def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str] 
     def has(stems: frozenset[str] | set[str], term: str) -> bool:
         return term in stems or bool(stems & set(SYNONYMS.get(term, ())))
 
-    return sum(1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0 for t in terms) / len(terms)
+    def weight(term: str) -> float:
+        return 1.0 if term in vocabulary or set(SYNONYMS.get(term, ())) & vocabulary else 0.5
+
+    found = sum(weight(t) * (1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0) for t in terms)
+    return found / sum(weight(t) for t in terms)
 
 
 def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:
