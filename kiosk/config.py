@@ -125,9 +125,13 @@ class RetrievalConfig:
     device: str = "auto"
     similarity_threshold: float = 0.3
     top_k: int = 2
+    # 'auto' (onnxruntime on the CPU, no torch; torch on CUDA) | 'onnx' | 'torch' (sentence-transformers)
+    runtime: str = "auto"
 
     def validate(self) -> None:
         _check_device("device", self.device)
+        if self.runtime not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"retrieval.runtime {self.runtime!r}: expected auto, onnx or torch")
         _check_range("similarity_threshold", self.similarity_threshold, -1.0, 1.0)
         _check_range("top_k", self.top_k, 1, 10)
 
