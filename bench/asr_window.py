@@ -45,9 +45,11 @@ def main() -> None:
     clean = [np.concatenate([pad, c.audio, pad]) for c in clips]
     noisy = [np.concatenate([pad, at_snr(c.audio, pink_noise(len(c.audio), rng), 10), pad]) for c in clips]
     lengths = [len(a) / 16000 for a in clean]
-    print(f"{len(clips)} recorded clips, {min(lengths):.1f}-{max(lengths):.1f} s (median "
-          f"{statistics.median(lengths):.1f} s); model {args.model}, CPU, load {os.getloadavg()[0]:.1f}\n")
-    print(f"{'window':<8} {'WER clean':>10} {'WER pink':>10} {'s med':>7} {'s P90':>7} {'s med <3 s':>11}")
+    print(
+        f"{len(clips)} recorded clips, {min(lengths):.1f}-{max(lengths):.1f} s (median "
+        f"{statistics.median(lengths):.1f} s); model {args.model}, CPU, load {os.getloadavg()[0]:.1f}\n"
+    )
+    print(f"{'window':<8} {'WER clean':>10} {'WER pink':>10} {'s med':>7} {'s P90':>7} {'s med <3 s':>11} {'redone':>6}")
     for window in args.windows.split(","):
         window_s = 0.0 if window == "fit" else float(window)
         config = Config().replace(asr={"model": args.model, "window_s": window_s}).asr
@@ -68,7 +70,9 @@ def main() -> None:
             cells.append(f"{100 * errors / total:>9.1f}%")
         p90 = sorted(seconds)[int(0.9 * (len(seconds) - 1))]
         short_med = f"{statistics.median(short):>10.3f}s" if short else f"{'-':>11}"
-        print(f"{window:<8} {cells[0]} {cells[1]} {statistics.median(seconds):>6.3f}s {p90:>6.3f}s {short_med}")
+        print(
+            f"{window:<8} {cells[0]} {cells[1]} {statistics.median(seconds):>6.3f}s {p90:>6.3f}s {short_med}"
+        )
         asr.close()
 
 

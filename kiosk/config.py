@@ -116,7 +116,7 @@ class AsrConfig:
     cpu_threads: int = 0
     # Whisper's encoder window: 30 = Whisper's own (pads every input to 30 s); 0 = fitted to the question
     # (its length + 1 s, rounded up); N = N seconds for questions that fit, 30 for longer ones
-    window_s: float = 30.0
+    window_s: float = 6.0
 
     def validate(self) -> None:
         _check_device("device", self.device)

@@ -134,6 +134,7 @@ class WhisperRecognizer(SpeechRecognizer):
         self._cache_dir = cache_dir
         self._model = None
         self.load_seconds = 0.0
+        self.redecoded = 0  # short-window transcripts decoded again in the full window
 
     def load(self) -> None:
         from faster_whisper import WhisperModel
@@ -170,10 +171,12 @@ class WhisperRecognizer(SpeechRecognizer):
             return Transcript("", False, audio_seconds=seconds)
         frames = window_frames(seconds, self.config.window_s)
         if frames and (self.english_only or self.config.language):
-            text, avg_logprob, no_speech_prob = transcribe_window(
+            text, avg_logprob, no_speech_prob, doubtful = transcribe_window(
                 self._model, audio.astype(np.float32), frames, self.config.beam_size, self.config.language
             )
-            return self._judged(text, avg_logprob, no_speech_prob, seconds)
+            if not doubtful:
+                return self._judged(text, avg_logprob, no_speech_prob, seconds)
+            self.redecoded += 1  # a loop or a cut-off: decoded again in Whisper's own window
         segments, _info = self._model.transcribe(
             audio.astype(np.float32),
             language=None if self.english_only else (self.config.language or None),

@@ -6,16 +6,36 @@ encoder takes any length up to 3000 frames: this module encodes the question's o
 of silence, then decodes greedily or by beam exactly as faster-whisper does at temperature 0 without
 timestamps (same prompt, suppressed tokens, scores).  bench/asr_window.py measures word error rate and
 time per window.
+
+A short window makes Whisper loop more readily on noisy speech ("Press 3 for advanced options. Press 3 for
+..."): the decoding is capped at what the clip's length can hold (6 tokens a second, a generous rate for
+speech), and a transcript that reaches the cap or repeats itself (four words said twice, or a zlib
+compression ratio above 2.4, Whisper's own threshold) is marked ``doubtful``: the caller decodes it again in the full window.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 
 FRAMES_PER_SECOND = 100  # 10 ms hop
 FULL_FRAMES = 3000
+TOKENS_PER_SECOND = 6.0
+MAX_COMPRESSION_RATIO = 2.4
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repeats(text: str, n: int = 4) -> bool:
+    """Whisper looping: any run of ``n`` words said twice, or a text zlib squeezes like a loop."""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) < len(grams) or compression_ratio(text) > MAX_COMPRESSION_RATIO
 
 
 def window_frames(seconds: float, window_s: float, margin_s: float = 1.0) -> int:
@@ -36,8 +56,8 @@ def window_frames(seconds: float, window_s: float, margin_s: float = 1.0) -> int
 
 def transcribe_window(
     model, audio: np.ndarray, frames: int, beam_size: int, language: str
-) -> tuple[str, float, float]:
-    """(text, avg_logprob, no_speech_prob) of ``audio`` encoded in a window of ``frames`` frames.
+) -> tuple[str, float, float, bool]:
+    """(text, avg_logprob, no_speech_prob, doubtful) of ``audio`` encoded in a window of ``frames`` frames.
 
     ``model`` is a loaded ``faster_whisper.WhisperModel``; ``language`` is ignored by an English-only one.
     """
@@ -54,6 +74,7 @@ def transcribe_window(
     window[0, :, :used] = features[:, :used]
     encoded = model.model.encode(get_ctranslate2_storage(window), to_cpu=False)
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    cap = min(224, math.ceil(8 + TOKENS_PER_SECOND * len(audio) / 16000))
     result = model.model.generate(
         encoded,
         [prompt],
@@ -62,7 +83,7 @@ def transcribe_window(
         length_penalty=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
-        max_length=min(model.max_length, len(prompt) + 224),
+        max_length=min(model.max_length, len(prompt) + cap),
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
@@ -71,4 +92,5 @@ def transcribe_window(
     tokens = result.sequences_ids[0]
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
     text = tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip()
-    return text, float(avg_logprob), float(result.no_speech_prob)
+    doubtful = len(tokens) >= cap - 3 or repeats(text)
+    return text, float(avg_logprob), float(result.no_speech_prob), doubtful
