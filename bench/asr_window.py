@@ -49,7 +49,9 @@ def main() -> None:
         f"{len(clips)} recorded clips, {min(lengths):.1f}-{max(lengths):.1f} s (median "
         f"{statistics.median(lengths):.1f} s); model {args.model}, CPU, load {os.getloadavg()[0]:.1f}\n"
     )
-    print(f"{'window':<8} {'WER clean':>10} {'WER pink':>10} {'s med':>7} {'s P90':>7} {'s med <3 s':>11} {'redone':>6}")
+    print(
+        f"{'window':<8} {'WER clean':>10} {'WER pink':>10} {'s med':>7} {'s P90':>7} {'s med <3 s':>11} {'redone':>6}"
+    )
     for window in args.windows.split(","):
         window_s = 0.0 if window == "fit" else float(window)
         config = Config().replace(asr={"model": args.model, "window_s": window_s}).asr
