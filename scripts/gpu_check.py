@@ -7,15 +7,22 @@ absent; the ONNX embedder on CUDA where onnxruntime has the CUDA provider), a re
 an answer (the process's memory capped just above what it holds) answered from the notes and the next turn
 working, and NVML's per-process and the engine's per-model GPU memory appearing in /metrics.
 
-Needs only torch (CUDA), transformers, tokenizers, numpy, psutil, prometheus-client and nvidia-ml-py:
-no faster-whisper, Piper or package registry.  The project's modules come from this working tree.
+Needs torch (CUDA), transformers, tokenizers, numpy, scipy, prometheus-client and nvidia-ml-py; no
+faster-whisper, Piper or package registry.  The project's modules come from this working tree.  The three
+small packages the kiosk's modules also import (psutil, bcrypt: abi3 wheels; bm25s: pure Python) are copied
+from this venv into a folder that travels with the tree and is searched after the machine's own packages:
 
-    python scripts/gpu_check.py            # exit 0: all passed or skipped (no CUDA); 1: a check failed
+    python scripts/gpu_check.py --make-vendor build/gpu-vendor     # here, once
+    python scripts/gpu_check.py --vendor build/gpu-vendor          # on the GPU machine
+    # exit 0: all passed or skipped (no CUDA); 1: a check failed
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +43,22 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 QUESTION = "Who was the commander of Apollo 11?"
+
+
+VENDORED = ("psutil", "bcrypt", "bm25s")
+
+
+def make_vendor(folder: Path) -> None:
+    """Copy the vendored packages from this interpreter's site-packages into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in VENDORED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(f"{name} is not installed here")
+        source = Path(next(iter(spec.submodule_search_locations)))
+        shutil.rmtree(folder / name, ignore_errors=True)
+        shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    print(f"vendored {', '.join(VENDORED)} into {folder}")
 
 
 def cuda_missing() -> str | None:
@@ -153,6 +176,17 @@ class Skip(Exception):
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vendor", type=Path, help="a folder of vendored packages, searched last")
+    parser.add_argument(
+        "--make-vendor", type=Path, help="copy the vendored packages into this folder, then exit"
+    )
+    args = parser.parse_args()
+    if args.make_vendor:
+        make_vendor(args.make_vendor)
+        return 0
+    if args.vendor:
+        sys.path.append(str(args.vendor.resolve()))
     why = cuda_missing()
     if why:
         print(f"gpu check skipped: {why}")

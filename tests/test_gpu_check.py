@@ -56,3 +56,16 @@ def test_its_random_models_load_through_the_kiosks_loaders(tmp_path: Path) -> No
     answerer = ANSWERERS.create("llm", config, exhibit, retriever, device_count=lambda: 0)
     answerer.load()
     assert list(answerer.answer(gpu_check.QUESTION, CancelToken()).sentences)
+
+
+def test_the_vendored_packages_are_copied(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--make-vendor", str(tmp_path / "vendor")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    for name in ("psutil", "bcrypt", "bm25s"):
+        assert (tmp_path / "vendor" / name / "__init__.py").is_file()
