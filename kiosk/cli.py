@@ -200,6 +200,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     config = _config(args)
     if config.asr.model == "base":
         print(f"asr: whisper base ready in {base_path(config.cache_dir)}")
+    if config.retrieval.runtime != "torch":
+        from kiosk.engine.embed_onnx import ensure_onnx
+        from kiosk.engine.retrieval import embedded_minilm_path
+
+        print(f"retrieval: ONNX ready in {ensure_onnx(embedded_minilm_path(), config.cache_dir)}")
     if config.answer.backend == "llm":
         from kiosk.engine.llm import prepare_model
 

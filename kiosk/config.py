@@ -114,9 +114,13 @@ class AsrConfig:
     max_no_speech_prob: float = 0.6
     min_characters: int = 2
     cpu_threads: int = 0
+    # Whisper's encoder window: 30 = Whisper's own (pads every input to 30 s); 0 = fitted to the question
+    # (its length + 1 s, rounded up); N = N seconds for questions that fit, 30 for longer ones
+    window_s: float = 6.0
 
     def validate(self) -> None:
         _check_device("device", self.device)
+        _check_range("window_s", self.window_s, 0.0, 30.0)
         _check_range("beam_size", self.beam_size, 1, 10)
 
 
@@ -125,9 +129,13 @@ class RetrievalConfig:
     device: str = "auto"
     similarity_threshold: float = 0.3
     top_k: int = 2
+    # 'auto' (onnxruntime on the CPU, no torch; torch on CUDA) | 'onnx' | 'torch' (sentence-transformers)
+    runtime: str = "auto"
 
     def validate(self) -> None:
         _check_device("device", self.device)
+        if self.runtime not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"retrieval.runtime {self.runtime!r}: expected auto, onnx or torch")
         _check_range("similarity_threshold", self.similarity_threshold, -1.0, 1.0)
         _check_range("top_k", self.top_k, 1, 10)
 

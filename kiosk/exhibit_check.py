@@ -105,7 +105,12 @@ def exhibit_check_command(config: Config) -> int:
     from kiosk.exhibit import load_exhibit
 
     exhibit = load_exhibit(config.exhibit.path)
-    retriever = SectionRetriever(exhibit, resolve_device(config.retrieval.device, lambda: 0))
+    retriever = SectionRetriever(
+        exhibit,
+        resolve_device(config.retrieval.device, lambda: 0),
+        runtime=config.retrieval.runtime,
+        cache_dir=config.cache_dir,
+    )
     retriever.load()
     probes = check_exhibit(make_planner(config, exhibit, retriever))
     print(report(probes, exhibit.title))

@@ -22,6 +22,7 @@ from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import Device, MemoryProbe
 from kiosk.engine.registry import Registry
 from kiosk.engine.stage import SpeechRecognizer, Transcript
+from kiosk.engine.whisper_window import transcribe_window, window_frames
 from kiosk.errors import ModelLoadError
 
 # Whisper's usual inventions on non-speech; a transcript that is only one of these is not understood.
@@ -133,6 +134,7 @@ class WhisperRecognizer(SpeechRecognizer):
         self._cache_dir = cache_dir
         self._model = None
         self.load_seconds = 0.0
+        self.redecoded = 0  # short-window transcripts decoded again in the full window
 
     def load(self) -> None:
         from faster_whisper import WhisperModel
@@ -153,8 +155,9 @@ class WhisperRecognizer(SpeechRecognizer):
         except Exception as exc:
             raise ModelLoadError(f"asr: cannot load {folder}: {exc}") from None
         self.memory_bytes = probe.used()
-        # the first call pays for allocations; pay it now, not with the first visitor
-        self.transcribe(np.zeros(8000, dtype=np.float32))
+        # the first call pays for allocations; pay it now, not with the first visitor (quiet noise: silence
+        # is turned away before the model)
+        self.transcribe(np.random.default_rng(0).normal(0.0, 0.003, 24000).astype(np.float32))
         self.load_seconds = time.monotonic() - started
 
     @property
@@ -166,6 +169,14 @@ class WhisperRecognizer(SpeechRecognizer):
         seconds = len(audio) / 16000
         if seconds < 0.1 or float(np.sqrt(np.mean(np.square(audio)))) < 1e-4:
             return Transcript("", False, audio_seconds=seconds)
+        frames = window_frames(seconds, self.config.window_s)
+        if frames and (self.english_only or self.config.language):
+            text, avg_logprob, no_speech_prob, doubtful = transcribe_window(
+                self._model, audio.astype(np.float32), frames, self.config.beam_size, self.config.language
+            )
+            if not doubtful:
+                return self._judged(text, avg_logprob, no_speech_prob, seconds)
+            self.redecoded += 1  # a loop or a cut-off: decoded again in Whisper's own window
         segments, _info = self._model.transcribe(
             audio.astype(np.float32),
             language=None if self.english_only else (self.config.language or None),
@@ -187,6 +198,9 @@ class WhisperRecognizer(SpeechRecognizer):
         text = " ".join(t for t in texts if t).strip()
         avg_logprob = float(np.mean(logprobs)) if logprobs else -10.0
         no_speech_prob = float(np.max(no_speech)) if no_speech else 1.0
+        return self._judged(text, avg_logprob, no_speech_prob, seconds)
+
+    def _judged(self, text: str, avg_logprob: float, no_speech_prob: float, seconds: float) -> Transcript:
         understood = (
             len(_normalise(text)) >= self.config.min_characters
             and _normalise(text) not in HALLUCINATIONS

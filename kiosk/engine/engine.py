@@ -151,7 +151,12 @@ class Engine:
             "retrieval",
             "all-MiniLM-L6-v2",
             lambda count: self._make(
-                SectionRetriever(self.exhibit, resolve_device(cfg.retrieval.device, count))
+                SectionRetriever(
+                    self.exhibit,
+                    resolve_device(cfg.retrieval.device, count),
+                    runtime=cfg.retrieval.runtime,
+                    cache_dir=cfg.cache_dir,
+                )
             ),
             cfg.retrieval.device,
         )

@@ -1,11 +1,15 @@
-"""Finding the exhibit's section that answers a question (all-MiniLM-L6-v2, carried by a package)."""
+"""Finding the exhibit's section that answers a question (all-MiniLM-L6-v2, carried by a package).
+
+On the CPU the model runs through onnxruntime (kiosk/engine/embed_onnx.py: exported once into the cache,
+no torch in the process); on CUDA, or with ``[retrieval] runtime = "torch"``, through sentence-transformers.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +44,22 @@ class SectionRetriever(Stage):
     stage = "retrieval"
     name = "all-MiniLM-L6-v2"
 
-    def __init__(self, exhibit: Exhibit, device: Device, model_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        exhibit: Exhibit,
+        device: Device,
+        model_path: Path | None = None,
+        runtime: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
         self.exhibit = exhibit
+        self.runtime = "torch" if runtime == "torch" or (runtime == "auto" and device.is_cuda) else "onnx"
+        self._cache_dir = cache_dir or Path(os.path.expanduser("~/.cache/docent"))
         self._device = device
         self.device = device.torch
         self._model_path = model_path
         self._model = None
+        self._embed: Callable[[Sequence[str]], np.ndarray] | None = None
         self._section_vectors: np.ndarray | None = None
         self._sentence_vectors: list[np.ndarray] = []
         self.passages: PassageIndex | None = None  # the notes sentence by sentence, for the planner
@@ -54,20 +68,41 @@ class SectionRetriever(Stage):
     def load(self) -> None:
         started = time.monotonic()
         probe = MemoryProbe(self._device)
+        path = self._model_path or embedded_minilm_path()
+        if self.runtime == "onnx":
+            self._load_onnx(path)
+        else:
+            self._load_torch(path)
+        self.index(self.exhibit)
+        self.memory_bytes = probe.used()
+        self.load_seconds = time.monotonic() - started
+
+    def _load_onnx(self, path: Path) -> None:
+        from kiosk.engine.embed_onnx import OnnxEmbedder, ensure_onnx
+
+        self._embed = OnnxEmbedder(ensure_onnx(path, self._cache_dir), self._device.onnx_providers)
+        self._model = self._embed
+
+    def _load_torch(self, path: Path) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
-        path = self._model_path or embedded_minilm_path()
         try:
-            self._model = SentenceTransformer(str(path), device=self._device.torch, local_files_only=True)
+            model = SentenceTransformer(str(path), device=self._device.torch, local_files_only=True)
         except Exception as exc:
             raise ModelLoadError(f"retrieval: cannot load {path}: {exc}") from None
         if self._device.is_cuda:
-            self._model.half()
-        self.index(self.exhibit)
-        self.memory_bytes = probe.used()
-        self.load_seconds = time.monotonic() - started
+            model.half()
+        self._model = model
+
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            vectors = model.encode(
+                list(texts), convert_to_numpy=True, normalize_embeddings=True, batch_size=32
+            )
+            return np.asarray(vectors, dtype=np.float32)
+
+        self._embed = embed
 
     def index(self, exhibit: Exhibit) -> None:
         """Embed an exhibit's sections (again after the pack is reloaded)."""
@@ -83,9 +118,8 @@ class SectionRetriever(Stage):
         self.passages = PassageIndex(exhibit, self._encode)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        assert self._model is not None, "load() first"
-        vectors = self._model.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True, batch_size=32)
-        return np.asarray(vectors, dtype=np.float32)
+        assert self._embed is not None, "load() first"
+        return np.asarray(self._embed(texts), dtype=np.float32)
 
     def search(self, question: str, top_k: int = 2) -> list[Match]:
         assert self._section_vectors is not None, "load() first"
@@ -104,4 +138,4 @@ class SectionRetriever(Stage):
 
     def close(self) -> None:
         self._model = None
-
+        self._embed = None
