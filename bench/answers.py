@@ -270,8 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.engine.retrieval import SectionRetriever
 
     packs = [p.strip() for p in args.packs.split(",") if p.strip()]
-    first = load_exhibit(pack_config(packs[0], "retrieval", args.cache_dir).exhibit.path)
-    retriever = SectionRetriever(first, resolve_device("cpu", lambda: 0))
+    first_config = pack_config(packs[0], "retrieval", args.cache_dir)
+    first = load_exhibit(first_config.exhibit.path)
+    retriever = SectionRetriever(
+        first,
+        resolve_device("cpu", lambda: 0),
+        runtime=first_config.retrieval.runtime,
+        cache_dir=first_config.cache_dir,
+    )
     retriever.load()
     tts = None
     if not args.no_tts:

@@ -30,8 +30,9 @@ PACKS = {
 
 
 @pytest.fixture(scope="module")
-def retriever() -> SectionRetriever:
-    loaded = SectionRetriever(load_exhibit("apollo11-columbia"), resolve_device("cpu", lambda: 0))
+def retriever(cache_dir: Path) -> SectionRetriever:
+    exhibit = load_exhibit("apollo11-columbia")
+    loaded = SectionRetriever(exhibit, resolve_device("cpu", lambda: 0), cache_dir=cache_dir)
     loaded.load()
     return loaded
 
