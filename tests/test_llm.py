@@ -637,13 +637,13 @@ def test_system_prompts_are_computed_once(tmp_path, exhibit) -> None:
         assert len(answerer._prefixes) == len(exhibit.sections)
         kept = {key: _kept_length(entry) for key, entry in answerer._prefixes.items()}
         first = answerer.answer("Who flew on Apollo 11?", CancelToken())
-        spoken = list(first.sentences)
+        spoken = words_of(first)
         assert spoken == CREW_SENTENCES
         assert 0 < first.info["cached_tokens"] < first.info["prompt_tokens"]
         assert {key: _kept_length(entry) for key, entry in answerer._prefixes.items()} == kept
         answerer.reset_session()
         again = answerer.answer("Who flew on Apollo 11?", CancelToken())
-        assert list(again.sentences) == spoken and again.info["cached_tokens"] == first.info["cached_tokens"]
+        assert words_of(again) == spoken and again.info["cached_tokens"] == first.info["cached_tokens"]
 
 
 def _kept_length(entry: object) -> int:

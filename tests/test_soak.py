@@ -31,7 +31,9 @@ def test_a_hundred_mixed_turns_all_end_counted(make_pipeline, loaded_engine, bas
     print("\n".join(f"{what}: {figure}" for what, figure in report.summary()))
     assert report.every_turn_counted, (report.statuses, report.counted, report.unfinished)
     assert {"ok", "cancelled", "not_understood"} <= set(report.statuses)
-    assert report.scrapes >= 5 and report.scrape_failures == 0
+    # /metrics is scraped once a second: as many scrapes as whole seconds the turns took (a quick machine
+    # runs the hundred turns in about 4 s)
+    assert report.scrapes >= max(2, int(report.seconds) - 1) and report.scrape_failures == 0
     assert report.fds[1] <= report.fds[0], report.fds
     # a finished turn's worker may still be returning when the count is read: one thread of slack
     assert report.threads[1] <= report.threads[0] + 1, report.threads

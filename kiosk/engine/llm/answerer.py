@@ -296,9 +296,10 @@ class LlmAnswerer(PlannedAnswerer):
                 yield sentence
         finally:
             turn.stop.set()
-            if turn.spoken and not turn.answer.info.get("filtered_output"):
+            said = [s for s in turn.spoken if s != turn.plan.offer]  # the offer is the planner's, not the model's
+            if said and not turn.answer.info.get("filtered_output"):
                 with self._history_lock:
-                    self._history.append((turn.question, " ".join(turn.spoken)))
+                    self._history.append((turn.question, " ".join(said)))
 
     def _produce(self, turn: _Turn) -> None:
         """The worker: generate, check and queue sentences; fall back to the notes when that fails.
