@@ -102,10 +102,12 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise ConfigError(f"{path}: expected a mapping of {', '.join(TOP_KEYS)}")
     for key in raw:
         if key not in TOP_KEYS:
-            raise ConfigError(f"{path}: {key}: unknown key (expected one of {', '.join(TOP_KEYS)})")
+            raise ConfigError(
+                _one_line(f"{path}: {key}: unknown key (expected one of {', '.join(TOP_KEYS)})")
+            )
 
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: {problem}")
+        return ConfigError(_one_line(f"{path}: {key}: {problem}"))
 
     tls = raw.get("tls_server_config")
     files = [path]
@@ -332,3 +334,8 @@ class WebConfigWatcher:
         if self._on_reload is not None:
             self._on_reload(True)
         return True
+
+
+def _one_line(text: str) -> str:
+    """An error stays one line whatever the file holds: a line break in a key is shown as \\n."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
