@@ -192,8 +192,10 @@ class AnswerPlanner:
         vocabulary = self.index.vocabulary | self._title_terms
         fixed = []
         for term in question.terms:
-            if term not in vocabulary and len(term) >= 5:
-                close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.8)
+            # a question word is no misheard name: "weigh" is not "eight"
+            ordinary = term in GENERIC_TERMS or term in _VAGUE_TERMS or term in SYNONYMS
+            if term not in vocabulary and len(term) >= 6 and not ordinary:
+                close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.85)
                 term = close[0] if close else term
             fixed.append(term)
         return (
@@ -277,7 +279,7 @@ class AnswerPlanner:
             if not states(question.kind, candidate.passage, self._title_terms, units):
                 continue
             section_stems = self._section_stems[candidate.passage.section.id]
-            covered = _coverage(specific, candidate.passage, section_stems, self.index.vocabulary)
+            covered = _coverage(specific, candidate.passage, section_stems)
             bonus = COVERAGE_WEIGHT * covered
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
@@ -417,12 +419,13 @@ def _heading_stems(section: Section) -> set[str]:
     return {stem(w) for w in words(section.heading)}
 
 
-def _coverage(
-    terms: list[str], passage: Passage, section_stems: frozenset[str], vocabulary: frozenset[str]
-) -> float:
+def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str]) -> float:
     """The share of a question's specific words that a sentence (or its heading) holds, or a usual synonym
     of; a word only elsewhere in the sentence's section counts half (the answer is within that topic).
-    A word the notes never use weighs half as much: often a misheard one ("a power 11")."""
+
+    Every word weighs the same: weighing a word the notes never use at half (for misheard words) let
+    "what was the weather at the launch?" be answered with the launch date.
+    """
     if not terms:
         return 1.0
     held = passage.stems | _heading_stems(passage.section)
@@ -430,11 +433,7 @@ def _coverage(
     def has(stems: frozenset[str] | set[str], term: str) -> bool:
         return term in stems or bool(stems & set(SYNONYMS.get(term, ())))
 
-    def weight(term: str) -> float:
-        return 1.0 if term in vocabulary or set(SYNONYMS.get(term, ())) & vocabulary else 0.5
-
-    found = sum(weight(t) * (1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0) for t in terms)
-    return found / sum(weight(t) for t in terms)
+    return sum(1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0 for t in terms) / len(terms)
 
 
 def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:
