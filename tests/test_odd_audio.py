@@ -49,10 +49,10 @@ def odd_files(speech: np.ndarray, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def answered_in_full(recorder, turn) -> None:
+def answered_in_full(recorder, turn, statuses: tuple[str, ...] = ("ok",)) -> None:
     [finished] = [e for e in recorder.finished() if e.turn_id == turn.id]
     started = [e for e in recorder.of(ev.SentenceStarted) if e.turn_id == turn.id]
-    assert finished.status == "ok", finished
+    assert finished.status in statuses, finished
     assert len(started) == len(turn.spoken) and turn.spoken, (started, turn.spoken)
 
 
@@ -66,7 +66,9 @@ def test_each_odd_file_gets_the_typed_questions_whole_reply(make_pipeline, speak
         pipeline.reset_session()
         turn = pipeline.answer_audio(load_audio(path))
         assert turn.finished.wait(60) and pipeline.wait_idle(60), name
-        answered_in_full(recorder, turn)
+        # clipping hard (x4) can cost the name ("the power of eleven"): then an honest "my notes don't
+        # say" in full is right too
+        answered_in_full(recorder, turn, ("ok", "unanswered") if name == "clipped" else ("ok",))
         heard.append((name, turn.question))
         if "apollo 11" in turn.question.lower():  # the same question: the same topic, answered in full
             assert turn.topic == typed.topic and turn.status == typed.status, name
