@@ -34,13 +34,26 @@ class StageTimeout(Exception):
 
 
 def call(stage: str, deadline_s: float, fn: Callable[[], T]) -> T:
-    """``fn()``, or StageTimeout when it has not returned within ``deadline_s`` (0: no deadline).
+    """``fn()``, or StageTimeout when it has not returned within ``deadline_s`` (0: no deadline)."""
+    if deadline_s <= 0:
+        return fn()
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
 
-    One item through ``iterate``: ``fn`` runs on the helper thread, its exception is raised here.
-    """
-    for value in iterate(stage, deadline_s, (fn() for _ in range(1))):
-        return value
-    raise AssertionError("unreachable: the generator yields once")
+    def run() -> None:
+        try:
+            box.put((True, fn()))
+        except BaseException as exc:  # handed to the caller, raised there
+            box.put((False, exc))
+
+    threading.Thread(target=run, name=f"stage-{stage}", daemon=True).start()
+    try:
+        ok, value = box.get(timeout=deadline_s)
+    except queue.Empty:
+        raise StageTimeout(stage, deadline_s) from None
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
 
 
 def iterate(stage: str, deadline_s: float, items: Iterable[T]) -> Iterator[T]:
