@@ -1,6 +1,6 @@
 """Are the answers right, short and honest?  Question sets of every kind, on several exhibit packs.
 
-    .venv/bin/python bench/answers.py                       # retrieval and llm, the three packs
+    .venv/bin/python bench/answers.py                       # retrieval and llm, the four packs
     .venv/bin/python bench/answers.py --backends retrieval --packs apollo11-columbia
 
 Each pack has a question set in bench/questions/<pack>.tsv (kind, question, the pattern a right reply
@@ -37,7 +37,7 @@ from kiosk.engine.stage import Answerer, SpeechSynthesizer  # noqa: E402
 from kiosk.exhibit import Exhibit, load_exhibit  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "questions"
-PACKS = ("apollo11-columbia", "bench/packs/hay-wain", "bench/packs/flying-scotsman")
+PACKS = ("apollo11-columbia", "bench/packs/hay-wain", "bench/packs/flying-scotsman", "bench/packs/bell-rock")
 ANSWERED_KINDS = ("fact", "paraphrase", "vague", "disfluent", "followup")
 DECLINED = ("out_of_scope", "filtered", "not_understood")
 LONG_QUESTION = "Who flew Columbia? " + "blah " * 1000  # 5,000 characters

@@ -21,9 +21,20 @@ _CENTURY = re.compile(
 )
 # what makes a thing famous: "the first crewed mission", "best-loved", "a record" ("first numbered" is not)
 ACCLAIM = re.compile(
-    r"\b(?:the|a|its) first\b|\bbest\b|\bmost\b|\bthe only\b|\brecord\b|\bfamous|\bpopular|\bgreatest|"
-    r"\blargest|\boldest|\bbiggest|\bgold medal",
+    r"\b(?:the|a|its) first\b(?! (?:time|years?|days?|weeks?|months?|few|part|half)\b)|\bbest\b|\bmost\b|"
+    r"\bthe only\b|\brecord\b|\bfamous|\bpopular|\bgreatest|\blargest|\boldest|\bbiggest|\bgold medal|"
+    r"\bin the world\b|\bworld'?s\b",
     re.I,
+)
+# the strongest claims to fame come before "the first ...": "the oldest ... in the world", "a record"
+STRONG_ACCLAIM = re.compile(
+    r"\bin the world\b|\bworld'?s\b|\brecord\b|\bfamous|\bbest[- ](?:loved|known)\b|\bmost (?:popular|famous|"
+    r"visited|loved|important)\b|\bgreatest|\boldest|\blargest|\bbiggest|\bgold medal",
+    re.I,
+)
+# making it: "how old is it?" is answered by when it was built, painted, launched or first used
+MAKING = frozenset(
+    "build mak paint creat complet finish launch found design begin start open light carv cast".split()
 )
 _UNIT = re.compile(
     r"\b(?:met(?:re|er)s?|m|cm|mm|km|kilomet(?:re|er)s?|centimet(?:re|er)s?|millimet(?:re|er)s?|feet|foot|ft|"
@@ -37,9 +48,11 @@ _MONEY = re.compile(
     r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
     re.I,
 )
+# a colour named: "coloured balls" or "painted" alone does not say what colour
 _COLOUR = re.compile(
     r"\b(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|golden|gold|silver|"
-    r"scarlet|crimson|ochre|colou?red|colou?rs?|striped|painted)\b",
+    r"scarlet|crimson|ochre|maroon|turquoise|indigo|emerald|"
+    r"azure|vermilion|ultramarine|beige|khaki|striped)\b",
     re.I,
 )
 _PERSON_NOUNS = re.compile(
@@ -54,6 +67,8 @@ _PLACE = re.compile(
 REASON = re.compile(
     r"\b(?:because|so that|in order to|after|in case|that is why|on purpose|since|to keep|to protect)\b", re.I
 )
+# "was named Eagle", "called the Rocket": a name given, for "what was it called?"
+_NAMED_AS = re.compile(r"\b(?:named|called|name was|name is)\s+(?:the\s+)?[\"“']?[A-Z]")
 WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b", re.I)
 NAMED_AFTER = re.compile(r"\b(?:named|called)\b.*\b(?:after|for|because)\b|\bname comes from\b", re.I)
 
@@ -96,6 +111,8 @@ def states(
         return bool(_MONEY.search(text)) and numeric
     if kind is AnswerKind.COLOUR:
         return bool(_COLOUR.search(text))
+    if kind is AnswerKind.NAME:  # "what were the keepers' names?": a name, not "four keepers"
+        return names_someone(passage, title_terms) or bool(_NAMED_AS.search(passage.text))
     if kind is AnswerKind.PERSON:  # a name, or people as the subject ("Three astronauts flew...")
         return names_someone(passage, title_terms) or bool(_PERSON_NOUNS.search(" ".join(text.split()[:4])))
     if kind is AnswerKind.PLACE:  # "in California", "at the Smithsonian", not "inside Columbia"
@@ -119,3 +136,44 @@ def names_someone(passage: Passage, title_terms: set[str]) -> bool:
             ):
                 return True
     return False
+
+
+# a capitalised run that ends in one of these is a place or a body, not a person: "the Albert Museum"
+_NOT_PEOPLE = frozenset(
+    "museum gallery academy centre center works station company sea ocean river street road hall church abbey "
+    "castle house park island university college institute society salon railway railways rock lighthouse bay "
+    "lake mountain city county war navy army council library school hospital palace bridge complex".split()
+)
+
+
+def names_person(passage: Passage, title_terms: set[str]) -> bool:
+    """The sentence names a person: "by X", or two capitalised words that are not a place or a body."""
+    tokens = words(passage.text)
+    for i in range(1, len(tokens)):
+        first, second = tokens[i - 1], tokens[i]
+        if not second[0].isupper() or second.lower() in title_terms or second[0].isdigit():
+            continue
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if following[:1].isupper() and following.lower() in _NOT_PEOPLE or second.lower() in _NOT_PEOPLE:
+            continue
+        if first.lower() == "by" or (
+            first[0].isupper()
+            and first.lower() not in title_terms
+            and first.lower() not in STOPWORDS
+            and first.lower() not in _NOT_PEOPLE
+            and (i < 2 or tokens[i - 2].lower() not in ("the", "called", "named", "titled"))
+        ):
+            return True
+    return False
+
+
+_MADE = re.compile(
+    r"\b(?:built|made|painted|designed|created|finished|completed|constructed|founded|carved|cast|wrote|written|"
+    r"composed|drew|drawn|sculpted|invented|launched)\b",
+    re.I,
+)
+
+
+def says_made(passage: Passage) -> bool:
+    """The sentence says something was made ("which John Constable finished"), not "French painters"."""
+    return bool(_MADE.search(passage.text))

@@ -94,6 +94,14 @@ def stem(word: str) -> str:
             if suffix == "es" and not w.endswith(("ches", "shes", "sses", "xes", "zes")):
                 continue  # "homes" -> "home" by the "s" rule below
             w = w[: -len(suffix)]
+            # "recovered" -> "recover" -> "recov", as "recover" itself: one stem for both
+            if (
+                suffix in ("ing", "ed", "es", "s")
+                and w.endswith("er")
+                and len(w) >= 6
+                and w[-3] not in "aeiou"
+            ):
+                w = w[:-2]
             break
     if len(w) > 3 and w[-1] == "e":
         w = w[:-1]

@@ -24,12 +24,16 @@ from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine.answer_kinds import (
     ACCLAIM,
+    MAKING,
     NAMED_AFTER,
     REASON,
+    STRONG_ACCLAIM,
     WHY_NAMED,
     earliest_year,
     measure_units,
+    names_person,
     names_someone,
+    says_made,
     states,
 )
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
@@ -65,12 +69,17 @@ TARGET_WORDS = 30
 MAX_WORDS = 45
 # how much a sentence gains for holding the question's own words
 COVERAGE_WEIGHT = 0.3
+# a usual synonym of a question's word counts this much of the word itself ("ocean" finds "Ocean" before "Sea")
+SYNONYM_WEIGHT = 0.75
 # the previous turn's section is preferred by this much for a follow-up
 FOLLOW_UP_BONUS = 0.08
 # a question is about the exhibit when it is this close to the title, a heading or a sentence...
 TOPIC_SIMILARITY = 0.42
 # ...or when half its words are the notes' own and it is at least this close
 TOPIC_SIMILARITY_WITH_WORDS = 0.3
+# ...or, for a quantity (how many, how big, how much), when half its words are the notes' own and it is this close
+QUANTITY_SIMILARITY = 0.25
+_QUANTITIES = frozenset((AnswerKind.COUNT, AnswerKind.MEASURE, AnswerKind.MONEY, AnswerKind.AGE))
 # the best sentence must be at least this close, or share a rare word with the question
 MIN_DENSE = 0.3
 
@@ -108,6 +117,7 @@ class Conversation:
     names: frozenset[str] = frozenset()  # names in the last reply, for "he" and "they"
     offered: Section | None = None  # the topic a "yes" accepts
     said: set[tuple[str, int]] = field(default_factory=set)  # (section id, sentence index) already said
+    asked: Question | None = None  # the last question answered, for "and where from?"
 
 
 class AnswerPlanner:
@@ -147,6 +157,7 @@ class AnswerPlanner:
                 c.section = plan.said[0].section
                 c.names = frozenset(n for p in plan.said for n in p.names)
                 c.said.update((p.section.id, p.index) for p in plan.said)
+                c.asked = plan.question
             c.offered = plan.offered
             if plan.status != "ok" and plan.offered is None:
                 c.offered = None
@@ -154,7 +165,7 @@ class AnswerPlanner:
     def _context(self) -> Conversation:
         with self._lock:
             c = self._conversation
-            return Conversation(c.section, c.names, c.offered, set(c.said))
+            return Conversation(c.section, c.names, c.offered, set(c.said), c.asked)
 
     # --- planning -----------------------------------------------------------------------------------
 
@@ -206,6 +217,12 @@ class AnswerPlanner:
         question = self._heard_as_written(question)
         follow_up = question.anaphoric and context.section is not None
         query = question.text
+        if follow_up and question.elliptical and context.asked is not None:
+            # "When did it launch?" then "And where from?": where it launched from
+            question = dataclasses.replace(
+                question, terms=tuple(dict.fromkeys((*question.terms, *context.asked.terms)))
+            )
+            query = f"{context.asked.text} {query}"
         if follow_up and context.names:
             query = f"{query} ({' '.join(sorted(context.names))})"
         vector = self.index.embed(query)
@@ -234,6 +251,8 @@ class AnswerPlanner:
             or bool(set(question.terms) & self._title_terms)
             or similarity >= TOPIC_SIMILARITY
             or (coverage >= 0.5 and similarity >= TOPIC_SIMILARITY_WITH_WORDS)
+            # "how many steps are there to the top?": a quantity of something the notes speak of
+            or (coverage >= 0.5 and similarity >= QUANTITY_SIMILARITY and question.kind in _QUANTITIES)
         )
         matches = self._matches(scored)
         if not about_exhibit or not scored:
@@ -274,6 +293,7 @@ class AnswerPlanner:
             and not (t in OBJECT_NOUNS and t in self.index.vocabulary)  # "the spacecraft": the exhibit
         ]
         units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
+        made_it = bool(set(question.expanded_terms()) & MAKING)
         ranked: list[tuple[float, Scored, float]] = []
         for candidate in scored:
             if not states(question.kind, candidate.passage, self._title_terms, units):
@@ -284,24 +304,46 @@ class AnswerPlanner:
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
             if WHY_NAMED.search(question.text) and NAMED_AFTER.search(candidate.passage.text):
-                bonus += 0.5  # "why is it called X?": the sentence that says what it was named after
-            if question.kind is AnswerKind.PERSON and names_someone(candidate.passage, self._title_terms):
+                # "why is it called X?": the sentence that says what it was named after (the exhibit's name
+                # before the name of a part)
+                bonus += 0.5 if self._names_exhibit(candidate.passage) else 0.15
+            if question.kind is AnswerKind.PERSON and names_person(candidate.passage, self._title_terms):
                 bonus += 0.15  # "who": a sentence that names someone beats "three astronauts"
+                if made_it and says_made(candidate.passage):
+                    bonus += 0.25  # "who painted it?": a sentence where someone made it
             ranked.append((candidate.score + bonus, candidate, covered))
         if set(question.terms) & ACCLAIM_TERMS:  # "why is it famous?": the first claim to fame in the notes
             order = {id(p): i for i, p in enumerate(self.index.passages)}
             acclaimed = [r for r in ranked if ACCLAIM.search(r[1].passage.text)]
-            if acclaimed:
-                return min(acclaimed, key=lambda r: order[id(r[1].passage)])[1]
+            if acclaimed:  # "the oldest ... in the world" or "a record" before "the first ..."
+                return min(
+                    acclaimed,
+                    key=lambda r: (not STRONG_ACCLAIM.search(r[1].passage.text), order[id(r[1].passage)]),
+                )[1]
         if question.kind is AnswerKind.AGE:  # how old: when it was made, the earliest year said of it
-            ranked.sort(key=lambda r: (r[1].lexical <= 0, earliest_year(r[1].passage.text), -r[0]))
+            ranked.sort(
+                key=lambda r: (
+                    not r[1].passage.stems & MAKING,
+                    earliest_year(r[1].passage.text),
+                    -r[0],
+                )
+            )
         else:
             ranked.sort(key=lambda r: -r[0])
+        # the question's plain words ("when did work begin?"): a sentence holding them all answers it even
+        # when it does not name the exhibit; "when was it built?" (pointing at the exhibit) still needs one that does
+        plain = [t for t in question.terms if t not in _VAGUE_TERMS and t not in ACCLAIM_TERMS]
         for _, candidate, covered in ranked:
             passage = candidate.passage
             if not specific and question.kind is not AnswerKind.ANY:
+                # the kind of answer is the whole question: a weight said of the exhibit, or ("how much did
+                # they weigh?" after the Moon rocks) of the topic just talked about
                 if self._about_exhibit(passage) or passage.section is topic:
-                    return candidate  # ("how much did they weigh?" after the Moon rocks: of that topic)  # the kind of answer is the whole question: a weight said of the exhibit
+                    return candidate
+                if question.kind is AnswerKind.AGE and passage.stems & MAKING:
+                    return candidate  # "how old is it?": "work began in 1807" need not name it
+                if plain and not question.deictic and _holds_all(plain, passage):
+                    return candidate
                 continue
             if candidate.dense < MIN_DENSE and candidate.lexical <= 0:
                 continue
@@ -311,6 +353,10 @@ class AnswerPlanner:
                 continue  # "who was the first person on Mars": the notes know no Mars
             return candidate
         return None
+
+    def _names_exhibit(self, passage: Passage) -> bool:
+        """The sentence writes the exhibit's name as a name: "Columbia", not "the lunar module"."""
+        return any(w[0].isupper() and w.lower() in self._title_terms for w in words(passage.text)[1:])
 
     def _about_exhibit(self, passage: Passage) -> bool:
         """The sentence is about the exhibit itself: it names it, or says "it" early on."""
@@ -430,10 +476,17 @@ def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str])
         return 1.0
     held = passage.stems | _heading_stems(passage.section)
 
-    def has(stems: frozenset[str] | set[str], term: str) -> bool:
-        return term in stems or bool(stems & set(SYNONYMS.get(term, ())))
+    def has(stems: frozenset[str] | set[str], term: str) -> float:
+        if term in stems:
+            return 1.0
+        return SYNONYM_WEIGHT if stems & set(SYNONYMS.get(term, ())) else 0.0
 
-    return sum(1.0 if has(held, t) else 0.5 if has(section_stems, t) else 0.0 for t in terms) / len(terms)
+    return sum(has(held, t) or 0.5 * has(section_stems, t) for t in terms) / len(terms)
+
+
+def _holds_all(terms: list[str], passage: Passage) -> bool:
+    """The sentence itself holds every one of the terms, or a usual synonym of it."""
+    return all(t in passage.stems or bool(passage.stems & set(SYNONYMS.get(t, ()))) for t in terms)
 
 
 def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:

@@ -53,6 +53,7 @@ class AnswerKind(StrEnum):
     MONEY = "money"  # how much did it cost
     COLOUR = "colour"
     PERSON = "person"  # who
+    NAME = "name"  # what were their names, what is it called
     PLACE = "place"  # where
     REASON = "reason"  # why
     ANY = "any"  # what, how: a sentence that is about it
@@ -67,6 +68,7 @@ _KIND_RULES: tuple[tuple[re.Pattern[str], AnswerKind], ...] = (
     (re.compile(r"\bwhat colou?r\b|\bcolou?rs?\b", re.I), AnswerKind.COLOUR),
     (re.compile(r"^(?:who|whose)\b|,\s*who\b|\bwhat (?:was|is) (?:his|her|their) name\b|\b(?:which|what) (?:company|firm|person|man|woman|artist|painter|engineer|architect)\b", re.I), AnswerKind.PERSON),
     (re.compile(r"\bname come from\b|\bcalled that\b", re.I), AnswerKind.REASON),
+    (re.compile(r"^what (?:is|was|are|were|'s)\b.*\bnames?\b|\bnames? of\b", re.I), AnswerKind.NAME),
     (re.compile(r"^where\b|,\s*where\b|\bwhich (?:city|country|town|place|museum)\b", re.I), AnswerKind.PLACE),
     (re.compile(r"\bwhy\b|\bwhat for\b|\bhow come\b|\bfor what reason\b", re.I), AnswerKind.REASON),
 )  # fmt: skip
@@ -121,6 +123,12 @@ _SYNONYM_WORDS: dict[str, str] = {
     "company": "firm build",
     "pay": "buy cost price",
     "final": "finish last complete",
+    "architect": "design engineer build plan",
+    "engineer": "design build",
+    "stay": "live spend",
+    "help": "assist",
+    "inventor": "invent design",
+    "invent": "design create",
 }
 # phrases whose words alone mislead: "take off" is a launch, "in charge" a command
 _PHRASES = (
@@ -130,9 +138,17 @@ _PHRASES = (
     (re.compile(r"\b(?:pick|picked|picks)\b(?:\s+\w+){0,3}\s+up\b", re.I), "recover"),
     (re.compile(r"\b(?:grow|grew|grown|growing) up\b", re.I), "childhood"),
 )
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    stem(key): tuple(dict.fromkeys(stem(w) for w in value.split())) for key, value in _SYNONYM_WORDS.items()
-}
+
+
+def _stemmed_synonyms(table: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """The table by stem; two words with one stem ("design", "designer") share their synonyms."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in table.items():
+        out[stem(key)] = tuple(dict.fromkeys((*out.get(stem(key), ()), *(stem(w) for w in value.split()))))
+    return out
+
+
+SYNONYMS = _stemmed_synonyms(_SYNONYM_WORDS)
 # question words that are stopwords elsewhere but say what is asked ("why is it called X", "where is it now")
 _ASKED = {"called": "name", "named": "name", "name": "name", "now": "now", "today": "now", "made": "make"}
 
@@ -148,6 +164,7 @@ class Question:
     affirmative: bool = False  # "yes", "tell me more": accepts an offer
     negative: bool = False  # "no thanks"
     wants_more: bool = False  # "tell me more about the launch"
+    elliptical: bool = False  # "and where from?", "what about during the war?": the last question's words go on
 
     @property
     def vague(self) -> bool:
@@ -217,6 +234,7 @@ def read_question(raw: str) -> Question:
         affirmative=affirmative,
         negative=negative,
         wants_more=bool(_MORE.search(spoken)),
+        elliptical=bool(_ELLIPSIS.match(spoken) or _ELLIPSIS.match(text)) and len(terms) <= 2,
     )
 
 
