@@ -65,10 +65,26 @@ class Exhibit:
 
     def topics_phrase(self, limit: int = 4) -> str:
         """'the crew, the launch and the landing' for the polite out-of-scope reply."""
-        names = [s.heading[:1].lower() + s.heading[1:] for s in self.sections[1 : limit + 1]]
+        named = [n for n in (topic_name(s.heading) for s in self.sections[1:]) if n]
+        names = [n[:1].lower() + n[1:] for n in named[:limit]] or [self.title]
         if len(names) <= 1:
             return "".join(names)
         return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# a heading that asks yes or no ("Is it complete?") or starts with a participle ("Saved from scrap") does not
+# follow "about" in a sentence
+_NOT_A_TOPIC = re.compile(
+    r"^(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|may|might)\b|^\w+ed\b", re.I
+)
+
+
+def topic_name(heading: str) -> str | None:
+    """A heading as it can follow "more about": "Who found SUE?" -> "who found SUE"; None for "Is it real?"."""
+    name = heading.strip().rstrip("?!.:;").strip()
+    if not name or _NOT_A_TOPIC.match(name):
+        return None
+    return name
 
 
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"'(A-Z0-9])")

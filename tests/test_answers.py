@@ -19,6 +19,7 @@ from kiosk.engine.claims import ClaimChecker
 from kiosk.engine.device import resolve_device
 from kiosk.engine.planner import AnswerPlanner
 from kiosk.engine.question import AnswerKind, read_question
+from kiosk.engine.replies import nothing_more_reply, offer_reply, out_of_scope_reply, unanswered_reply
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.exhibit import Exhibit, load_exhibit
 
@@ -28,6 +29,7 @@ PACKS = {
     "hay-wain": str(ROOT / "bench" / "packs" / "hay-wain"),
     "flying-scotsman": str(ROOT / "bench" / "packs" / "flying-scotsman"),
     "bell-rock": str(ROOT / "bench" / "packs" / "bell-rock"),  # written before the answerer saw it
+    "sue-t-rex": str(ROOT / "bench" / "packs" / "sue-t-rex"),  # so was this one: an FAQ
 }
 
 
@@ -134,6 +136,25 @@ def test_what_a_question_asks_for_is_stated_not_just_near(retriever, base_config
     assert "1807" in " ".join(ask(planner, "When did work begin?").sentences)
     assert "Stevenson" in " ".join(ask(planner, "Who was the architect of the lighthouse?").sentences)
     assert "oldest" in " ".join(ask(planner, "Why is it famous?").sentences)
+
+
+def test_an_faq_pack_with_questions_for_headings(retriever, base_config: Config) -> None:
+    """Headings such as "Who found SUE?" and "Is it complete?" still make sentences of offers and unknowns."""
+    planner = planner_for("sue-t-rex", retriever, base_config)
+    found = ask(planner, "Who found SUE?")
+    assert (
+        "Hendrickson" in found.sentences[0]
+        and found.offer == "Would you like to hear more about who found SUE?"
+    )
+    assert "250" in " ".join(ask(planner, "How many bones were found?").sentences)  # the number of bones
+    # an age said outright, not the day it was found
+    assert re.search(r"million years|years old", " ".join(ask(planner, "How old is it?").sentences))
+    unknown = ask(planner, "How fast could SUE run?")
+    assert unknown.status == "unanswered" and "??" not in " ".join(unknown.spoken)
+    for section in planner.exhibit.sections:
+        for reply in (unanswered_reply(section), offer_reply(section), nothing_more_reply(section)):
+            assert "?," not in reply and "??" not in reply and "about is " not in reply, reply
+    assert "is SUE a girl" not in out_of_scope_reply(planner.exhibit)
 
 
 def test_an_elliptical_follow_up_goes_on_with_the_last_question(retriever, base_config: Config) -> None:

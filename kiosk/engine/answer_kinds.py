@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from kiosk.engine.language import MONTHS, QUANTITY_WORDS, STOPWORDS, words
+from kiosk.engine.language import MONTHS, NUMBER_WORDS, QUANTITY_WORDS, STOPWORDS, stem, words
 from kiosk.engine.passages import Passage
 from kiosk.engine.question import AnswerKind
 
@@ -32,6 +32,8 @@ STRONG_ACCLAIM = re.compile(
     r"visited|loved|important)\b|\bgreatest|\boldest|\blargest|\bbiggest|\bgold medal",
     re.I,
 )
+# an age said outright: "67 million years ago", "about 33 years old"
+AGE_STATED = re.compile(r"\b(?:years?|centuries) (?:old|ago)\b|\bmillion years\b", re.I)
 # making it: "how old is it?" is answered by when it was built, painted, launched or first used
 MAKING = frozenset(
     "build mak paint creat complet finish launch found design begin start open light carv cast".split()
@@ -69,7 +71,7 @@ REASON = re.compile(
 )
 # "was named Eagle", "called the Rocket": a name given, for "what was it called?"
 _NAMED_AS = re.compile(r"\b(?:named|called|name was|name is)\s+(?:the\s+)?[\"“']?[A-Z]")
-WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b", re.I)
+WHY_NAMED = re.compile(r"\bwhy\b.*\b(?:called|named)\b|\bname come from\b|\bnamed (?:after|for)\b", re.I)
 NAMED_AFTER = re.compile(r"\b(?:named|called)\b.*\b(?:after|for|because)\b|\bname comes from\b", re.I)
 
 
@@ -177,3 +179,13 @@ _MADE = re.compile(
 def says_made(passage: Passage) -> bool:
     """The sentence says something was made ("which John Constable finished"), not "French painters"."""
     return bool(_MADE.search(passage.text))
+
+
+def counts(passage: Passage, counted: str) -> bool:
+    """The sentence puts a number to the counted thing: "more than 250 bones", "Four keepers"."""
+    tokens = words(passage.text)
+    for i, token in enumerate(tokens):
+        if token[0].isdigit() or token.lower() in NUMBER_WORDS or token.lower() in QUANTITY_WORDS:
+            if any(stem(t) == counted for t in tokens[i + 1 : i + 4]):
+                return True
+    return False

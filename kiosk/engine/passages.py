@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from kiosk.engine.language import content_list, content_stems, names, numbers, words
+from kiosk.engine.language import content_list, content_stems, names, numbers, stem, words
 from kiosk.exhibit import Exhibit, Section
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index it builds at DEBUG
@@ -66,7 +66,7 @@ class PassageIndex:
                         section,
                         index,
                         sentence,
-                        frozenset(content_stems(tokens)),
+                        frozenset(content_stems(tokens)) | _naming(tokens),
                         frozenset(numbers(tokens)),
                         frozenset(names(tokens)),
                     )
@@ -124,3 +124,14 @@ class PassageIndex:
 
     def in_section(self, section_id: str) -> list[Passage]:
         return [p for p in self.passages if p.section.id == section_id]
+
+
+def _naming(tokens: list[str]) -> frozenset[str]:
+    """ "named" and "called" are too common to index, but a sentence with them gives a name: "name" is asked
+    of it ("what was it named after?")."""
+    return (
+        _NAME_STEMS if any(t.lower() in ("named", "called", "name", "names") for t in tokens) else frozenset()
+    )
+
+
+_NAME_STEMS = frozenset({stem("name"), stem("call")})

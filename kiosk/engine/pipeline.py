@@ -267,7 +267,9 @@ class Pipeline:
         if vad_event.kind is Vad.DECIDED:
             if vad_event.outcome == "error":
                 self.bus.publish(
-                    ev.StageFailed(turn_id=0, stage="vad_endpoint", kind="exception", message=vad_event.message)
+                    ev.StageFailed(
+                        turn_id=0, stage="vad_endpoint", kind="exception", message=vad_event.message
+                    )
                 )
             else:
                 self.bus.publish(
@@ -371,7 +373,9 @@ class Pipeline:
             return
         answer, offer = turn.answer, ""
         if answer is not None and status not in ("cancelled", "error") and self.stages.answerer is not None:
-            self.stages.answerer.commit(answer)  # the next question may build on it ("yes", "what did he do?")
+            self.stages.answerer.commit(
+                answer
+            )  # the next question may build on it ("yes", "what did he do?")
             offer = answer.offer if answer.offer and answer.offer in turn.spoken else ""
         duration = time.monotonic() - turn.speech_end_t
         self.bus.publish(

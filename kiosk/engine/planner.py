@@ -24,11 +24,13 @@ from kiosk.config import Config
 from kiosk.emotion import Emotion
 from kiosk.engine.answer_kinds import (
     ACCLAIM,
+    AGE_STATED,
     MAKING,
     NAMED_AFTER,
     REASON,
     STRONG_ACCLAIM,
     WHY_NAMED,
+    counts,
     earliest_year,
     measure_units,
     names_person,
@@ -69,6 +71,8 @@ TARGET_WORDS = 30
 MAX_WORDS = 45
 # how much a sentence gains for holding the question's own words
 COVERAGE_WEIGHT = 0.3
+# a noun the notes never use still means the exhibit when it is this close to the title and first sentence
+EXHIBIT_NOUN_SIMILARITY = 0.32
 # a usual synonym of a question's word counts this much of the word itself ("ocean" finds "Ocean" before "Sea")
 SYNONYM_WEIGHT = 0.75
 # the previous turn's section is preferred by this much for a follow-up
@@ -138,6 +142,10 @@ class AnswerPlanner:
         share = max(1, len(index.passages)) / 4
         self._topic_terms = self._title_terms | {t for t, n in index.frequency.items() if n >= max(3, share)}
         self._proper = proper_words(exhibit)
+        # what the exhibit is, in a vector: its title and first sentence ("SUE ... the fossil hunter...")
+        first = next((p.text for p in index.passages), "")
+        self._identity = index.embed(f"{exhibit.title}. {first}")
+        self._exhibit_nouns: dict[str, bool] = {}
         self._section_stems: dict[str, frozenset[str]] = {}
         for passage in index.passages:
             known = self._section_stems.get(passage.section.id, frozenset())
@@ -290,7 +298,7 @@ class AnswerPlanner:
             if t not in GENERIC_TERMS
             and t not in _VAGUE_TERMS
             and t not in self._topic_terms
-            and not (t in OBJECT_NOUNS and t in self.index.vocabulary)  # "the spacecraft": the exhibit
+            and not (t in OBJECT_NOUNS and self._names_the_exhibit(t))  # "the spacecraft": the exhibit
         ]
         units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
         made_it = bool(set(question.expanded_terms()) & MAKING)
@@ -301,6 +309,8 @@ class AnswerPlanner:
             section_stems = self._section_stems[candidate.passage.section.id]
             covered = _coverage(specific, candidate.passage, section_stems)
             bonus = COVERAGE_WEIGHT * covered
+            if question.counted and counts(candidate.passage, question.counted):
+                bonus += 0.3  # "how many bones?": "more than 250 bones", not the day they were found
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
                 bonus += 0.3  # "why": a sentence that gives a reason
             if WHY_NAMED.search(question.text) and NAMED_AFTER.search(candidate.passage.text):
@@ -323,6 +333,7 @@ class AnswerPlanner:
         if question.kind is AnswerKind.AGE:  # how old: when it was made, the earliest year said of it
             ranked.sort(
                 key=lambda r: (
+                    not AGE_STATED.search(r[1].passage.text),  # "lived 67 million years ago"
                     not r[1].passage.stems & MAKING,
                     earliest_year(r[1].passage.text),
                     -r[0],
@@ -353,6 +364,17 @@ class AnswerPlanner:
                 continue  # "who was the first person on Mars": the notes know no Mars
             return candidate
         return None
+
+    def _names_the_exhibit(self, noun: str) -> bool:
+        """A noun for the exhibit itself: one the notes use, or one close to what it is ("the dinosaur" at a
+        T. rex); "this painting" at a spacecraft is not."""
+        if noun in self.index.vocabulary:
+            return True
+        if noun not in self._exhibit_nouns:  # one embedding per noun, kept
+            self._exhibit_nouns[noun] = (
+                float(self.index.embed(noun) @ self._identity) >= EXHIBIT_NOUN_SIMILARITY
+            )
+        return self._exhibit_nouns[noun]
 
     def _names_exhibit(self, passage: Passage) -> bool:
         """The sentence writes the exhibit's name as a name: "Columbia", not "the lunar module"."""

@@ -40,6 +40,7 @@ _AFFIRMATIVE = re.compile(
     re.I,
 )
 _NEGATIVE = re.compile(r"^(?:no|nope|nah|no thanks|no thank you|not now|that's all|i'm good)[\s,!.]*$", re.I)
+_COUNTED = re.compile(r"\bhow many\s+(?:of\s+(?:the|its|their)\s+)?([a-z]+)", re.I)
 _MORE = re.compile(r"\b(?:tell me more|more about|go on|what else|anything else about|keep going)\b", re.I)
 
 
@@ -67,7 +68,7 @@ _KIND_RULES: tuple[tuple[re.Pattern[str], AnswerKind], ...] = (
     (re.compile(r"^when\b|,\s*when\b|\bwhat (?:year|date|day|month|century|time)\b|\bwhich (?:year|date|day|century)\b|\bhow long ago\b", re.I), AnswerKind.DATE),
     (re.compile(r"\bwhat colou?r\b|\bcolou?rs?\b", re.I), AnswerKind.COLOUR),
     (re.compile(r"^(?:who|whose)\b|,\s*who\b|\bwhat (?:was|is) (?:his|her|their) name\b|\b(?:which|what) (?:company|firm|person|man|woman|artist|painter|engineer|architect)\b", re.I), AnswerKind.PERSON),
-    (re.compile(r"\bname come from\b|\bcalled that\b", re.I), AnswerKind.REASON),
+    (re.compile(r"\bname come from\b|\bcalled that\b|\bnamed (?:after|for)\b", re.I), AnswerKind.REASON),
     (re.compile(r"^what (?:is|was|are|were|'s)\b.*\bnames?\b|\bnames? of\b", re.I), AnswerKind.NAME),
     (re.compile(r"^where\b|,\s*where\b|\bwhich (?:city|country|town|place|museum)\b", re.I), AnswerKind.PLACE),
     (re.compile(r"\bwhy\b|\bwhat for\b|\bhow come\b|\bfor what reason\b", re.I), AnswerKind.REASON),
@@ -164,7 +165,10 @@ class Question:
     affirmative: bool = False  # "yes", "tell me more": accepts an offer
     negative: bool = False  # "no thanks"
     wants_more: bool = False  # "tell me more about the launch"
-    elliptical: bool = False  # "and where from?", "what about during the war?": the last question's words go on
+    elliptical: bool = (
+        False  # "and where from?", "what about during the war?": the last question's words go on
+    )
+    counted: str = ""  # "how many bones": the stem of what is counted
 
     @property
     def vague(self) -> bool:
@@ -199,7 +203,8 @@ OBJECT_NOUNS = frozenset(
     stem(w)
     for w in "spacecraft capsule module ship craft vessel boat plane aircraft picture canvas artwork "
     "piece locomotive engine train statue sculpture building tower lighthouse machine car "
-    "vehicle object item exhibit mission".split()
+    "vehicle object item exhibit mission dinosaur skeleton fossil animal creature painting portrait drawing "
+    "photograph photo monument".split()
 )
 # "why is it famous?" is answered by what the notes call first, best or a record, not by the overview
 _ACCLAIM = frozenset(stem(w) for w in "famous special important significant notable remarkable".split())
@@ -235,6 +240,7 @@ def read_question(raw: str) -> Question:
         negative=negative,
         wants_more=bool(_MORE.search(spoken)),
         elliptical=bool(_ELLIPSIS.match(spoken) or _ELLIPSIS.match(text)) and len(terms) <= 2,
+        counted=stem(counted.group(1)) if (counted := _COUNTED.search(spoken)) else "",
     )
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from kiosk.emotion import Emotion
 from kiosk.engine.language import names, words
-from kiosk.exhibit import Exhibit, Section
+from kiosk.exhibit import Exhibit, Section, topic_name
 
 NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
 SHORT_OFFER = "Would you like to hear more?"
-_ARTICLES = ("the ", "a ", "an ", "its ", "his ", "her ", "their ", "how ", "why ", "what ", "who ")
 
 
 def lower_first(text: str, proper: frozenset[str] = frozenset()) -> str:
@@ -31,27 +30,22 @@ def proper_words(exhibit: Exhibit) -> frozenset[str]:
     return frozenset(found - lowered)
 
 
-def topic_phrase(sections: list[Section]) -> str:
-    """'the crew, the launch and the landing' (curated headings, as the curator wrote them)."""
-    names = [lower_first(s.heading) for s in sections]
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def out_of_scope_reply(exhibit: Exhibit) -> str:
     return f"I'm sorry, I can only talk about {exhibit.title}: for example {exhibit.topics_phrase()}."
 
 
 def unanswered_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
     """On topic, but the notes do not say: say so, and offer the nearest thing the guide can talk about."""
-    return f"I'm sorry, my notes don't say. I can tell you about {lower_first(section.heading, proper)}, if you like."
+    name = topic_name(section.heading)
+    if name is None:  # "Is it complete?" is no topic to name
+        return "I'm sorry, my notes don't say. Would you like to hear something close to it?"
+    return f"I'm sorry, my notes don't say. I can tell you about {lower_first(name, proper)}, if you like."
 
 
 def offer_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
-    heading = lower_first(section.heading, proper)
-    if heading.lower().startswith(_ARTICLES) and len(heading.split()) <= 6:
-        return f"Would you like to hear more about {heading}?"
+    name = topic_name(section.heading)
+    if name is not None and len(name.split()) <= 6:
+        return f"Would you like to hear more about {lower_first(name, proper)}?"
     return SHORT_OFFER
 
 
@@ -60,7 +54,10 @@ def declined_offer_reply(exhibit: Exhibit) -> str:
 
 
 def nothing_more_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
-    return f"That's all my notes say about {lower_first(section.heading, proper)}. Ask me anything else!"
+    name = topic_name(section.heading)
+    if name is None:
+        return "That's all my notes say about that. Ask me anything else!"
+    return f"That's all my notes say about {lower_first(name, proper)}. Ask me anything else!"
 
 
 def open_offer_reply(exhibit: Exhibit) -> str:
