@@ -157,6 +157,23 @@ def test_an_faq_pack_with_questions_for_headings(retriever, base_config: Config)
     assert "is SUE a girl" not in out_of_scope_reply(planner.exhibit)
 
 
+def test_questions_that_want_a_quotation_the_latest_or_a_kind(retriever, base_config: Config) -> None:
+    planner = planner_for("apollo11-columbia", retriever, base_config)
+    assert "small step" in " ".join(
+        ask(planner, "What did Armstrong say when he stepped onto the Moon?").sentences
+    )
+    planner = planner_for("flying-scotsman", retriever, base_config)
+    assert "National Railway Museum" in " ".join(
+        ask(planner, "Who owns it now?").sentences
+    )  # not 1963's buyer
+    planner = planner_for("hay-wain", retriever, base_config)
+    assert ask(planner, "What kind of dog is it?").status == "unanswered"  # "a small dog" says no kind
+    assert "oil" in " ".join(ask(planner, "What kind of paint did he use?").sentences)
+    planner = planner_for("bell-rock", retriever, base_config)
+    assert "1988" in " ".join(ask(planner, "When was the light automated?").sentences)
+    assert "1987" in " ".join(ask(planner, "What happened the year before?").sentences)
+
+
 def test_an_elliptical_follow_up_goes_on_with_the_last_question(retriever, base_config: Config) -> None:
     planner = planner_for("apollo11-columbia", retriever, base_config)
     assert "1969" in " ".join(ask(planner, "When did Apollo 11 launch?").sentences)

@@ -13,6 +13,9 @@ from kiosk.engine.passages import Passage
 from kiosk.engine.question import AnswerKind
 
 YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+YEAR_TEXT = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b")
+# a quotation: "Armstrong said: "That's one small step...""
+QUOTATION = re.compile(r"\b(?:said|says|wrote|writes|called out)\b\s*[:,]?\s*[\"“]|[\"“][^\"”]{12,}[\"”]")
 _CENTURY = re.compile(
     r"\b(?:century|centuries|decade|ago|ancient|medieval|prehistoric|years? old|monday|tuesday|wednesday|"
     r"thursday|friday|saturday|sunday|weekends?|every (?:day|week|month|year|morning|evening)|mornings?|"
@@ -188,4 +191,26 @@ def counts(passage: Passage, counted: str) -> bool:
         if token[0].isdigit() or token.lower() in NUMBER_WORDS or token.lower() in QUANTITY_WORDS:
             if any(stem(t) == counted for t in tokens[i + 1 : i + 4]):
                 return True
+    return False
+
+
+# words before a noun that do not say what kind it is: "a small dog" does not answer "what kind of dog?"
+_BLAND = frozenset(
+    "a an the this that its his her their one two three small big large little tiny huge young old new "
+    "some many few other same whole".split()
+)
+
+
+def says_kind(passage: Passage, noun: str) -> bool:
+    """The sentence qualifies the noun: "an oil painting", "a steam locomotive", "a dog of the spaniel kind"."""
+    tokens = words(passage.text)
+    for i, token in enumerate(tokens):
+        if stem(token) != noun:
+            continue
+        before = tokens[i - 1].lower() if i else ""
+        after = " ".join(t.lower() for t in tokens[i + 1 : i + 3])
+        if (before and before not in _BLAND and before not in STOPWORDS) or after.startswith(
+            ("of the", "called")
+        ):
+            return True
     return False

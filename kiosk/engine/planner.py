@@ -27,19 +27,22 @@ from kiosk.engine.answer_kinds import (
     AGE_STATED,
     MAKING,
     NAMED_AFTER,
+    QUOTATION,
     REASON,
     STRONG_ACCLAIM,
     WHY_NAMED,
+    YEAR_TEXT,
     counts,
     earliest_year,
     measure_units,
     names_person,
     names_someone,
+    says_kind,
     says_made,
     states,
 )
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
-from kiosk.engine.language import stem, word_count, words
+from kiosk.engine.language import STOPWORDS, stem, word_count, words
 from kiosk.engine.passages import Passage, PassageIndex, Scored
 from kiosk.engine.question import (
     ACCLAIM_TERMS,
@@ -122,6 +125,7 @@ class Conversation:
     offered: Section | None = None  # the topic a "yes" accepts
     said: set[tuple[str, int]] = field(default_factory=set)  # (section id, sentence index) already said
     asked: Question | None = None  # the last question answered, for "and where from?"
+    years: tuple[int, ...] = ()  # the years in the last reply, for "what happened the year before?"
 
 
 class AnswerPlanner:
@@ -166,6 +170,7 @@ class AnswerPlanner:
                 c.names = frozenset(n for p in plan.said for n in p.names)
                 c.said.update((p.section.id, p.index) for p in plan.said)
                 c.asked = plan.question
+                c.years = tuple(int(y) for p in plan.said for y in YEAR_TEXT.findall(p.text))
             c.offered = plan.offered
             if plan.status != "ok" and plan.offered is None:
                 c.offered = None
@@ -173,7 +178,7 @@ class AnswerPlanner:
     def _context(self) -> Conversation:
         with self._lock:
             c = self._conversation
-            return Conversation(c.section, c.names, c.offered, set(c.said), c.asked)
+            return Conversation(c.section, c.names, c.offered, set(c.said), c.asked, c.years)
 
     # --- planning -----------------------------------------------------------------------------------
 
@@ -263,6 +268,11 @@ class AnswerPlanner:
             or (coverage >= 0.5 and similarity >= QUANTITY_SIMILARITY and question.kind in _QUANTITIES)
         )
         matches = self._matches(scored)
+        if question.year_offset and context.years:  # "what happened the year before?": that year's sentence
+            year = str(context.years[0] + question.year_offset)
+            dated = [s for s in scored if year in YEAR_TEXT.findall(s.passage.text)]
+            if dated:
+                return self._reply(dated[0].passage, scored, context, question, matches, dated[0].score)
         if not about_exhibit or not scored:
             plan = self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
             plan.matches, plan.score = matches, similarity
@@ -302,13 +312,30 @@ class AnswerPlanner:
         ]
         units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
         made_it = bool(set(question.expanded_terms()) & MAKING)
+        years = [
+            int(y)
+            for c in scored
+            if states(question.kind, c.passage, self._title_terms)
+            for y in YEAR_TEXT.findall(c.passage.text)
+        ]
+        latest = max(years) if years else 0
         ranked: list[tuple[float, Scored, float]] = []
         for candidate in scored:
             if not states(question.kind, candidate.passage, self._title_terms, units):
                 continue
+            if question.kind_of and not says_kind(candidate.passage, question.kind_of):
+                continue  # "what kind of dog is it?" is not answered by "a small dog watches the cart"
             section_stems = self._section_stems[candidate.passage.section.id]
             covered = _coverage(specific, candidate.passage, section_stems)
             bonus = COVERAGE_WEIGHT * covered
+            if question.wants_words and QUOTATION.search(candidate.passage.text):
+                bonus += 0.25  # "what did Armstrong say?": the sentence that quotes him
+            if question.deictic and self._names_exhibit(candidate.passage):
+                bonus += 0.1  # "where did it land?": where the exhibit did, before a part of it
+            if question.wants_latest and latest and str(latest) in YEAR_TEXT.findall(candidate.passage.text):
+                bonus += (
+                    0.4  # "who owns it now?": the latest owner the notes name, before a named earlier one
+                )
             if question.counted and counts(candidate.passage, question.counted):
                 bonus += 0.3  # "how many bones?": "more than 250 bones", not the day they were found
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
@@ -378,7 +405,10 @@ class AnswerPlanner:
 
     def _names_exhibit(self, passage: Passage) -> bool:
         """The sentence writes the exhibit's name as a name: "Columbia", not "the lunar module"."""
-        return any(w[0].isupper() and w.lower() in self._title_terms for w in words(passage.text)[1:])
+        return any(
+            w[0].isupper() and w.lower() in self._title_terms and w.lower() not in STOPWORDS
+            for w in words(passage.text)
+        )
 
     def _about_exhibit(self, passage: Passage) -> bool:
         """The sentence is about the exhibit itself: it names it, or says "it" early on."""

@@ -41,6 +41,17 @@ _AFFIRMATIVE = re.compile(
 )
 _NEGATIVE = re.compile(r"^(?:no|nope|nah|no thanks|no thank you|not now|that's all|i'm good)[\s,!.]*$", re.I)
 _COUNTED = re.compile(r"\bhow many\s+(?:of\s+(?:the|its|their)\s+)?([a-z]+)", re.I)
+_WORDS_SAID = re.compile(
+    r"\bwhat did\b.*\b(?:say|said|write|wrote)\b|\bwhat (?:were|was|are|is) (?:his|her|their|the) (?:first |last |famous )?"
+    r"(?:words|quote|message|motto)\b",
+    re.I,
+)
+_YEAR_OFFSET = re.compile(
+    r"\b(?:the )?year (before|after|earlier|later)\b|\bthe (previous|next|following) year\b", re.I
+)
+# read before the hedges go ("kind of" is one): "what kind of dog", "which type of paint"
+_KIND_OF = re.compile(r"\b(?:what|which) (?:kind|type|sort|breed|species|make|model|style) of ([a-z]+)", re.I)
+_LATEST = re.compile(r"\b(?:now|today|these days|nowadays|currently|at the moment)\b", re.I)
 _MORE = re.compile(r"\b(?:tell me more|more about|go on|what else|anything else about|keep going)\b", re.I)
 
 
@@ -128,6 +139,7 @@ _SYNONYM_WORDS: dict[str, str] = {
     "engineer": "design build",
     "stay": "live spend",
     "help": "assist",
+    "land": "splash touch",
     "inventor": "invent design",
     "invent": "design create",
 }
@@ -169,6 +181,10 @@ class Question:
         False  # "and where from?", "what about during the war?": the last question's words go on
     )
     counted: str = ""  # "how many bones": the stem of what is counted
+    wants_words: bool = False  # "what did Armstrong say?": a quotation answers it
+    year_offset: int = 0  # "what happened the year before?": -1, "the year after": 1
+    wants_latest: bool = False  # "who owns it now?": the latest of what the notes tell
+    kind_of: str = ""  # "what kind of dog": the stem of the thing whose kind is asked
 
     @property
     def vague(self) -> bool:
@@ -235,13 +251,29 @@ def read_question(raw: str) -> Question:
         kind=kind,
         terms=terms,
         deictic=bool(_DEICTIC.search(spoken)),
-        anaphoric=bool(_ANAPHORA.search(spoken) or _ELLIPSIS.match(spoken) or _ELLIPSIS.match(text)),
+        anaphoric=bool(
+            _ANAPHORA.search(spoken)
+            or _ELLIPSIS.match(spoken)
+            or _ELLIPSIS.match(text)
+            or _YEAR_OFFSET.search(spoken)
+        ),
         affirmative=affirmative,
         negative=negative,
         wants_more=bool(_MORE.search(spoken)),
         elliptical=bool(_ELLIPSIS.match(spoken) or _ELLIPSIS.match(text)) and len(terms) <= 2,
         counted=stem(counted.group(1)) if (counted := _COUNTED.search(spoken)) else "",
+        wants_words=bool(_WORDS_SAID.search(spoken)),
+        year_offset=_year_offset(spoken),
+        wants_latest=bool(_LATEST.search(spoken)),
+        kind_of=stem(kind_of.group(1)) if (kind_of := _KIND_OF.search(text)) else "",
     )
+
+
+def _year_offset(text: str) -> int:
+    found = _YEAR_OFFSET.search(text)
+    if not found:
+        return 0
+    return -1 if found.group(1).lower() in ("before", "previous", "earlier") else 1
 
 
 # words every question has that say nothing about the subject
