@@ -75,13 +75,17 @@ class Exhibit:
 # a heading that asks yes or no ("Is it complete?") or starts with a participle ("Saved from scrap") does not
 # follow "about" in a sentence
 _NOT_A_TOPIC = re.compile(
-    r"^(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|may|might)\b|^\w+ed\b", re.I
+    r"^(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|may|might|at|in|on|from|to|"
+    r"for|with|by|under|after|before|during|since|inside|outside|beyond)\b|^\w+ed\b",
+    re.I,
 )
 
 
 def topic_name(heading: str) -> str | None:
     """A heading as it can follow "more about": "Who found SUE?" -> "who found SUE"; None for "Is it real?"."""
-    name = heading.strip().rstrip("?!.:;").strip()
+    name = (
+        re.sub(r"\s*\([^)]*\)", "", heading).strip().rstrip("?!.:;").strip()
+    )  # "Discovery (1799)" -> "Discovery"
     if not name or _NOT_A_TOPIC.match(name):
         return None
     return name

@@ -17,6 +17,7 @@ from kiosk.config import Config
 from kiosk.engine.answer import make_planner
 from kiosk.engine.claims import ClaimChecker
 from kiosk.engine.device import resolve_device
+from kiosk.engine.language import words
 from kiosk.engine.planner import AnswerPlanner
 from kiosk.engine.question import AnswerKind, read_question
 from kiosk.engine.replies import nothing_more_reply, offer_reply, out_of_scope_reply, unanswered_reply
@@ -30,6 +31,7 @@ PACKS = {
     "flying-scotsman": str(ROOT / "bench" / "packs" / "flying-scotsman"),
     "bell-rock": str(ROOT / "bench" / "packs" / "bell-rock"),  # written before the answerer saw it
     "sue-t-rex": str(ROOT / "bench" / "packs" / "sue-t-rex"),  # so was this one: an FAQ
+    "rosetta-stone": str(ROOT / "bench" / "packs" / "rosetta-stone"),  # and this: terse label copy
 }
 
 
@@ -102,7 +104,8 @@ def test_a_sample_of_each_question_set(pack: str, retriever, base_config: Config
     assert not [r for r in replies if r.false]
     assert all(r.right for r in replies if r.row.kind in ("trap", "offtopic"))
     right = sum(r.right for r in replies)
-    assert right >= 0.7 * len(replies), [(r.row.question, r.status, r.text) for r in replies if not r.right]
+    # the terse label pack is the hardest (74 % on its whole set, 41 % when first measured): a floor below
+    assert right >= (0.6 if pack == "rosetta-stone" else 0.7) * len(replies), [(r.row.question, r.status, r.text) for r in replies if not r.right]
     assert max(len(r.text.split()) for r in replies) <= 45
 
 
@@ -172,6 +175,21 @@ def test_questions_that_want_a_quotation_the_latest_or_a_kind(retriever, base_co
     planner = planner_for("bell-rock", retriever, base_config)
     assert "1988" in " ".join(ask(planner, "When was the light automated?").sentences)
     assert "1987" in " ".join(ask(planner, "What happened the year before?").sentences)
+
+
+def test_label_copy_years_bc_and_names_with_accents(retriever, base_config: Config) -> None:
+    """The terse label pack: fragments are about the object, 196 BC is a year, "Pierre-François" one word."""
+    assert words("Pierre-François Bouchard, Eugène's") == ["Pierre-François", "Bouchard", "Eugène's"]
+    planner = planner_for("rosetta-stone", retriever, base_config)
+    assert "114 cm" in " ".join(ask(planner, "How tall is it?").sentences)  # "Height 114 cm, ..."
+    assert "196 BC" in " ".join(ask(planner, "How old is it?").sentences)  # earlier than 1799
+    assert "196 BC" in " ".join(ask(planner, "When was it carved?").sentences)
+    assert "Bouchard" in " ".join(ask(planner, "Who was the officer in charge?").sentences)
+    assert "Alexandria" in " ".join(ask(planner, "Which treaty gave it to Britain?").sentences)  # British
+    ask(planner, "Where was it found?")
+    assert re.search("French soldiers|Bouchard", " ".join(ask(planner, "By whom?").sentences))
+    for section in planner.exhibit.sections:  # "At the British Museum", "Discovery (1799)"
+        assert "about at " not in unanswered_reply(section) and "(" not in offer_reply(section)
 
 
 def test_an_elliptical_follow_up_goes_on_with_the_last_question(retriever, base_config: Config) -> None:

@@ -12,14 +12,17 @@ from kiosk.engine.language import MONTHS, NUMBER_WORDS, QUANTITY_WORDS, STOPWORD
 from kiosk.engine.passages import Passage
 from kiosk.engine.question import AnswerKind
 
-YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+YEAR = re.compile(
+    r"\b(1[0-9]{3}|20[0-9]{2})s?\b|\b(\d{1,4}) ?(?:BC|BCE|B\.C\.)|\b(?:AD|A\.D\.) ?(\d{1,4})\b|\b(\d{1,4}) ?(?:AD|CE)\b"
+)
 YEAR_TEXT = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b")
 # a quotation: "Armstrong said: "That's one small step...""
 QUOTATION = re.compile(r"\b(?:said|says|wrote|writes|called out)\b\s*[:,]?\s*[\"“]|[\"“][^\"”]{12,}[\"”]")
 _CENTURY = re.compile(
     r"\b(?:century|centuries|decade|ago|ancient|medieval|prehistoric|years? old|monday|tuesday|wednesday|"
     r"thursday|friday|saturday|sunday|weekends?|every (?:day|week|month|year|morning|evening)|mornings?|"
-    r"evenings?|nights?|noon|midnight|o'clock|daily|weekly|spring|summer|autumn|winter|dawn|dusk)\b",
+    r"evenings?|nights?|noon|midnight|o'clock|daily|weekly|spring|summer|autumn|winter|dawn|dusk|period|era|"
+    r"dynasty|reign)\b",
     re.I,
 )
 # what makes a thing famous: "the first crewed mission", "best-loved", "a record" ("first numbered" is not)
@@ -39,7 +42,8 @@ STRONG_ACCLAIM = re.compile(
 AGE_STATED = re.compile(r"\b(?:years?|centuries) (?:old|ago)\b|\bmillion years\b", re.I)
 # making it: "how old is it?" is answered by when it was built, painted, launched or first used
 MAKING = frozenset(
-    "build mak paint creat complet finish launch found design begin start open light carv cast".split()
+    "build mak paint creat complet finish launch found design begin start open light carv cast writ inscrib "
+    "compos draw sculpt invent forg weav".split()
 )
 _UNIT = re.compile(
     r"\b(?:met(?:re|er)s?|m|cm|mm|km|kilomet(?:re|er)s?|centimet(?:re|er)s?|millimet(?:re|er)s?|feet|foot|ft|"
@@ -85,7 +89,7 @@ _UNIT_FAMILIES = (
     (re.compile(r"\bhow far\b|\bdistance\b", re.I), r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?"),
     (re.compile(r"\bhow long\b", re.I),  # a time or a length: "how long did they walk", "how long is it"
      r"days?|hours?|minutes?|weeks?|months?|years?|seconds?|met(?:re|er)s?|feet|foot|km|kilomet(?:re|er)s?|miles?"),
-    (re.compile(r"\b(?:big|large|small|tall|high|wide|long|deep|size|height|length|width)", re.I),
+    (re.compile(r"\b(?:big|large|small|tall|high|wide|long|deep|thick|size|height|length|width)", re.I),
      r"met(?:re|er)s?|cm|mm|centimet(?:re|er)s?|feet|foot|ft|inch(?:es)?|km|kilomet(?:re|er)s?|miles?|size of|storeys?|floors"),
 )  # fmt: skip
 
@@ -125,9 +129,13 @@ def states(
     return True  # why, what, how: the best sentence about it
 
 
+NO_YEAR = 9999
+
+
 def earliest_year(text: str) -> int:
-    years = [int(y) for y in YEAR.findall(text)]
-    return min(years) if years else 9999
+    """The earliest year a sentence names (a year BC counts as negative), or NO_YEAR."""
+    years = [int(m[0] or m[2] or m[3]) if not m[1] else -int(m[1]) for m in YEAR.findall(text)]
+    return min(years) if years else NO_YEAR
 
 
 def names_someone(passage: Passage, title_terms: set[str]) -> bool:

@@ -27,6 +27,7 @@ from kiosk.engine.answer_kinds import (
     AGE_STATED,
     MAKING,
     NAMED_AFTER,
+    NO_YEAR,
     QUOTATION,
     REASON,
     STRONG_ACCLAIM,
@@ -42,7 +43,7 @@ from kiosk.engine.answer_kinds import (
     states,
 )
 from kiosk.engine.content_filter import CALM_REPLY, ContentFilter
-from kiosk.engine.language import STOPWORDS, stem, word_count, words
+from kiosk.engine.language import IRREGULAR, STOPWORDS, stem, word_count, words
 from kiosk.engine.passages import Passage, PassageIndex, Scored
 from kiosk.engine.question import (
     ACCLAIM_TERMS,
@@ -90,6 +91,11 @@ _QUANTITIES = frozenset((AnswerKind.COUNT, AnswerKind.MEASURE, AnswerKind.MONEY,
 # the best sentence must be at least this close, or share a rare word with the question
 MIN_DENSE = 0.3
 
+# a museum label's fields: a sentence opening with one is about the object on the label
+_LABEL_FIELDS = frozenset(
+    "height width depth length weight thickness size dimensions material materials medium date dated made maker "
+    "artist provenance acquired gift accession inscription inscribed diameter".split()
+)
 _OPENS_WITH_REFERENCE = re.compile(r"^(?:he|she|they|his|her|their|this|these|those|there)\b", re.I)
 
 
@@ -300,7 +306,12 @@ class AnswerPlanner:
         self, question: Question, scored: list[Scored], unknown: list[str], topic: Section | None = None
     ) -> Scored | None:
         """The best sentence that states what was asked, or None when the notes do not say."""
-        specific_unknown = [t for t in unknown if t not in GENERIC_TERMS and t not in _VAGUE_TERMS]
+        vocabulary = self.index.vocabulary
+        specific_unknown = [  # "Britain" is known when the notes say "British"
+            t
+            for t in unknown
+            if t not in GENERIC_TERMS and t not in _VAGUE_TERMS and not vocabulary & set(SYNONYMS.get(t, ()))
+        ]
         # what the question is about, beyond its kind: "what colour is it?" names nothing but the kind
         specific = [
             t
@@ -309,9 +320,12 @@ class AnswerPlanner:
             and t not in _VAGUE_TERMS
             and t not in self._topic_terms
             and not (t in OBJECT_NOUNS and self._names_the_exhibit(t))  # "the spacecraft": the exhibit
+            # "when was it carved?": the making is what a date of the exhibit is, whatever the verb
+            and not (t in MAKING and question.deictic and question.kind in (AnswerKind.DATE, AnswerKind.AGE))
         ]
         units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
         made_it = bool(set(question.expanded_terms()) & MAKING)
+        generic = [t for t in question.terms if t in GENERIC_TERMS and t not in self._topic_terms]
         years = [
             int(y)
             for c in scored
@@ -348,6 +362,10 @@ class AnswerPlanner:
                 bonus += 0.15  # "who": a sentence that names someone beats "three astronauts"
                 if made_it and says_made(candidate.passage):
                     bonus += 0.25  # "who painted it?": a sentence where someone made it
+            if (
+                generic
+            ):  # "when did the British get it?": "passed to the British" before "on display at the British"
+                bonus += 0.1 * _coverage(generic, candidate.passage, frozenset())
             ranked.append((candidate.score + bonus, candidate, covered))
         if set(question.terms) & ACCLAIM_TERMS:  # "why is it famous?": the first claim to fame in the notes
             order = {id(p): i for i, p in enumerate(self.index.passages)}
@@ -357,10 +375,16 @@ class AnswerPlanner:
                     acclaimed,
                     key=lambda r: (not STRONG_ACCLAIM.search(r[1].passage.text), order[id(r[1].passage)]),
                 )[1]
-        if question.kind is AnswerKind.AGE:  # how old: when it was made, the earliest year said of it
+        # how old, or when was it made (carved, painted): an age said outright, else the earliest year said
+        # of it, a year of its making first
+        making_date = (
+            question.kind is AnswerKind.DATE and question.deictic and bool(set(question.terms) & MAKING)
+        )
+        if question.kind is AnswerKind.AGE or making_date:
             ranked.sort(
                 key=lambda r: (
                     not AGE_STATED.search(r[1].passage.text),  # "lived 67 million years ago"
+                    earliest_year(r[1].passage.text) == NO_YEAR,
                     not r[1].passage.stems & MAKING,
                     earliest_year(r[1].passage.text),
                     -r[0],
@@ -412,7 +436,14 @@ class AnswerPlanner:
 
     def _about_exhibit(self, passage: Passage) -> bool:
         """The sentence is about the exhibit itself: it names it, or says "it" early on."""
-        opening = {w.lower() for w in words(passage.text)[:8]}
+        tokens = words(passage.text)
+        opening = {w.lower() for w in tokens[:8]}
+        if tokens and tokens[0].lower() in _LABEL_FIELDS:  # label copy: "Height 114 cm, width 72 cm"
+            return True
+        if not any(
+            _is_verb(t) for t in tokens
+        ):  # a label's fragment: "Granodiorite stele; Ptolemaic period, 196 BC."
+            return True
         return bool(opening & {"it", "its", "this", "that"}) or bool(passage.stems & self._title_terms)
 
     def _reply(
@@ -534,6 +565,18 @@ def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str])
         return SYNONYM_WEIGHT if stems & set(SYNONYMS.get(term, ())) else 0.0
 
     return sum(has(held, t) or 0.5 * has(section_stems, t) for t in terms) / len(terms)
+
+
+_VERBS = frozenset(
+    "is are was were be been has have had do does did can could will would may might shall should must "
+    "became becomes become stands stood lies lay lived lives".split()
+)
+
+
+def _is_verb(token: str) -> bool:
+    """A finite verb, roughly: an auxiliary, a past form ("built", "ran") or a word ending in -ed."""
+    lower = token.lower()
+    return lower in _VERBS or lower in IRREGULAR or (lower.endswith("ed") and len(lower) > 4)
 
 
 def _holds_all(terms: list[str], passage: Passage) -> bool:

@@ -32,7 +32,11 @@ _DEICTIC = re.compile(
 )
 # leaning on the previous turn: a person or group mentioned before, or an elliptical question
 _ANAPHORA = re.compile(r"\b(?:he|she|they|him|her|them|his|their|hers|theirs)\b", re.I)
-_ELLIPSIS = re.compile(r"^(?:and|what about|how about|then|after that|and then|what else)\b", re.I)
+_ELLIPSIS = re.compile(
+    r"^(?:and|what about|how about|then|after that|and then|what else)\b|"
+    r"^(?:when|where|why|how|who|by whom|since when|how come|where from|who by)\W*$",  # "When?" after an answer
+    re.I,
+)
 _AFFIRMATIVE = re.compile(
     r"^(?:yes|yeah|yep|yup|sure|ok|okay|please|go on|go ahead|tell me more|more|continue|of course|"
     r"why not|i'd like that|i would like that|alright|all right)(?:[\s,!.]+(?:please|thanks|thank you|"
@@ -74,11 +78,11 @@ class AnswerKind(StrEnum):
 _KIND_RULES: tuple[tuple[re.Pattern[str], AnswerKind], ...] = (
     (re.compile(r"\bhow much\b.*\b(?:cost|pay|paid|price|worth|spend|spent|sell|sold|buy|bought)\b|\b(?:cost|price|worth)\b", re.I), AnswerKind.MONEY),
     (re.compile(r"\bhow old\b|\bage\b", re.I), AnswerKind.AGE),
-    (re.compile(r"\bhow (?:big|large|small|tall|high|long|wide|heavy|fast|far|deep|hot|cold)\b|\bwhat size\b|\bhow much (?:do|does|did) (?:it|they|the \w+) weigh\b|\bweigh\b|\bspeed\b", re.I), AnswerKind.MEASURE),
+    (re.compile(r"\bhow (?:big|large|small|tall|high|long|wide|thick|heavy|fast|far|deep|hot|cold)\b|\bwhat size\b|\bhow much (?:do|does|did) (?:it|they|the \w+) weigh\b|\bweigh\b|\bspeed\b", re.I), AnswerKind.MEASURE),
     (re.compile(r"\bhow many\b|\bnumber of\b|\bhow much\b", re.I), AnswerKind.COUNT),
     (re.compile(r"^when\b|,\s*when\b|\bwhat (?:year|date|day|month|century|time)\b|\bwhich (?:year|date|day|century)\b|\bhow long ago\b", re.I), AnswerKind.DATE),
     (re.compile(r"\bwhat colou?r\b|\bcolou?rs?\b", re.I), AnswerKind.COLOUR),
-    (re.compile(r"^(?:who|whose)\b|,\s*who\b|\bwhat (?:was|is) (?:his|her|their) name\b|\b(?:which|what) (?:company|firm|person|man|woman|artist|painter|engineer|architect)\b", re.I), AnswerKind.PERSON),
+    (re.compile(r"^(?:who|whose)\b|\bby whom\b|,\s*who\b|\bwhat (?:was|is) (?:his|her|their) name\b|\b(?:which|what) (?:company|firm|person|man|woman|artist|painter|engineer|architect)\b", re.I), AnswerKind.PERSON),
     (re.compile(r"\bname come from\b|\bcalled that\b|\bnamed (?:after|for)\b", re.I), AnswerKind.REASON),
     (re.compile(r"^what (?:is|was|are|were|'s)\b.*\bnames?\b|\bnames? of\b", re.I), AnswerKind.NAME),
     (re.compile(r"^where\b|,\s*where\b|\bwhich (?:city|country|town|place|museum)\b", re.I), AnswerKind.PLACE),
@@ -140,6 +144,32 @@ _SYNONYM_WORDS: dict[str, str] = {
     "stay": "live spend",
     "help": "assist",
     "land": "splash touch",
+    "thick": "thickness",
+    "deep": "depth",
+    "wide": "width",
+    "get": "receive acquire pass take obtain gain",
+    "arrive": "reach come",
+    "reach": "arrive",
+    "decipher": "read crack decode code understand",
+    "decode": "read crack decipher code",
+    "translate": "read decipher",
+    "show": "display exhibit view hang",
+    "display": "show exhibit",
+    "britain": "british english",
+    "british": "britain",
+    "france": "french",
+    "french": "france",
+    "england": "english",
+    "america": "american",
+    "american": "america",
+    "egypt": "egyptian",
+    "egyptian": "egypt",
+    "scotland": "scottish",
+    "germany": "german",
+    "italy": "italian",
+    "spain": "spanish",
+    "greece": "greek",
+    "rome": "roman",
     "inventor": "invent design",
     "invent": "design create",
 }
@@ -150,6 +180,7 @@ _PHRASES = (
     (re.compile(r"\bin charge\b", re.I), "command"),
     (re.compile(r"\b(?:pick|picked|picks)\b(?:\s+\w+){0,3}\s+up\b", re.I), "recover"),
     (re.compile(r"\b(?:grow|grew|grown|growing) up\b", re.I), "childhood"),
+    (re.compile(r"\b(?:does|did) (?:it|this|the \w+) say\b", re.I), "inscription text write"),
 )
 
 
@@ -311,5 +342,5 @@ GENERIC_TERMS = frozenset(
     for w in "company firm person people day date place city country town number kind type say tell speak old cost price big large small tall high long wide heavy weigh fast far colour color size age "
     "year years date time day made make build built happen happened first last mean means name named "
     "famous special important start started end ended begin began use used work worked look looks "
-    "go went come came get got take took today now still ever".split()
+    "go went come came get got take took today now still ever thick deep width height length weight".split()
 )
