@@ -139,6 +139,7 @@ def test_what_a_question_asks_for_is_stated_not_just_near(retriever, base_config
     assert "1807" in " ".join(ask(planner, "When did work begin?").sentences)
     assert "Stevenson" in " ".join(ask(planner, "Who was the architect of the lighthouse?").sentences)
     assert "oldest" in " ".join(ask(planner, "Why is it famous?").sentences)
+    assert "granite" in " ".join(ask(planner, "What is the tower made of?").sentences)  # not "a wooden barrack"
 
 
 def test_an_faq_pack_with_questions_for_headings(retriever, base_config: Config) -> None:
@@ -186,6 +187,8 @@ def test_label_copy_years_bc_and_names_with_accents(retriever, base_config: Conf
     assert "196 BC" in " ".join(ask(planner, "When was it carved?").sentences)
     assert "Bouchard" in " ".join(ask(planner, "Who was the officer in charge?").sentences)
     assert "Alexandria" in " ".join(ask(planner, "Which treaty gave it to Britain?").sentences)  # British
+    assert "Granodiorite" in " ".join(ask(planner, "What is the stone made of?").sentences)  # not "the Stone"
+    assert "Granodiorite" in " ".join(ask(planner, "What kind of rock is it?").sentences)
     ask(planner, "Where was it found?")
     assert re.search("French soldiers|Bouchard", " ".join(ask(planner, "By whom?").sentences))
     for section in planner.exhibit.sections:  # "At the British Museum", "Discovery (1799)"

@@ -57,6 +57,18 @@ _MONEY = re.compile(
     r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
     re.I,
 )
+_MATERIAL = re.compile(
+    r"\b(?:stone|wood|wooden|oak|pine|bronze|brass|copper|iron|steel|tin|lead|gold|silver|aluminium|aluminum|"
+    r"titanium|marble|granite|limestone|sandstone|basalt|slate|flint|clay|terracotta|porcelain|ceramic|glass|"
+    r"ivory|bone|shell|leather|silk|wool|cotton|linen|canvas|oil|tempera|watercolou?r|ink|paper|parchment|"
+    r"vellum|papyrus|plaster|concrete|brick|plastic|rubber|resin|wax|jade|amber|enamel|fibreglass|carbon)\b",
+    re.I,
+)
+MADE_OF = re.compile(r"\b(?:made|built|carved|cast|cut|woven|formed) (?:of|from|out of|in)\b", re.I)
+# rock names: "granodiorite", "diorite", "quartzite" (not "white", "write", "quite")
+_ROCK = re.compile(
+    r"\b(?!(?:white|write|quite|site|kite|elite|invite|despite|bite|unite|polite)\b)[a-z]{2,}ite\b", re.I
+)
 # a colour named: "coloured balls" or "painted" alone does not say what colour
 _COLOUR = re.compile(
     r"\b(?:red|orange|yellow|green|blue|purple|violet|pink|brown|black|white|grey|gray|golden|gold|silver|"
@@ -120,6 +132,11 @@ def states(
         return bool(_MONEY.search(text)) and numeric
     if kind is AnswerKind.COLOUR:
         return bool(_COLOUR.search(text))
+    if kind is AnswerKind.MATERIAL:  # "Granodiorite stele", "oil on canvas", "made of bronze"
+        named = [m.group(0).lower() for m in (*_MATERIAL.finditer(text), *_ROCK.finditer(text))]
+        return bool(MADE_OF.search(text)) or any(
+            m not in title_terms for m in named
+        )  # not "the Rosetta Stone"
     if kind is AnswerKind.NAME:  # "what were the keepers' names?": a name, not "four keepers"
         return names_someone(passage, title_terms) or bool(_NAMED_AS.search(passage.text))
     if kind is AnswerKind.PERSON:  # a name, or people as the subject ("Three astronauts flew...")

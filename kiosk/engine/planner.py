@@ -25,6 +25,7 @@ from kiosk.emotion import Emotion
 from kiosk.engine.answer_kinds import (
     ACCLAIM,
     AGE_STATED,
+    MADE_OF,
     MAKING,
     NAMED_AFTER,
     NO_YEAR,
@@ -48,6 +49,7 @@ from kiosk.engine.passages import Passage, PassageIndex, Scored
 from kiosk.engine.question import (
     ACCLAIM_TERMS,
     GENERIC_TERMS,
+    MATTER,
     OBJECT_NOUNS,
     SYNONYMS,
     AnswerKind,
@@ -322,6 +324,9 @@ class AnswerPlanner:
             and not (t in OBJECT_NOUNS and self._names_the_exhibit(t))  # "the spacecraft": the exhibit
             # "when was it carved?": the making is what a date of the exhibit is, whatever the verb
             and not (t in MAKING and question.deictic and question.kind in (AnswerKind.DATE, AnswerKind.AGE))
+            and not (
+                question.kind is AnswerKind.MATERIAL and t in MATTER
+            )  # "what rock is it?": the kind asked
         ]
         units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
         made_it = bool(set(question.expanded_terms()) & MAKING)
@@ -350,6 +355,11 @@ class AnswerPlanner:
                 bonus += (
                     0.4  # "who owns it now?": the latest owner the notes name, before a named earlier one
                 )
+            if question.kind is AnswerKind.MATERIAL and (
+                MADE_OF.search(candidate.passage.text)
+                or not any(_is_verb(t) for t in words(candidate.passage.text))
+            ):
+                bonus += 0.3  # "made of granite", or a label's "Granodiorite stele": not "a wooden barrack"
             if question.counted and counts(candidate.passage, question.counted):
                 bonus += 0.3  # "how many bones?": "more than 250 bones", not the day they were found
             if question.kind is AnswerKind.REASON and REASON.search(candidate.passage.text):
@@ -394,7 +404,11 @@ class AnswerPlanner:
             ranked.sort(key=lambda r: -r[0])
         # the question's plain words ("when did work begin?"): a sentence holding them all answers it even
         # when it does not name the exhibit; "when was it built?" (pointing at the exhibit) still needs one that does
-        plain = [t for t in question.terms if t not in _VAGUE_TERMS and t not in ACCLAIM_TERMS]
+        plain = [
+            t
+            for t in question.terms
+            if t not in _VAGUE_TERMS and t not in ACCLAIM_TERMS and t not in _UNINDEXED
+        ]
         for _, candidate, covered in ranked:
             passage = candidate.passage
             if not specific and question.kind is not AnswerKind.ANY:
@@ -567,6 +581,8 @@ def _coverage(terms: list[str], passage: Passage, section_stems: frozenset[str])
     return sum(has(held, t) or 0.5 * has(section_stems, t) for t in terms) / len(terms)
 
 
+# stems of words the notes' index leaves out ("made", "called"): no sentence can be asked to hold them
+_UNINDEXED = frozenset(stem(w) for w in STOPWORDS)
 _VERBS = frozenset(
     "is are was were be been has have had do does did can could will would may might shall should must "
     "became becomes become stands stood lies lay lived lives".split()

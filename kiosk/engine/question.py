@@ -70,14 +70,19 @@ class AnswerKind(StrEnum):
     COLOUR = "colour"
     PERSON = "person"  # who
     NAME = "name"  # what were their names, what is it called
+    MATERIAL = "material"  # what is it made of
     PLACE = "place"  # where
     REASON = "reason"  # why
     ANY = "any"  # what, how: a sentence that is about it
 
 
+_MATTER = r"(?:material|materials|stone|rock|metal|wood|timber)"
+# "what rock is it?": the word says what kind of answer is wanted, not what it is about
+MATTER = frozenset(stem(w) for w in "material stone rock metal wood timber".split())
 _KIND_RULES: tuple[tuple[re.Pattern[str], AnswerKind], ...] = (
     (re.compile(r"\bhow much\b.*\b(?:cost|pay|paid|price|worth|spend|spent|sell|sold|buy|bought)\b|\b(?:cost|price|worth)\b", re.I), AnswerKind.MONEY),
     (re.compile(r"\bhow old\b|\bage\b", re.I), AnswerKind.AGE),
+    (re.compile(rf"\bmade (?:of|from|out of)\b|\bwhat (?:(?:kind|type|sort) of )?{_MATTER}\b", re.I), AnswerKind.MATERIAL),
     (re.compile(r"\bhow (?:big|large|small|tall|high|long|wide|thick|heavy|fast|far|deep|hot|cold)\b|\bwhat size\b|\bhow much (?:do|does|did) (?:it|they|the \w+) weigh\b|\bweigh\b|\bspeed\b", re.I), AnswerKind.MEASURE),
     (re.compile(r"\bhow many\b|\bnumber of\b|\bhow much\b", re.I), AnswerKind.COUNT),
     (re.compile(r"^when\b|,\s*when\b|\bwhat (?:year|date|day|month|century|time)\b|\bwhich (?:year|date|day|century)\b|\bhow long ago\b", re.I), AnswerKind.DATE),
@@ -296,7 +301,9 @@ def read_question(raw: str) -> Question:
         wants_words=bool(_WORDS_SAID.search(spoken)),
         year_offset=_year_offset(spoken),
         wants_latest=bool(_LATEST.search(spoken)),
-        kind_of=stem(kind_of.group(1)) if (kind_of := _KIND_OF.search(text)) else "",
+        kind_of=stem(kind_of.group(1))
+        if (kind_of := _KIND_OF.search(text)) and kind is not AnswerKind.MATERIAL
+        else "",
     )
 
 
