@@ -32,6 +32,7 @@ PACKS = {
     "bell-rock": str(ROOT / "bench" / "packs" / "bell-rock"),  # written before the answerer saw it
     "sue-t-rex": str(ROOT / "bench" / "packs" / "sue-t-rex"),  # so was this one: an FAQ
     "rosetta-stone": str(ROOT / "bench" / "packs" / "rosetta-stone"),  # and this: terse label copy
+    "eileen-collins": "eileen-collins",  # a person: the one in the default portrait
 }
 
 
@@ -193,6 +194,19 @@ def test_label_copy_years_bc_and_names_with_accents(retriever, base_config: Conf
     assert re.search("French soldiers|Bouchard", " ".join(ask(planner, "By whom?").sentences))
     for section in planner.exhibit.sections:  # "At the British Museum", "Discovery (1799)"
         assert "about at " not in unanswered_reply(section) and "(" not in offer_reply(section)
+
+
+def test_a_person_exhibit_she_is_the_exhibit(retriever, base_config: Config) -> None:
+    """At a person's exhibit "she" means her, not the last answer; "how old" is when she was born."""
+    planner = planner_for("eileen-collins", retriever, base_config)
+    assert planner.plan("Is she married?").status == "unanswered"  # on topic, not out of scope
+    assert "1956" in " ".join(ask(planner, "How old is she?").sentences)
+    assert "Elmira" in " ".join(ask(planner, "Where is she from?").sentences)
+    assert "Mir" in " ".join(ask(planner, "Which space station did STS-63 go to?").sentences)  # "STS-63" whole
+    assert "first woman" in " ".join(ask(planner, "Why is she famous?").sentences)
+    ask(planner, "When did she command STS-114?")
+    assert "2003" in " ".join(ask(planner, "What happened two years before?").sentences)
+    assert "Eileen Collins" in " ".join(ask(planner, "Who is this?").sentences)
 
 
 def test_an_elliptical_follow_up_goes_on_with_the_last_question(retriever, base_config: Config) -> None:

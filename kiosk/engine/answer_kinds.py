@@ -34,12 +34,13 @@ ACCLAIM = re.compile(
 )
 # the strongest claims to fame come before "the first ...": "the oldest ... in the world", "a record"
 STRONG_ACCLAIM = re.compile(
+    r"\bthe first (?:woman|man|person|people|human|american|british|european|black|female)\b|"
     r"\bin the world\b|\bworld'?s\b|\brecord\b|\bfamous|\bbest[- ](?:loved|known)\b|\bmost (?:popular|famous|"
     r"visited|loved|important)\b|\bgreatest|\boldest|\blargest|\bbiggest|\bgold medal",
     re.I,
 )
 # an age said outright: "67 million years ago", "about 33 years old"
-AGE_STATED = re.compile(r"\b(?:years?|centuries) (?:old|ago)\b|\bmillion years\b", re.I)
+AGE_STATED = re.compile(r"\b(?:years?|centuries) (?:old|ago)\b|\bmillion years\b|\bwas born\b", re.I)
 # making it: "how old is it?" is answered by when it was built, painted, launched or first used
 MAKING = frozenset(
     "build mak paint creat complet finish launch found design begin start open light carv cast writ inscrib "

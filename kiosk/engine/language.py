@@ -39,7 +39,7 @@ MONTHS = frozenset(
     "january february march april may june july august september october november december".split()
 )
 # letters of any alphabet: "Pierre-François", "Eugène" are one word each
-TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*['’]?")
+TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_][^\W\d_'’-]*(?:['’-][^\W_]+)*['’]?")  # "STS-63", "X-ray" whole
 # C0/C1 control characters and terminal escape sequences: never printed, logged or answered
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -94,6 +94,28 @@ _QUANTITIES = frozenset((AnswerKind.COUNT, AnswerKind.MEASURE, AnswerKind.MONEY,
 MIN_DENSE = 0.3
 
 # a museum label's fields: a sentence opening with one is about the object on the label
+_ANAPHORA_OTHER = re.compile(r"\b(?:he|she|they|him|her|them|his|their|hers|theirs)\b", re.I)
+_PERSON_PRONOUNS = {
+    "she": re.compile(r"\b(?:she|her|hers|herself)\b", re.I),
+    "he": re.compile(r"\b(?:he|him|his|himself)\b", re.I),
+}
+
+
+def person_pronouns(exhibit: Exhibit) -> re.Pattern[str] | None:
+    """The pronouns that mean the exhibit when it is a person ("Eileen Collins": she, her), else None.
+
+    A person's exhibit has a name for a title (capitalised words, no article) and notes that say "she" or
+    "he" more than "it"."""
+    title = words(exhibit.title)
+    if not title or title[0].lower() in ("the", "a", "an") or not all(w[0].isupper() for w in title):
+        return None
+    text = " ".join(s.text for s in exhibit.sections)
+    its = len(re.findall(r"\b(?:it|its)\b", text, re.I))
+    counts = {key: len(pattern.findall(text)) for key, pattern in _PERSON_PRONOUNS.items()}
+    key = max(counts, key=lambda k: counts[k])
+    return _PERSON_PRONOUNS[key] if counts[key] >= 3 and counts[key] > its else None
+
+
 _LABEL_FIELDS = frozenset(
     "height width depth length weight thickness size dimensions material materials medium date dated made maker "
     "artist provenance acquired gift accession inscription inscribed diameter".split()
@@ -149,15 +171,16 @@ class AnswerPlanner:
         self._title_terms = {stem(w) for w in words(exhibit.title)} | {
             w.lower() for w in words(exhibit.title)
         }
-        # words in a quarter of the notes' sentences or more say what the whole exhibit is about ("paint" in
+        # words in a third of the notes' sentences or more say what the whole exhibit is about ("paint" in
         # a painting's notes): like the title's words they point at the exhibit, not at one answer
-        share = max(1, len(index.passages)) / 4
+        share = max(1, len(index.passages)) / 3
         self._topic_terms = self._title_terms | {t for t, n in index.frequency.items() if n >= max(3, share)}
         self._proper = proper_words(exhibit)
         # what the exhibit is, in a vector: its title and first sentence ("SUE ... the fossil hunter...")
         first = next((p.text for p in index.passages), "")
         self._identity = index.embed(f"{exhibit.title}. {first}")
         self._exhibit_nouns: dict[str, bool] = {}
+        self._pronouns = person_pronouns(exhibit)
         self._section_stems: dict[str, frozenset[str]] = {}
         for passage in index.passages:
             known = self._section_stems.get(passage.section.id, frozenset())
@@ -236,6 +259,14 @@ class AnswerPlanner:
 
     def _answer(self, question: Question, context: Conversation) -> AnswerPlan:
         question = self._heard_as_written(question)
+        if self._pronouns and question.anaphoric and self._pronouns.search(question.text):
+            # a person's exhibit: "when was she born?" asks about her, not about the last answer
+            still_leans = _ANAPHORA_OTHER.search(self._pronouns.sub(" ", question.text))
+            question = dataclasses.replace(
+                question,
+                deictic=True,
+                anaphoric=bool(still_leans or question.elliptical or question.year_offset),
+            )
         follow_up = question.anaphoric and context.section is not None
         query = question.text
         if follow_up and question.elliptical and context.asked is not None:
@@ -321,7 +352,8 @@ class AnswerPlanner:
             if t not in GENERIC_TERMS
             and t not in _VAGUE_TERMS
             and t not in self._topic_terms
-            and not (t in OBJECT_NOUNS and self._names_the_exhibit(t))  # "the spacecraft": the exhibit
+            # "the spacecraft": the exhibit (a person's exhibit is no spacecraft: "her first mission" is specific)
+            and not (t in OBJECT_NOUNS and not self._pronouns and self._names_the_exhibit(t))
             # "when was it carved?": the making is what a date of the exhibit is, whatever the verb
             and not (t in MAKING and question.deictic and question.kind in (AnswerKind.DATE, AnswerKind.AGE))
             and not (
@@ -349,7 +381,7 @@ class AnswerPlanner:
             bonus = COVERAGE_WEIGHT * covered
             if question.wants_words and QUOTATION.search(candidate.passage.text):
                 bonus += 0.25  # "what did Armstrong say?": the sentence that quotes him
-            if question.deictic and self._names_exhibit(candidate.passage):
+            if question.deictic and not self._pronouns and self._names_exhibit(candidate.passage):
                 bonus += 0.1  # "where did it land?": where the exhibit did, before a part of it
             if question.wants_latest and latest and str(latest) in YEAR_TEXT.findall(candidate.passage.text):
                 bonus += (

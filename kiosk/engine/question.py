@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kiosk.engine.language import clean_text, content_list, stem, words
+from kiosk.engine.language import NUMBER_WORDS, clean_text, content_list, stem, words
 
 # longer questions are cut (a visitor does not speak 5,000 characters; a typed paste is not a question)
 MAX_QUESTION_CHARS = 300
@@ -34,7 +34,8 @@ _DEICTIC = re.compile(
 _ANAPHORA = re.compile(r"\b(?:he|she|they|him|her|them|his|their|hers|theirs)\b", re.I)
 _ELLIPSIS = re.compile(
     r"^(?:and|what about|how about|then|after that|and then|what else)\b|"
-    r"^(?:when|where|why|how|who|by whom|since when|how come|where from|who by)\W*$",  # "When?" after an answer
+    r"^(?:when|where|why|how|who|by whom|since when|how come|where from|who by)\W*$|"  # "When?" after an answer
+    r"^(?:when|where|why|how|who) (?:was|is|did) that\W*$",  # "When was that?"
     re.I,
 )
 _AFFIRMATIVE = re.compile(
@@ -51,7 +52,7 @@ _WORDS_SAID = re.compile(
     re.I,
 )
 _YEAR_OFFSET = re.compile(
-    r"\b(?:the )?year (before|after|earlier|later)\b|\bthe (previous|next|following) year\b", re.I
+    r"\b(?:the |a |(\w+) )?years? (before|after|earlier|later)\b|\bthe (previous|next|following) year\b", re.I
 )
 # read before the hedges go ("kind of" is one): "what kind of dog", "which type of paint"
 _KIND_OF = re.compile(r"\b(?:what|which) (?:kind|type|sort|breed|species|make|model|style) of ([a-z]+)", re.I)
@@ -140,7 +141,7 @@ _SYNONYM_WORDS: dict[str, str] = {
     "isolate": "quarantine",
     "own": "belong buy",
     "belong": "own",
-    "from": "build make origin",
+    "from": "build make origin born home",
     "company": "firm build",
     "pay": "buy cost price",
     "final": "finish last complete",
@@ -308,10 +309,17 @@ def read_question(raw: str) -> Question:
 
 
 def _year_offset(text: str) -> int:
+    """ "the year before": -1, "two years later": 2, "the next year": 1."""
     found = _YEAR_OFFSET.search(text)
     if not found:
         return 0
-    return -1 if found.group(1).lower() in ("before", "previous", "earlier") else 1
+    count, direction = found.group(1), (found.group(2) or found.group(3)).lower()
+    size = 1
+    if count:
+        size = int(count) if count.isdigit() else NUMBER_WORDS.get(count.lower(), 0)
+        if not size:
+            return 0  # "many years later" names no year
+    return -size if direction in ("before", "previous", "earlier") else size
 
 
 # words every question has that say nothing about the subject
@@ -349,5 +357,6 @@ GENERIC_TERMS = frozenset(
     for w in "company firm person people day date place city country town number kind type say tell speak old cost price big large small tall high long wide heavy weigh fast far colour color size age "
     "year years date time day made make build built happen happened first last mean means name named "
     "famous special important start started end ended begin began use used work worked look looks "
-    "go went come came get got take took today now still ever thick deep width height length weight".split()
+    "go went come came get got take took today now still ever thick deep width height length weight become "
+    "became".split()
 )
