@@ -6,6 +6,7 @@ The emotion of an answer changes prosody only (pace, variability, loudness); the
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -95,11 +96,7 @@ class PiperSynthesizer(CachedSynthesizer):
         # onnxruntime falls back to the CPU when it has no CUDA provider: measure where it ended up
         probes = {self._device.torch: MemoryProbe(self._device), "cpu": MemoryProbe(Device("cpu"))}
         try:
-            from piper import PiperVoice
-
-            voice = PiperVoice.load(
-                model, config_path=config, use_cuda=self._device.is_cuda, include_alignments=True
-            )
+            voice = load_voice(model, config, self._device.is_cuda)
             self._place_on_device(voice)
             self._voice = voice
             self.sample_rate = int(voice.config.sample_rate)
@@ -161,6 +158,47 @@ class PiperSynthesizer(CachedSynthesizer):
         self._voice = None
 
 
+def session_options():
+    """onnxruntime's options for a Piper voice: no CPU memory arena and no memory pattern.
+
+    With them onnxruntime keeps the peak working set of the longest sentence spoken so far (the arena grows
+    in powers of two and never shrinks; the pattern reserves one block per input length): about 250 MB
+    after the notes were spoken into the cache (issue 14).  Without them a sentence's tensors come from
+    the C heap and go back to it, and ``trim_heap()`` hands them to the system.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return options
+
+
+def load_voice(model: Path, config: Path, use_cuda: bool):
+    """``PiperVoice.load(..., include_alignments=True)`` with :func:`session_options` (Piper's own load
+    takes none): the same providers, and the model patched in memory to give phoneme alignments."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    source: str | bytes = str(model)
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        proto = onnx.load(str(model))
+        add_alignment_output(proto)
+        source = proto.SerializeToString()
+        del proto
+    except (ImportError, ValueError):  # no onnx package, or the voice file already has the output
+        pass
+    cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})
+    providers = [cuda] if use_cuda else ["CPUExecutionProvider"]
+    session = onnxruntime.InferenceSession(source, sess_options=session_options(), providers=providers)
+    settings = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+    return PiperVoice(config=settings, session=session)
+
+
 class _TerminableSession:
     """Piper's ONNX session, run with RunOptions that a cancel can terminate mid-sentence."""
 
@@ -168,8 +206,7 @@ class _TerminableSession:
         import onnxruntime
 
         self._session = session
-        # (onnxruntime's memory.enable_memory_arena_shrinkage would hand back the ~180 MB the arena keeps
-        # for the longest sentence, but first audio was about 0.1 s later with the LLM decoding alongside)
+        # (the session has no memory arena to shrink: see session_options)
         self.options = onnxruntime.RunOptions()
 
     def run(self, outputs, inputs, run_options=None):
