@@ -7,7 +7,8 @@
 - ``window.py``: ``KioskWindow``, which feeds the model engine events, taps and the clock and renders it;
   ``screen_layout.py``: its widgets and their places; ``captions.py``, ``chips.py``, ``keyboard.py``,
   ``widgets.py`` (talk button, meter, pill, "Still there?", hot corner), ``face_view.py`` (the stage);
-  ``listening.py``: the microphone's commands.
+  ``listening.py``: the microphone's commands; ``visitor_commands.py``: the visitor's (ask, stop, type,
+  larger text, high contrast, a new conversation).
 - ``admin.py``: the technician's keys, the ops panel's actions and the worker threads;
   ``ops_panel.py`` / ``ops_widgets.py`` / ``ops_model.py``: the panel, its pieces and what it shows.
 - ``bridge.py``: engine events (worker threads) into the GUI thread; ``theme.py``: colours, type, style.

@@ -4,7 +4,7 @@ Engine events arrive through an :class:`~kiosk.ui.bridge.EventBridge` (queued on
 go to the model; taps go to the model, which says whether to ask; commands go to the engine through its
 typed :class:`~kiosk.engine.commands.EngineCommands` surface.  One 100 ms timer feeds the model the
 clock.  Widgets and their places are :mod:`kiosk.ui.screen_layout`'s; the technician's panel and the
-slow commands are :mod:`kiosk.ui.admin`'s.
+slow commands are :mod:`kiosk.ui.admin`'s; the visitor's commands are :mod:`kiosk.ui.visitor_commands`'.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ from kiosk.engine import events as ev
 from kiosk.engine.audio_in import AudioSource
 from kiosk.engine.commands import EngineCommands
 from kiosk.engine.stage import MODEL_STAGES as STAGE_NAMES
-from kiosk.errors import KioskError
 from kiosk.ui import theme
 from kiosk.ui.admin import Admin, Workers, is_ops_key
 from kiosk.ui.bridge import EventBridge
 from kiosk.ui.face_view import portrait_square
-from kiosk.ui.keyboard import KeyboardPanel
 from kiosk.ui.listening import Listening
 from kiosk.ui.ops_model import OpsModel
 from kiosk.ui.screen_layout import ScreenLayout
-from kiosk.ui.screen_model import YES, Chip, ScreenModel, State, Timing
+from kiosk.ui.screen_model import Chip, ScreenModel, State, Timing
+from kiosk.ui.visitor_commands import VisitorCommands
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def exhibit_chips(exhibit: Any) -> list[Chip]:
     return [Chip(s.id, s.question) for s in exhibit.sections if s.question]
 
 
-class KioskWindow(QWidget):
+class KioskWindow(VisitorCommands, QWidget):
     state_changed = Signal(str)
     first_painted = Signal()
     exit_requested = Signal()
@@ -224,111 +223,6 @@ class KioskWindow(QWidget):
         self._framing = lambda: self.workers.run(lambda: portrait_square(path, self.config.cache_dir), done)
         if self._painted_once:
             self._framing()
-
-    # --- listening (kiosk.ui.listening) ------------------------------------------------------------------
-
-    def start_listening(self, source: AudioSource) -> bool:
-        """Listen to ``source``; False, with a notice on screen, when it cannot."""
-        started = self.listening.start(source)
-        if started and self.admin.built:
-            self.admin.panel.set_listening(True, self.model.hands_free)
-        self.render()
-        return started
-
-    def stop_listening(self) -> None:
-        self.listening.stop()
-
-    def set_push_to_talk(self, held: bool) -> None:
-        """The big button held (True) or released (False)."""
-        self.listening.push_to_talk(held)
-        self.render()
-
-    # --- visitor commands ---------------------------------------------------------------------------------
-
-    def ask(self, question: str) -> int | None:
-        """A tapped, typed or accepted question: asked once, through the engine's turn; the turn id."""
-        wanted = self.model.tap(question)
-        if wanted is None:
-            self.render()
-            return None
-        try:
-            turn = self.engine.ask(wanted)
-        except KioskError as exc:
-            log.warning("screen: the question was not asked: %s", exc)
-            self.model.ask_failed()
-            self.render()
-            return None
-        self.model.asked(turn.id, wanted)
-        self.render()
-        return turn.id
-
-    def accept_offer(self) -> int | None:
-        return self.ask(YES) if self.model.offer_visible else None
-
-    @property
-    def keyboard(self) -> KeyboardPanel:
-        """The on-screen keyboard (built on first use)."""
-        if self.layout_.keyboard is None:
-            keyboard = self.layout_.build_keyboard()
-            keyboard.submitted.connect(self.ask)
-            keyboard.cancelled.connect(self._keyboard_closed)
-        return self.layout_.keyboard
-
-    def open_keyboard(self) -> None:
-        self.model.touched()
-        self.keyboard.open()
-        self.layout_.place_overlays()
-        self.keyboard.setFocus()
-
-    def _keyboard_closed(self) -> None:
-        self.model.touched()
-        self.render()
-
-    def stop(self) -> None:
-        """The visitor tapped Stop: silence now."""
-        self.engine.stop()
-        self.face.turn_id = None
-        self.model.stop()
-        self.render()
-
-    def set_hands_free(self, on: bool) -> None:
-        self.listening.set_hands_free(bool(on))
-        if self.admin.built:
-            panel = self.admin.panel
-            panel.set_listening(self.model.microphone, self.model.hands_free)
-            panel.show_result("Hands-free listening " + ("on." if on else "off: hold the button to talk."))
-        self.render()
-
-    def set_large_text(self, on: bool) -> None:
-        self._set_options(bool(on), self.high_contrast)
-
-    def set_high_contrast(self, on: bool) -> None:
-        self._set_options(self.large_text, bool(on))
-
-    def _set_options(self, large: bool, high: bool) -> None:
-        """Larger text and high contrast, the visitor's choices: every size and colour follows."""
-        self.large_text, self.high_contrast = large, high
-        self.model.touched()
-        self.text_button.setChecked(large)  # (a toggled signal for an unchanged state is not sent)
-        self.contrast_button.setChecked(high)
-        theme.use_palette(high)
-        m = self.layout_.apply_metrics(large)
-        if self.admin.built:
-            self.admin.panel.set_metrics(m)
-        self._rendered = -1
-        self.render()
-        self.update()
-        QTimer.singleShot(50, self, lambda: self.captions.warm())  # the new type sizes
-
-    def note_activity(self) -> None:
-        self.model.touched()
-        self.render()
-
-    def reset_conversation(self) -> None:
-        """A new visitor: the engine forgets the conversation, the screen returns to the attract loop."""
-        self.model.reset()
-        self.workers.run(self.engine.reset_session)
-        self.render()
 
     def _tick(self) -> None:
         if self.model.tick():
