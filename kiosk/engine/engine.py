@@ -193,11 +193,7 @@ class Engine:
             return 0
         texts: list[tuple[str, Emotion]] = [
             (CALM_REPLY, Emotion.NEUTRAL),
-            *(
-                (part, Emotion.NEUTRAL)
-                for reply in (ERROR_REPLY, TIMEOUT_REPLY)
-                for part in first_clause(reply)
-            ),
+            *((part, Emotion.NEUTRAL) for reply in (ERROR_REPLY, TIMEOUT_REPLY) for part in first_clause(reply)),
             (ERROR_REPLY, Emotion.NEUTRAL),
             (TIMEOUT_REPLY, Emotion.NEUTRAL),
             *canned_replies(self.exhibit),

@@ -269,9 +269,7 @@ class LlmAnswerer(PlannedAnswerer):
             allowed=f"{self.exhibit.title}. {self.exhibit.persona} {self.exhibit.greeting}",
             min_overlap=self.config.llm.min_note_overlap,
         )
-        claims = ClaimChecker(
-            self.planner.index.passages, allowed=f"{self.exhibit.title}. {self.exhibit.persona}"
-        )
+        claims = ClaimChecker(self.planner.index.passages, allowed=f"{self.exhibit.title}. {self.exhibit.persona}")
         turn = _Turn(question, plan, prompt_ids, prefix, grounding, claims, answer, cancel)
         answer.sentences = self._consume(turn)
         return answer
@@ -298,9 +296,7 @@ class LlmAnswerer(PlannedAnswerer):
                 yield sentence
         finally:
             turn.stop.set()
-            said = [
-                s for s in turn.spoken if s != turn.plan.offer
-            ]  # the offer is the planner's, not the model's
+            said = [s for s in turn.spoken if s != turn.plan.offer]  # the offer is the planner's, not the model's
             if said and not turn.answer.info.get("filtered_output"):
                 with self._history_lock:
                     self._history.append((turn.question, " ".join(said)))
