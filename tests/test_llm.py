@@ -36,9 +36,10 @@ from kiosk.engine.llm import (
     strip_emotion_tags,
 )
 from kiosk.engine.llm import answerer as answerer_module
-from kiosk.engine.llm.answerer import _ends_sentence, _lookup
+from kiosk.engine.llm.decoding import lookup as _lookup
 from kiosk.engine.llm.fast import FastLlama, KeyValues
 from kiosk.engine.llm.model import CONVERTED_MARKER
+from kiosk.engine.llm.writer import ends_sentence as _ends_sentence
 from kiosk.engine.passages import PassageIndex
 from kiosk.engine.retrieval import Match
 from kiosk.errors import ModelLoadError
@@ -675,18 +676,21 @@ def test_the_fast_decoder_writes_what_transformers_writes(tmp_path, exhibit) -> 
     assert answerer._fast is not None
     question = "Who flew on Apollo 11?"
     plan = answerer.planner.plan(question)
-    prompt, prefix, _, _ = answerer._build_prompt(question, plan)
+    built = answerer._build_prompt(question, plan)
+    prompt, prefix = built.ids, built.prefix_tokens
+    decoder = answerer.decoder
+    assert decoder is not None
     runs = {}
     for name, fast, guesses in (
         ("transformers", None, 0),
         ("fast", answerer._fast, 0),
         ("guessed", answerer._fast, 4),
     ):
-        answerer._fast = fast
-        answerer.config = answerer.config.replace(llm={"draft_tokens": guesses})
+        decoder.fast = fast
+        decoder.config = dataclasses.replace(decoder.config, draft_tokens=guesses)
         state: dict = {}
         with _inference():
-            runs[name] = list(answerer._tokens(prompt, 40, time.monotonic() + 30, _NoCancel(), state, prefix))
+            runs[name] = list(decoder.tokens(prompt, 40, time.monotonic() + 30, _NoCancel(), state, prefix))
     assert len(runs["transformers"]) > 5
     assert runs["fast"] == runs["transformers"] and runs["guessed"] == runs["transformers"]
 
