@@ -16,6 +16,9 @@ from kiosk.config import LlmConfig
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.llm.fast import FastLlama, KeyValues
 
+# a kept system message's keys and values are reused for a new one that begins with this many of its tokens
+MIN_SHARED_TOKENS = 16
+
 
 class Stoppable(Protocol):
     """A turn as the token loop sees it: a cancel token (or None) and a stop flag."""
@@ -143,8 +146,11 @@ class Decoder:
         reused = len(key) - 1 if kept is not None else 0
         if kept is None:
             if fast is not None:
-                computed = fast.start(int(prefix_ids.shape[-1]))
-                fast.forward(prefix_ids, computed)
+                # the kept message that begins the same way (notes of two sections begin with the best
+                # one's, warmed alone): its keys and values of that beginning are taken, the rest computed
+                shared, reused = self._longest_shared(key)
+                computed = fast.start(int(prefix_ids.shape[-1]), shared)
+                fast.forward(prefix_ids[:, reused:], computed)
                 kept = computed.kept()
             else:
                 kept = self.model(input_ids=prefix_ids, use_cache=True, **self.forward_kwargs).past_key_values
@@ -153,6 +159,25 @@ class Decoder:
                 self.prefixes.popitem(last=False)
         self.prefixes.move_to_end(key)
         return (kept if isinstance(kept, KeyValues) else copy_cache(kept)), reused
+
+
+    def _longest_shared(self, key: tuple[int, ...]) -> tuple[KeyValues | None, int]:
+        """The kept fast-decoder cache sharing the most leading tokens with ``key`` (at least
+        MIN_SHARED_TOKENS, and one token short of all of it), cut to them, and how many they are."""
+        best: KeyValues | None = None
+        most = 0
+        for other, kept in self.prefixes.items():
+            if not isinstance(kept, KeyValues) or other[0] != key[0]:
+                continue
+            n = 0
+            limit = min(len(other), len(key) - 1)  # at least one token is left to compute
+            while n + 1 < limit and other[n + 1] == key[n + 1]:
+                n += 1
+            if n > most:
+                best, most = kept, n
+        if best is None or most < MIN_SHARED_TOKENS:
+            return None, 0
+        return KeyValues([k[:, :, :most] for k in best.keys], [v[:, :, :most] for v in best.values], most), most
 
 
 def stop_token_ids(tokenizer: Any, model: Any) -> set[int]:
