@@ -180,12 +180,16 @@ class Engine:
         self.ready.set()
         self.bus.publish(ev.EngineReady(missing=missing))
         pending = self._llm_pending
-        if pending is not None:
+        if pending is not None:  # the LLM first, then the speech cache: on 2 cores each is slower together
             self._llm_loader = threading.Thread(
                 target=self._load_llm, args=(pending,), name="llm-loader", daemon=True
             )
             self._llm_loader.start()
-        if cfg.tts.prewarm and self.stages.get("tts") is not None:
+        else:
+            self._start_prewarm()
+
+    def _start_prewarm(self) -> None:
+        if self.config.tts.prewarm and self.stages.get("tts") is not None and not self._closing.is_set():
             self._prewarm = threading.Thread(
                 target=self.warm_speech_cache, name="speech-prewarm", daemon=True
             )
@@ -315,6 +319,12 @@ class Engine:
     def _load_llm(self, answerer: Stage) -> None:
         """The LLM's model, behind an answerer that answers from the notes meanwhile (``ModelLoaded``/
         ``ModelFailed`` for the stage "llm"); when it cannot load, the notes go on answering."""
+        try:
+            self._load_llm_model(answerer)
+        finally:
+            self._start_prewarm()
+
+    def _load_llm_model(self, answerer: Stage) -> None:
         name = getattr(answerer, "name", "llm")
         self.bus.publish(ev.ModelLoading(stage="llm", name=name))
         started = time.monotonic()
@@ -425,6 +435,8 @@ class Engine:
 
     def wait_prewarmed(self, timeout: float = 300.0) -> bool:
         """Wait until the notes are in the speech cache (a kiosk's start, finished)."""
+        if self._llm_loader is not None:  # the speech cache is warmed after the LLM has loaded
+            self._llm_loader.join(timeout)
         if self._prewarm is not None:
             self._prewarm.join(timeout)
             return not self._prewarm.is_alive()

@@ -88,6 +88,16 @@ class PromptBuilder:
         return Prompt(self.encode(text), 0, notes, chat[0]["content"])
 
     def _notes(self, plan: AnswerPlan, room: int) -> str:
+        if self.config.llm.notes == "plan" and plan.sentences and plan.matches:
+            # only what the planner chose to answer with: a short prompt, the same facts
+            lines = []
+            used = self.count(plan.matches[0].section.heading + ": ")
+            for sentence in plan.sentences:
+                used += self.count(sentence + " ")
+                if lines and used > room:
+                    break
+                lines.append(sentence)
+            return f"{plan.matches[0].section.heading}: {' '.join(lines)}"
         parts: list[str] = []
         used = 0
         best = plan.matches[0].score if plan.matches else 0.0
