@@ -185,9 +185,6 @@ class LlmConfig:
     # the notes in the prompt: 'sections' (the best retrieved sections, cut to fit) or 'plan' (only the
     # sentences the planner chose to answer with: a shorter prompt)
     notes: Literal["sections", "plan"] = "sections"
-    # a number in the exhibit's title is part of a name ("Apollo 11"): a sentence that says the name
-    # makes no claim about the number (the claim check reads it as "Apollo"); other numbers are checked
-    free_title_numbers: bool = False
     # at a kiosk's start (the screen's background load), questions are answered from the notes as
     # written while the model loads behind them, then in its words; off: the start waits for the model
     background_load: bool = True

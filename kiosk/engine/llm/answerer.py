@@ -45,7 +45,7 @@ from kiosk.engine.llm.model import (
     torch_cuda_device_count,
 )
 from kiosk.engine.llm.prompt import Prompt, PromptBuilder
-from kiosk.engine.llm.writer import SentenceWriter, Turn, title_names
+from kiosk.engine.llm.writer import SentenceWriter, Turn
 from kiosk.engine.planner import AnswerPlan
 from kiosk.engine.retrieval import Match, SectionRetriever
 from kiosk.engine.stage import Answer
@@ -253,8 +253,7 @@ class LlmAnswerer(PlannedAnswerer):
             min_overlap=self.config.llm.min_note_overlap,
         )
         claims = ClaimChecker(self.planner.index.passages, allowed=f"{self.exhibit.title}. {self.exhibit.persona}")
-        names = title_names(self.exhibit.title) if self.config.llm.free_title_numbers else ()
-        turn = Turn(question, plan, prompt, grounding, claims, answer, cancel, names)
+        turn = Turn(question, plan, prompt, grounding, claims, answer, cancel)
         answer.sentences = self._consume(turn)
         return answer
 

@@ -49,8 +49,6 @@ CLAUSE_BREAK = re.compile(r"[,;:](?=\s+[A-Za-z])")
 # the text so far ends a sentence after a lower-case word ("... Neil Armstrong." would wait for "2" in
 # "3.2" and "U.S." for "Navy"): it is judged now rather than one token later
 EAGER_END = re.compile(r"(?<=[a-z])[.!?][\"')\]]?$")
-# a capitalised word and the number after it, in a title
-TITLE_NAME = re.compile(r"\b[A-Z][A-Za-z-]*\s+\d+(?:\.\d+)?\b")
 ABBREVIATIONS = frozenset("mr mrs ms dr st mt ft vs etc approx jr sr inc ltd co no e.g i.e a.m p.m".split())
 
 
@@ -65,8 +63,6 @@ class Turn:
     claims: ClaimChecker
     answer: Answer
     cancel: CancelToken
-    # names with a number in the exhibit's title ("Apollo 11"): the claim check reads them as the bare name
-    title_names: tuple[str, ...] = ()
     stop: threading.Event = field(default_factory=threading.Event)
     out: queue.Queue[str | None] = field(default_factory=queue.Queue)
     spoken: list[str] = field(default_factory=list)
@@ -176,10 +172,7 @@ class SentenceWriter:
     def _checked(self, text: str) -> Verdict:
         """The grounding check, then the claim check: one passage of the notes must say it."""
         verdict = self.turn.grounding.check(text)
-        claimed = text
-        for name in self.turn.title_names:  # "The commander of Apollo 11 was ..." claims nothing of 11
-            claimed = re.sub(rf"\b{re.escape(name)}\b", name.split()[0], claimed)
-        if verdict.ok and not (claim := self.turn.claims.check(claimed, self.turn.question)).ok:
+        if verdict.ok and not (claim := self.turn.claims.check(text, self.turn.question)).ok:
             log.info("llm: claim not said by any one passage (%s): %r", claim.reason, text)
             return Verdict(False, claim.reason, verdict.overlap)
         return verdict
@@ -262,11 +255,6 @@ class SentenceWriter:
         if tag_inside(beginning):
             return ""
         return self.turn.grounding.unsupported(strip_emotion_tags(beginning)[0].strip().lstrip("*#-• "))
-
-
-def title_names(title: str) -> tuple[str, ...]:
-    """The names in an exhibit's title that carry a number: "Apollo 11" in "Apollo 11 Command Module"."""
-    return tuple(TITLE_NAME.findall(title))
 
 
 def ends_sentence(text: str, start: int) -> bool:
