@@ -243,7 +243,7 @@ class LlmAnswerer(PlannedAnswerer):
             plan.status, plan.topic, plan.emotion, iter(()), list(plan.sentences), info, plan.offer, plan
         )
         question = plan.question.text if plan.question is not None else question
-        prompt = self._build_prompt(question, plan)
+        prompt = self._build_prompt(question, plan, prompts=prompts)
         info["prompt_tokens"] = int(prompt.ids.shape[-1])
         grounding = Grounding(
             prompt.notes,
@@ -257,12 +257,20 @@ class LlmAnswerer(PlannedAnswerer):
         answer.sentences = self._consume(turn)
         return answer
 
-    def _build_prompt(self, question: str, plan: AnswerPlan, history: list[tuple[str, str]] | None = None) -> Prompt:
-        assert self.prompts is not None
+    def _build_prompt(
+        self,
+        question: str,
+        plan: AnswerPlan,
+        history: list[tuple[str, str]] | None = None,
+        prompts: PromptBuilder | None = None,
+    ) -> Prompt:
+        prompts = prompts or self.prompts
+        if prompts is None:
+            raise RuntimeError("the model is not loaded")
         if history is None:
             with self._history_lock:
                 history = list(self._history)
-        return self.prompts.build(self.exhibit, question, plan, history)
+        return prompts.build(self.exhibit, question, plan, history)
 
     def _consume(self, turn: Turn) -> Iterator[str]:
         worker = threading.Thread(target=self._produce, args=(turn,), name="llm-answer", daemon=True)
@@ -296,14 +304,13 @@ class LlmAnswerer(PlannedAnswerer):
         import torch
 
         info = turn.answer.info
-        prompts = self.prompts
-        assert prompts is not None
-        writer = SentenceWriter(turn, self.config, self.content_filter, prompts)
+        writer = SentenceWriter(turn, self.config, self.content_filter)
         try:
             with self._model_lock, torch.inference_mode():
-                if self.decoder is None:
+                decoder, prompts = self.decoder, self.prompts
+                if decoder is None or prompts is None:
                     raise RuntimeError("the model was closed")
-                writer.generate(self.decoder)
+                writer.generate(decoder, prompts)
         except Exception as exc:
             if is_out_of_memory(exc):
                 self.oom_count += 1

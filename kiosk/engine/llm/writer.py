@@ -71,11 +71,10 @@ class Turn:
 class SentenceWriter:
     """Writes one turn's answer into ``turn.out``: ``generate`` (under the model lock), then ``finish``."""
 
-    def __init__(self, turn: Turn, config: Config, content_filter: ContentFilter, prompts: PromptBuilder) -> None:
+    def __init__(self, turn: Turn, config: Config, content_filter: ContentFilter) -> None:
         self.turn = turn
         self.config = config
         self.content_filter = content_filter
-        self.prompts = prompts
         self.info = turn.answer.info
         self.started = time.monotonic()
         self.given: list[str] = []  # pieces handed to the consumer: sentences, or a first clause and its rest
@@ -86,7 +85,7 @@ class SentenceWriter:
 
     # --- generating ----------------------------------------------------------------------------------
 
-    def generate(self, decoder: Decoder) -> None:
+    def generate(self, decoder: Decoder, prompts: PromptBuilder) -> None:
         """Decode and judge until the answer ends; why it ended goes into ``info`` as ``stop_<reason>``."""
         cfg, turn = self.config, self.turn
         stop, consumed, head, tried = "", 0, 0, 0
@@ -101,7 +100,7 @@ class SentenceWriter:
             if _repeats(self.tokens, seen_ngrams):
                 stop = "repetition"
                 break
-            text = self.prompts.decode(self.tokens)
+            text = prompts.decode(self.tokens)
             while not stop and (match := SENTENCE_BOUNDARY.search(text, consumed)) is not None:
                 piece, consumed = text[consumed : match.start()], match.end()
                 stop, head = self._judge(piece, head), 0
@@ -117,7 +116,7 @@ class SentenceWriter:
                 break
         else:
             stop = self.state["stop"]
-            rest = self.prompts.decode(self.tokens)[consumed:]
+            rest = prompts.decode(self.tokens)[consumed:]
             # an answer cut by a cap ends mid-sentence: say the rest only if it is a whole sentence
             whole = stop == "eos" or SENTENCE_END.search(strip_emotion_tags(rest)[0])
             if rest.strip() and stop != "cancelled" and whole:
