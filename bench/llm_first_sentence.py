@@ -12,7 +12,10 @@ first sentence, transformers' decoding); those without one stay on in every vari
 position only, judging a sentence at its full stop, giving up early on a first sentence with an invented
 name or number).  ``prefix`` adds the prefix cache, ``no-fast`` the first clause too, ``no-draft`` the
 fast decoder too; ``float32`` everything but bfloat16; ``tuned`` is the shipped configuration (also tokens
-guessed from the notes, and bfloat16 where the processor computes it).
+guessed from the notes, and bfloat16 where the processor computes it); ``plan`` is
+``[llm] notes = "plan"`` on top of it.  The fallbacks line counts the
+answers whose first piece is the planner's sentence (the model's failed the checks): its time is the time
+the model took to fail.
 
     KIOSK_PATHS__CACHE_DIR='"/tmp/docent-measure"' .venv/bin/python bench/llm_first_sentence.py [--rounds 3]
 """
@@ -57,6 +60,8 @@ VARIANTS = {
     "no-draft": {"draft_tokens": 0},
     "float32": {"precision": "float32"},
     "tuned": {},
+    # the prompt's notes: only the planned sentences (a shorter prompt)
+    "plan": {"notes": "plan"},
 }
 
 

@@ -182,6 +182,12 @@ class LlmConfig:
     int4: bool = True
     # with it, up to this many tokens are guessed from the prompt and checked in one pass; 0 = none
     draft_tokens: int = 4
+    # the notes in the prompt: 'sections' (the best retrieved sections, cut to fit) or 'plan' (only the
+    # sentences the planner chose to answer with: a shorter prompt)
+    notes: Literal["sections", "plan"] = "sections"
+    # at a kiosk's start (the screen's background load), questions are answered from the notes as
+    # written while the model loads behind them, then in its words; off: the start waits for the model
+    background_load: bool = True
 
     def validate(self) -> None:
         _check_device("device", self.device)

@@ -36,9 +36,10 @@ from kiosk.engine.llm import (
     strip_emotion_tags,
 )
 from kiosk.engine.llm import answerer as answerer_module
-from kiosk.engine.llm.answerer import _ends_sentence, _lookup
+from kiosk.engine.llm.decoding import lookup as _lookup
 from kiosk.engine.llm.fast import FastLlama, KeyValues
 from kiosk.engine.llm.model import CONVERTED_MARKER
+from kiosk.engine.llm.writer import ends_sentence as _ends_sentence
 from kiosk.engine.passages import PassageIndex
 from kiosk.engine.retrieval import Match
 from kiosk.errors import ModelLoadError
@@ -670,23 +671,53 @@ def test_the_prefix_cache_is_bounded_and_can_be_off(tmp_path, exhibit) -> None:
     assert not off._prefixes
 
 
+def test_a_system_message_that_begins_as_a_kept_one_computes_only_the_rest(tmp_path, exhibit) -> None:
+    """Notes of two sections begin with the best one's, warmed alone: that beginning is reused, and the
+    keys and values come out as computed whole."""
+    import torch
+
+    answerer = _answerer(tmp_path, exhibit, CREW, warm_prefixes=False, precision="float32")
+    decoder = answerer.decoder
+    assert decoder is not None and decoder.fast is not None
+    vocab = int(decoder.model.config.vocab_size)
+    first = (torch.arange(40) % vocab).unsqueeze(0)
+    second = torch.cat([first[:, :30], ((torch.arange(10) * 7 + 3) % vocab).unsqueeze(0)], dim=-1)
+    assert int(second[0, 30]) != int(first[0, 30])
+    with _inference():
+        _, reused = decoder.prefix_past(first, decoder.fast)
+        assert reused == 0
+        shared, reused = decoder.prefix_past(second, decoder.fast)
+        assert reused == 30 and shared.length == 40
+        whole = decoder.fast.start(40)
+        decoder.fast.forward(second, whole)
+    for mine, theirs in zip(shared.keys + shared.values, whole.keys + whole.values, strict=True):
+        assert torch.allclose(mine.float(), theirs[:, :, :40].float(), atol=1e-2)
+    assert len(decoder.prefixes) == 2
+    with _inference():  # fewer tokens in common than MIN_SHARED_TOKENS: computed whole
+        _, reused = decoder.prefix_past((first + 1) % vocab, decoder.fast)
+    assert reused == 0
+
+
 def test_the_fast_decoder_writes_what_transformers_writes(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, None, max_new_tokens=40)
     assert answerer._fast is not None
     question = "Who flew on Apollo 11?"
     plan = answerer.planner.plan(question)
-    prompt, prefix, _, _ = answerer._build_prompt(question, plan)
+    built = answerer._build_prompt(question, plan)
+    prompt, prefix = built.ids, built.prefix_tokens
+    decoder = answerer.decoder
+    assert decoder is not None
     runs = {}
     for name, fast, guesses in (
         ("transformers", None, 0),
         ("fast", answerer._fast, 0),
         ("guessed", answerer._fast, 4),
     ):
-        answerer._fast = fast
-        answerer.config = answerer.config.replace(llm={"draft_tokens": guesses})
+        decoder.fast = fast
+        decoder.config = dataclasses.replace(decoder.config, draft_tokens=guesses)
         state: dict = {}
         with _inference():
-            runs[name] = list(answerer._tokens(prompt, 40, time.monotonic() + 30, _NoCancel(), state, prefix))
+            runs[name] = list(decoder.tokens(prompt, 40, time.monotonic() + 30, _NoCancel(), state, prefix))
     assert len(runs["transformers"]) > 5
     assert runs["fast"] == runs["transformers"] and runs["guessed"] == runs["transformers"]
 

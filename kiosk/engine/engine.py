@@ -126,16 +126,26 @@ class Engine:
         self._closing = threading.Event()
         self._prewarm: threading.Thread | None = None
         self._loader: threading.Thread | None = None
+        self._llm_pending: Stage | None = None  # an LLM answerer answering from the notes until it loads
+        self._llm_loader: threading.Thread | None = None
 
     # --- loading ------------------------------------------------------------------------------------
 
     def load_async(self) -> threading.Thread:
-        self._loader = threading.Thread(target=self.load, name="model-loader", daemon=True)
+        """A kiosk's start: load on a thread; with ``[llm] background_load`` the LLM loads after ``ready``."""
+        background = self.config.llm.background_load
+        self._loader = threading.Thread(
+            target=self.load, kwargs={"background": background}, name="model-loader", daemon=True
+        )
         self._loader.start()
         return self._loader
 
-    def load(self) -> None:
-        """Load every stage in order of need; each failure is reported and the rest still load."""
+    def load(self, background: bool = False) -> None:
+        """Load every stage in order of need; each failure is reported and the rest still load.
+
+        ``background``: an LLM answerer is only prepared (it answers from the notes as written) and its
+        model loads on a thread of its own once the engine is ready (``wait_llm``).
+        """
         cfg = self.config
         self._load("vad", "silero-vad-v6", lambda count: self._load_vad())
         self._load(
@@ -161,7 +171,7 @@ class Engine:
             cfg.retrieval.device,
         )
         if retriever is not None:
-            self._load_answerer(retriever)
+            self._load_answerer(retriever, background)
         self._load("face", cfg.face.backend, lambda count: self._load_face())
         self._build_pipeline()
         for rebuild in model_cache.take_rebuilds():  # cached models found damaged and converted again
@@ -169,7 +179,17 @@ class Engine:
         missing = tuple(sorted(self.failures))
         self.ready.set()
         self.bus.publish(ev.EngineReady(missing=missing))
-        if cfg.tts.prewarm and self.stages.get("tts") is not None:
+        pending = self._llm_pending
+        if pending is not None:  # the LLM first, then the speech cache: on 2 cores each is slower together
+            self._llm_loader = threading.Thread(
+                target=self._load_llm, args=(pending,), name="llm-loader", daemon=True
+            )
+            self._llm_loader.start()
+        else:
+            self._start_prewarm()
+
+    def _start_prewarm(self) -> None:
+        if self.config.tts.prewarm and self.stages.get("tts") is not None and not self._closing.is_set():
             self._prewarm = threading.Thread(
                 target=self.warm_speech_cache, name="speech-prewarm", daemon=True
             )
@@ -261,8 +281,11 @@ class Engine:
             self.bus.publish(ev.BackendFallback(stage="tts", backend=synth.name, reason=reason))
         return synth
 
-    def _load_answerer(self, retriever: Stage) -> None:
-        """The configured answerer; when it cannot load (a missing or broken LLM), the notes as written."""
+    def _load_answerer(self, retriever: Stage, background: bool = False) -> None:
+        """The configured answerer; when it cannot load (a missing or broken LLM), the notes as written.
+
+        ``background`` with the LLM: the answerer is only prepared here; ``_load_llm`` loads its model later.
+        """
         cfg = self.config
 
         def build(backend: str) -> Callable[[Callable[[], int]], Stage | None]:
@@ -270,6 +293,15 @@ class Engine:
                 ANSWERERS.create(backend, cfg, self.exhibit, retriever, device_count=count)
             )
 
+        def prepare(count: Callable[[], int]) -> Stage:
+            answerer = ANSWERERS.create("llm", cfg, self.exhibit, retriever, device_count=count)
+            answerer.prepare()  # type: ignore[attr-defined]
+            return answerer
+
+        if background and cfg.answer.backend == "llm":
+            self._llm_pending = self._load("answer", cfg.answer.backend, prepare, cfg.llm.device)
+            if self._llm_pending is not None:
+                return
         device = cfg.llm.device if cfg.answer.backend == "llm" else "cpu"
         if self._load("answer", cfg.answer.backend, build(cfg.answer.backend), device) is not None:
             return
@@ -283,6 +315,55 @@ class Engine:
         del self.failures["answer"]  # answering works: the failure was reported, and shows as the fallback
         log.warning("%s", reason)
         self.bus.publish(ev.BackendFallback(stage="answer", backend="retrieval", reason=reason))
+
+    def _load_llm(self, answerer: Stage) -> None:
+        """The LLM's model, behind an answerer that answers from the notes meanwhile (``ModelLoaded``/
+        ``ModelFailed`` for the stage "llm"); when it cannot load, the notes go on answering."""
+        try:
+            self._load_llm_model(answerer)
+        finally:
+            self._start_prewarm()
+
+    def _load_llm_model(self, answerer: Stage) -> None:
+        name = getattr(answerer, "name", "llm")
+        self.bus.publish(ev.ModelLoading(stage="llm", name=name))
+        started = time.monotonic()
+        try:
+            answerer.load()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, KioskError) else f"llm: {type(exc).__name__}: {exc}"
+            message = _one_line(message) or "llm: failed to load"
+            reason = f"{message}; answering with the notes as written"
+            self.fallbacks["answer"] = reason
+            log.error("%s", reason)
+            self.bus.publish(ev.ModelFailed(stage="llm", name=name, message=message))
+            self.bus.publish(ev.BackendFallback(stage="answer", backend="retrieval", reason=reason))
+            return
+        if self._closing.is_set():
+            return
+        seconds = time.monotonic() - started
+        info = ModelInfo(
+            "llm", name, getattr(answerer, "device", "cpu"), int(getattr(answerer, "memory_bytes", 0)), seconds
+        )
+        self.models["llm"] = info
+        self.bus.publish(
+            ev.ModelLoaded(
+                stage="llm",
+                name=name,
+                device=info.device,
+                load_seconds=seconds,
+                memory_bytes=info.memory_bytes,
+            )
+        )
+
+    def wait_llm(self, timeout: float = 300.0) -> bool:
+        """Wait until an LLM loading in the background has loaded or failed (at once when none is)."""
+        if not self.ready.wait(timeout):
+            return False
+        if self._llm_loader is not None:
+            self._llm_loader.join(timeout)
+            return not self._llm_loader.is_alive()
+        return True
 
     def _load(
         self, stage: str, name: str, build: Callable[[Callable[[], int]], Stage | None], device: str = "cpu"
@@ -354,6 +435,8 @@ class Engine:
 
     def wait_prewarmed(self, timeout: float = 300.0) -> bool:
         """Wait until the notes are in the speech cache (a kiosk's start, finished)."""
+        if self._llm_loader is not None:  # the speech cache is warmed after the LLM has loaded
+            self._llm_loader.join(timeout)
         if self._prewarm is not None:
             self._prewarm.join(timeout)
             return not self._prewarm.is_alive()
@@ -457,6 +540,8 @@ class Engine:
         self._closing.set()
         if self._prewarm is not None:
             self._prewarm.join(timeout=5.0)
+        if self._llm_loader is not None:
+            self._llm_loader.join(timeout=5.0)  # a load still under way drops its model when it ends
         if self.pipeline is not None:
             self.pipeline.cancel("close")
             self.pipeline.stop_listening()
