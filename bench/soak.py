@@ -239,6 +239,9 @@ def synthesise(tts, text: str) -> np.ndarray:
     return resample(np.concatenate([c.audio for c in chunks]), chunks[0].sample_rate)
 
 
+SETTLE_SAMPLES = 3  # samples are 10 turns apart
+
+
 def _process():
     import psutil
 
@@ -368,7 +371,9 @@ def run_soak(
         rss_slope_kb_per_turn=_slope(after) / 1024,
         threads=(warm.threads, end.threads),
         threads_max=max(s.threads for s in after),
-        fds=(warm.fds, end.fds),
+        # the fewest over the last samples: a scrape's socket open at the last sample is no leak, and a leak
+        # grows, so it still shows
+        fds=(warm.fds, min(s.fds for s in after[-SETTLE_SAMPLES:])),
         fds_max=max(s.fds for s in after),
         tts_cache_entries=len(cache) if cache is not None else 0,
         tts_cache_mb=(cache.bytes / 2**20) if cache is not None else 0.0,
