@@ -698,6 +698,18 @@ def test_a_system_message_that_begins_as_a_kept_one_computes_only_the_rest(tmp_p
     assert reused == 0
 
 
+def test_the_models_thread_count_is_set_at_load(tmp_path, exhibit) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        answerer = _answerer(tmp_path, exhibit, CREW, threads=1)
+        assert torch.get_num_threads() == 1
+        assert words_of(answerer.answer("Who flew on Apollo 11?", CancelToken())) == CREW_SENTENCES
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_fast_decoder_writes_what_transformers_writes(tmp_path, exhibit) -> None:
     answerer = _answerer(tmp_path, exhibit, None, max_new_tokens=40)
     assert answerer._fast is not None

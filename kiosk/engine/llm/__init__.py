@@ -20,6 +20,10 @@ its full stop; for Llama models on the CPU a lean decoder (``fast``, checked aga
 replaces transformers' forward pass, and tokens that follow the answer's last few tokens in the notes are
 guessed and checked in one pass (``draft_tokens``).  None of these changes what greedy decoding writes.
 
+Start-up: ``prepare()`` is cheap and from then on every question is answered, from the notes as written
+until ``load()`` has loaded the model; the engine runs ``load()`` after it is ready (``[llm]
+background_load``), so the first visitor never waits for the model.
+
 Modules, one job each: ``answerer`` (the life cycle and a turn's threads), ``prompt`` (the prompt and the
 tokenizer), ``decoding`` (the token loop, prefix cache and guessed tokens), ``writer`` (tokens into
 checked sentences, the fallback), ``fast`` and ``int4`` (the lean CPU decoder), ``grounding`` (the

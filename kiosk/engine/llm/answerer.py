@@ -134,6 +134,8 @@ class LlmAnswerer(PlannedAnswerer):
         probe = MemoryProbe(self._device)
         dtype = self._device.torch_dtype(self.config.llm.precision)
         llm = self.config.llm
+        if llm.threads:
+            torch.set_num_threads(llm.threads)
         # the projections of a 4-bit GGUF, found in its float32 conversion, multiplied as 4-bit
         pack = llm.fast_decode and llm.int4 and dtype == torch.bfloat16 and not self._device.is_cuda
         pack = pack and int4.kernel_available()
