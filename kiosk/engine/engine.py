@@ -29,6 +29,7 @@ from kiosk.engine.device import cuda_device_count, resolve_device, trim_heap
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import MODEL_STAGES, Stage
+from kiosk.engine.threads import WorkerThread
 from kiosk.engine.turn.model import TurnModel
 from kiosk.engine.turn.policy import EndOfTurn
 from kiosk.engine.vad import SileroStream
@@ -134,7 +135,7 @@ class Engine:
     def load_async(self) -> threading.Thread:
         """A kiosk's start: load on a thread; with ``[llm] background_load`` the LLM loads after ``ready``."""
         background = self.config.llm.background_load
-        self._loader = threading.Thread(
+        self._loader = WorkerThread(
             target=self.load, kwargs={"background": background}, name="model-loader", daemon=True
         )
         self._loader.start()
@@ -181,7 +182,7 @@ class Engine:
         self.bus.publish(ev.EngineReady(missing=missing))
         pending = self._llm_pending
         if pending is not None:  # the LLM first, then the speech cache: on 2 cores each is slower together
-            self._llm_loader = threading.Thread(
+            self._llm_loader = WorkerThread(
                 target=self._load_llm, args=(pending,), name="llm-loader", daemon=True
             )
             self._llm_loader.start()
@@ -190,7 +191,7 @@ class Engine:
 
     def _start_prewarm(self) -> None:
         if self.config.tts.prewarm and self.stages.get("tts") is not None and not self._closing.is_set():
-            self._prewarm = threading.Thread(
+            self._prewarm = WorkerThread(
                 target=self.warm_speech_cache, name="speech-prewarm", daemon=True
             )
             self._prewarm.start()

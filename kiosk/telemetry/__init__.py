@@ -16,6 +16,7 @@ from typing import Any
 from kiosk import __version__
 from kiosk.config import Config
 from kiosk.engine.events import EventBus
+from kiosk.engine.threads import WorkerThread
 from kiosk.errors import KioskError
 from kiosk.telemetry.metrics import BUILD_LABELS, KioskMetrics
 from kiosk.telemetry.observer import TelemetryObserver
@@ -109,7 +110,7 @@ class Telemetry:
                 self.config.metrics.listen_retry_s,
             )
             self._stop_retry.clear()
-            self._retry = threading.Thread(target=self._retry_listen, name="metrics-retry", daemon=True)
+            self._retry = WorkerThread(target=self._retry_listen, name="metrics-retry", daemon=True)
             self._retry.start()
 
     def _listen(self) -> bool:

@@ -37,6 +37,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
+from kiosk.engine.threads import WorkerThread
 from kiosk.telemetry.access import AllowList
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,9 @@ class GateServer:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=4 * max(1, workers) + 16)
         self._selector = selectors.DefaultSelector()
         self._stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._gate, name="metrics-gate", daemon=True)]
+        self._threads = [WorkerThread(target=self._gate, name="metrics-gate", daemon=True)]
         self._threads += [
-            threading.Thread(target=self._work, name=f"metrics-worker-{i}", daemon=True)
+            WorkerThread(target=self._work, name=f"metrics-worker-{i}", daemon=True)
             for i in range(workers)
         ]
         host, port = listener.getsockname()[:2]

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import psutil
 
+from kiosk.engine.threads import WorkerThread
+
 log = logging.getLogger(__name__)
 
 NO_GPU = "no GPU"
@@ -254,7 +256,7 @@ class ResourceSampler:
             return
         self._stop.clear()
         self.sample_once()
-        self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
+        self._thread = WorkerThread(target=self._run, name="resource-sampler", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

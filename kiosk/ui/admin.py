@@ -16,6 +16,7 @@ from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 
 from kiosk.engine.commands import EngineCommands
 from kiosk.engine.selftest import run_self_test
+from kiosk.engine.threads import WorkerThread
 
 if TYPE_CHECKING:
     from kiosk.ui.window import KioskWindow
@@ -57,7 +58,7 @@ class Workers(QObject):
             if not self.closed:
                 self._finished.emit(payload)
 
-        thread = threading.Thread(target=body, name="ui-work", daemon=True)
+        thread = WorkerThread(target=body, name="ui-work", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return thread
