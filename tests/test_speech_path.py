@@ -45,13 +45,35 @@ def words(text: str) -> str:
     return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
 
 
+@pytest.fixture(scope="module")
+def steady_speak(loaded_engine):
+    """Each question as one fixed recording: the Piper voice without its random variation (noise 0).
+
+    With it, tiny.en heard "moon rock" as "min rock" in one full run and the right "my notes don't say"
+    followed; the path under test is the same either way, the input no longer changes from run to run.
+    """
+    from piper import PiperVoice, SynthesisConfig
+    from scipy.signal import resample_poly
+
+    voice = PiperVoice.load(loaded_engine.stages["tts"].voice_path)
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+
+    def synthesise(text: str) -> np.ndarray:
+        chunks = list(voice.synthesize(text, syn_config=steady))
+        audio = np.concatenate([c.audio_float_array for c in chunks])
+        rate = chunks[0].sample_rate
+        return resample_poly(audio, 16000 // np.gcd(16000, rate), rate // np.gcd(16000, rate)).astype(np.float32)
+
+    return synthesise
+
+
 @pytest.mark.parametrize(("question", "topic", "fact"), QUESTIONS)
 def test_spoken_question_is_transcribed_answered_and_spoken(
-    make_pipeline, loaded_engine, speak, tmp_path: Path, question: str, topic: str, fact: tuple[str, ...]
+    make_pipeline, loaded_engine, steady_speak, tmp_path: Path, question: str, topic: str, fact: tuple[str, ...]
 ) -> None:
     out = tmp_path / "answer.wav"
     sink = WavFileSink(out, realtime=False)
-    audio = np.concatenate([silence(0.6), speak(question), silence(1.0)])
+    audio = np.concatenate([silence(0.6), steady_speak(question), silence(1.0)])
     _, recorder = listen_once(make_pipeline, audio, sink=sink)
     sink.close()
 
@@ -60,7 +82,7 @@ def test_spoken_question_is_transcribed_answered_and_spoken(
     said, heard = words(question).split(), words(transcribed.text).split()
     assert sum(w in heard for w in said) / len(said) >= 0.75, transcribed.text
     (finished,) = recorder.finished()
-    assert finished.status == "ok"
+    assert finished.status == "ok", (transcribed.text, finished.answer)
     assert finished.topic == topic
     assert finished.first_audio_seconds is not None
     assert set(finished.timings) >= {"vad_endpoint", "asr", "retrieval", "tts_first_audio", "tts"}
