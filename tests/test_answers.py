@@ -90,6 +90,15 @@ def test_the_lighthouse_kind_of_recombination_is_caught(retriever) -> None:
     assert checker.check("Aldrin served as the lunar module pilot.").ok  # one changed word, no new fact
 
 
+def test_a_claim_to_fame_must_hold_every_word(retriever) -> None:
+    """One changed word makes "the first woman to pilot a Space Shuttle" a false "first woman in space"."""
+    exhibit = load_exhibit("eileen-collins")
+    retriever.index(exhibit)
+    checker = ClaimChecker(retriever.passages.passages, allowed=exhibit.title)
+    assert not checker.check("She was the first woman to fly in space.").ok
+    assert checker.check("In July 1999 she became the first woman to command a Space Shuttle.").ok
+
+
 @pytest.mark.parametrize("pack", list(PACKS))
 def test_a_sample_of_each_question_set(pack: str, retriever, base_config: Config) -> None:
     """Every fourth row of the pack's benchmark set: no false fact, traps avoided, most answers right."""

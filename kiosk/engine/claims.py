@@ -105,11 +105,23 @@ class ClaimChecker:
                 continue
             held = len(needed & window_stems)
             support = held / len(needed) if needed else 1.0
-            if support >= self.min_support or (len(needed) >= 3 and len(needed) - held <= 1):
+            # a claim to fame ("the first woman to ...", "the oldest") changes with one word: it must hold all
+            if _ACCLAIMS.search(claim):
+                if held == len(needed):
+                    return ClaimVerdict(True, "ok", support, text)
+            elif support >= self.min_support or (len(needed) >= 3 and len(needed) - held <= 1):
                 return ClaimVerdict(True, "ok", support, text)
             if support > best.support:
                 best = ClaimVerdict(False, "unsupported_relation", support, text)
         return best
+
+
+# "the first woman to fly in space" from "the first woman to pilot a Space Shuttle": one word apart
+_ACCLAIMS = re.compile(
+    r"\b(?:first|only|last|oldest|youngest|largest|biggest|smallest|tallest|longest|fastest|greatest|best|"
+    r"worst|most|least|record|earliest|latest)\b",
+    re.I,
+)
 
 
 def _bound(claim: list[str], source: list[str]) -> bool:
