@@ -90,7 +90,10 @@ class ClaimChecker:
             return ClaimVerdict(False, "empty")
         if _HONEST.search(claim.replace("’", "'")) and not claim_numbers and not claim_names:
             return ClaimVerdict(True, "honest", 1.0)
-        echo = content_stems(words(context))
+        acclaim = bool(_ACCLAIMS.search(claim))
+        # the question's words may be echoed, but not into a claim to fame: "Was she the first woman in
+        # space?" must not make "She was the first woman to fly in space." true
+        echo = set() if acclaim else content_stems(words(context))
         needed = stems - self._free - echo
         best = ClaimVerdict(False, "unsupported_relation")
         for text, window_stems, window_numbers, window_names in self._windows:
@@ -106,7 +109,7 @@ class ClaimChecker:
             held = len(needed & window_stems)
             support = held / len(needed) if needed else 1.0
             # a claim to fame ("the first woman to ...", "the oldest") changes with one word: it must hold all
-            if _ACCLAIMS.search(claim):
+            if acclaim:
                 if held == len(needed):
                     return ClaimVerdict(True, "ok", support, text)
             elif support >= self.min_support or (len(needed) >= 3 and len(needed) - held <= 1):
