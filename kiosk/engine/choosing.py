@@ -247,15 +247,12 @@ class SentenceChooser:
         )
 
     def about_exhibit(self, passage: Passage) -> bool:
-        """The sentence is about the exhibit itself: it names it, or says "it" early on."""
+        """The sentence is about the exhibit itself: it names it or says "it" early on, or it is a label's
+        line ("Height 114 cm, width 72 cm"; a fragment without a verb: "Granodiorite stele; 196 BC.")."""
         tokens = words(passage.text)
+        if tokens and tokens[0].lower() in _LABEL_FIELDS or not any(_is_verb(t) for t in tokens):
+            return True
         opening = {w.lower() for w in tokens[:8]}
-        if tokens and tokens[0].lower() in _LABEL_FIELDS:  # label copy: "Height 114 cm, width 72 cm"
-            return True
-        if not any(
-            _is_verb(t) for t in tokens
-        ):  # a label's fragment: "Granodiorite stele; Ptolemaic period, 196 BC."
-            return True
         return bool(opening & {"it", "its", "this", "that"}) or bool(passage.stems & self.title_terms)
 
 
