@@ -228,6 +228,17 @@ class SentenceChooser:
             return candidate
         return None
 
+    def answers(self, question: Question | None, text: str, section: Section) -> bool:
+        """Whether a sentence not from the notes (the LLM's) states what was asked: a name for "who", a year
+        for "when", a colour for "what colour"; any sentence answers "why" and "what"."""
+        if question is None:
+            return True
+        passage = Passage.of(section, 0, text)
+        units = measure_units(question.text) if question.kind is AnswerKind.MEASURE else None
+        if question.kind_of and not says_kind(passage, question.kind_of):
+            return False
+        return states(question.kind, passage, self.title_terms, units)
+
     def names_the_exhibit(self, noun: str) -> bool:
         """A noun for the exhibit itself: one the notes use, or one close to what it is ("the dinosaur" at a
         T. rex); "this painting" at a spacecraft is not."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kiosk.engine.language import STOPWORDS, content_stems, names, numbers, stem, words
+from kiosk.engine.language import MONTHS, STOPWORDS, content_stems, is_number, names, numbers, stem, words
 from kiosk.engine.passages import Passage
 
 # the share of a claim's content words that its source passage must hold; a claim of three or more
-# content words may also change one of them ("served as" for "was"), never a name or a number
+# content words besides its names may also change one of them ("served as" for "was"), never a name or a number
 MIN_SUPPORT = 0.8
 # a second sentence continues the first when it opens with one of these
 _CONTINUES = re.compile(
@@ -50,6 +50,12 @@ class ClaimChecker:
         self.min_support = min_support
         allowed_tokens = words(allowed)
         self._free = content_stems(allowed_tokens) | {t.lower() for t in allowed_tokens}
+        # "Apollo 11" in the title is a name: "The commander of Apollo 11 was ..." claims no number 11
+        self._title_numbers = {
+            (before.lower(), token)
+            for before, token in zip(allowed_tokens, allowed_tokens[1:], strict=False)
+            if is_number(token) and before[0].isupper()
+        }
         self._windows: list[tuple[str, frozenset[str], frozenset[str], frozenset[str]]] = []
         for i, passage in enumerate(passages):
             self._windows.append((passage.text, passage.stems, passage.numbers, passage.names))
@@ -82,7 +88,7 @@ class ClaimChecker:
         return self._check(claim, context)
 
     def _check(self, claim: str, context: str) -> ClaimVerdict:
-        tokens = words(claim)
+        tokens = self._read(claim)
         stems = content_stems(tokens)
         claim_numbers = numbers(tokens)
         claim_names = {n for n in names(tokens) if n not in self._free}
@@ -95,9 +101,12 @@ class ClaimChecker:
         # space?" must not make "She was the first woman to fly in space." true
         echo = set() if acclaim else content_stems(words(context))
         needed = stems - self._free - echo
+        # the words that may change by one: not the names, which the passage holds anyway ("The command
+        # module was piloted by Neil Armstrong" is one word from "Neil Armstrong was the commander")
+        plain = needed - {stem(n) for n in names(tokens)}
         best = ClaimVerdict(False, "unsupported_relation")
         for text, window_stems, window_numbers, window_names in self._windows:
-            if not claim_numbers <= window_numbers or not _bound(tokens, words(text)):
+            if not claim_numbers <= window_numbers or not _bound(tokens, self._read(text)):
                 if best.reason == "unsupported_relation" and best.support == 0.0:
                     best = ClaimVerdict(False, "unsupported_number")
                 continue
@@ -112,11 +121,41 @@ class ClaimChecker:
             if acclaim:
                 if held == len(needed):
                     return ClaimVerdict(True, "ok", support, text)
-            elif support >= self.min_support or (len(needed) >= 3 and len(needed) - held <= 1):
+            elif support >= self.min_support or (len(plain) >= 3 and len(plain - window_stems) <= 1):
                 return ClaimVerdict(True, "ok", support, text)
             if support > best.support:
                 best = ClaimVerdict(False, "unsupported_relation", support, text)
         return best
+
+    def _read(self, text: str) -> list[str]:
+        """A sentence's tokens as the check compares them: title numbers left out, dates day first."""
+        return day_first(self._without_title_numbers(words(text)))
+
+    def _without_title_numbers(self, tokens: list[str]) -> list[str]:
+        """The claim's tokens less each number that is part of a name in the title ("Apollo 11")."""
+        return [
+            token
+            for i, token in enumerate(tokens)
+            if not (i and (tokens[i - 1].lower(), token) in self._title_numbers)
+        ]
+
+
+def day_first(tokens: list[str]) -> list[str]:
+    """Dates in one order: "July 16, 1969" and "July 16th" as "16 July", so either way of writing meets the other."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        day = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token.lower() in MONTHS and day.isdigit() and len(day) <= 2 and 1 <= int(day) <= 31:
+            out += [day, token]
+            i += 2
+            if i < len(tokens) and tokens[i].lower() in ("st", "nd", "rd", "th"):  # "20th" is two tokens
+                i += 1
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 # "the first woman to fly in space" from "the first woman to pilot a Space Shuttle": one word apart
@@ -134,7 +173,7 @@ def _bound(claim: list[str], source: list[str]) -> bool:
     metres wide": a number may not occur more often than in the source, and a number followed by a word
     must be followed by that word in the source ("1969 from" in the notes, "1969." in a claim passes; "in
     130." for "about 130 centimetres" does not, through the word before it).  Runs of two or more
-    capitalised words ("Michael Collins") must occur as such.
+    capitalised words ("Michael Collins") must occur as such.  Both come as ``ClaimChecker._read`` gives them.
     """
     lower = [t.lower() for t in source]
     counts: dict[str, int] = {}
@@ -150,7 +189,10 @@ def _bound(claim: list[str], source: list[str]) -> bool:
         if seen[value] > counts.get(value, 0):
             return False
         places = [j for j, t in enumerate(lower) if t.replace(",", "") == value]
-        if i + 1 < len(claim):
+        if i > 0 and claim[i - 1].lower() in MONTHS:  # the year of a date is bound by its month: "July 1969"
+            if not any(j > 0 and lower[j - 1] == claim[i - 1].lower() for j in places):
+                return False
+        elif i + 1 < len(claim):
             after = claim[i + 1].lower()
             if not any(j + 1 < len(lower) and lower[j + 1] == after for j in places):
                 return False

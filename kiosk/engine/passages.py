@@ -38,6 +38,18 @@ class Passage:
     numbers: frozenset[str]
     names: frozenset[str]
 
+    @classmethod
+    def of(cls, section: Section, index: int, text: str) -> Passage:
+        tokens = words(text)
+        return cls(
+            section,
+            index,
+            text,
+            frozenset(content_stems(tokens)) | _naming(tokens),
+            frozenset(numbers(tokens)),
+            frozenset(names(tokens)),
+        )
+
     @property
     def words(self) -> int:
         return len(self.text.split())
@@ -60,17 +72,7 @@ class PassageIndex:
         self.passages: list[Passage] = []
         for section in exhibit.sections:
             for index, sentence in enumerate(section.sentences):
-                tokens = words(sentence)
-                self.passages.append(
-                    Passage(
-                        section,
-                        index,
-                        sentence,
-                        frozenset(content_stems(tokens)) | _naming(tokens),
-                        frozenset(numbers(tokens)),
-                        frozenset(names(tokens)),
-                    )
-                )
+                self.passages.append(Passage.of(section, index, sentence))
         corpus = []
         for passage in self.passages:
             heading = content_list(words(passage.section.heading)) * HEADING_WEIGHT

@@ -255,7 +255,17 @@ class LlmAnswerer(PlannedAnswerer):
             min_overlap=self.config.llm.min_note_overlap,
         )
         claims = ClaimChecker(self.planner.index.passages, allowed=f"{self.exhibit.title}. {self.exhibit.persona}")
-        turn = Turn(question, plan, prompt, grounding, claims, answer, cancel)
+        section = plan.matches[0].section
+        turn = Turn(
+            question,
+            plan,
+            prompt,
+            grounding,
+            claims,
+            answer,
+            cancel,
+            answers=lambda text: self.planner.chooser.answers(plan.question, text, section),
+        )
         answer.sentences = self._consume(turn)
         return answer
 

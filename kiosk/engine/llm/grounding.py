@@ -39,7 +39,8 @@ def _number(token: str) -> str:
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    reason: str  # "ok", "echo", "question", "unsupported_number", "unsupported_name", "low_overlap"
+    reason: str  # "ok", "echo", "question", "unsupported_number", "unsupported_name", "low_overlap",
+    # "off_question" (the writer: a first sentence that does not state what was asked)
     overlap: float = 0.0
 
 

@@ -15,6 +15,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 # a repeated run of this many generated tokens ends the answer
 REPEAT_NGRAM = 6
 # a clause ends at a comma, semicolon or colon followed by a word (not "16, 1969" or "1,000")
-CLAUSE_BREAK = re.compile(r"[,;:](?=\s+[A-Za-z])")
+# (nor "Washington, D.C.": the next word is lower case, or a capital and a lower-case letter)
+CLAUSE_BREAK = re.compile(r"[,;:](?=\s+(?:[a-z]|[A-Z][a-z]))")
 # the text so far ends a sentence after a lower-case word ("... Neil Armstrong." would wait for "2" in
 # "3.2" and "U.S." for "Navy"): it is judged now rather than one token later
 EAGER_END = re.compile(r"(?<=[a-z])[.!?][\"')\]]?$")
@@ -63,6 +65,8 @@ class Turn:
     claims: ClaimChecker
     answer: Answer
     cancel: CancelToken
+    # whether a sentence states what was asked ("who": a name); the first sentence must, or the notes answer
+    answers: Callable[[str], bool] = lambda _: True
     stop: threading.Event = field(default_factory=threading.Event)
     out: queue.Queue[str | None] = field(default_factory=queue.Queue)
     spoken: list[str] = field(default_factory=list)
@@ -195,6 +199,10 @@ class SentenceWriter:
         if any(normalised(text) == normalised(s) for s in self.sentences):
             return "repetition"
         verdict = self._checked(text)
+        if verdict.ok and not self.sentences and not self.turn.answers(text):
+            # "Who flew it?" -> "The Apollo 11 command module Columbia.": true, but no answer
+            log.info("llm: first sentence does not state what was asked: %r", text)
+            verdict = Verdict(False, "off_question", verdict.overlap)
         cap = self.config.answer.max_sentences
         if head:
             rest = self._cleaned(piece[head:])
