@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its questions are about Apollo 11
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from kiosk.config import load_config  # noqa: E402
@@ -107,7 +108,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.variants.split(",")
-    base = load_config()
+    base = load_config()  # the exhibit: KIOSK_EXHIBIT__PATH, Apollo 11 unless set
     base = base.replace(answer={"backend": "llm"}, llm={"device": "cpu"})
     exhibit = load_exhibit(base.exhibit.path)
     retriever = SectionRetriever(exhibit, resolve_device("cpu"))

@@ -78,6 +78,7 @@ def soak_config(cache_dir: str | None = None) -> Config:
         "KIOSK_METRICS__PORT": "0",
         "KIOSK_ANSWER__BACKEND": '"retrieval"',
         "KIOSK_ANSWER__BLOCKLIST": f'["{BLOCKED_WORD}"]',
+        "KIOSK_EXHIBIT__PATH": '"apollo11-columbia"',  # its questions are about Apollo 11
     }
     cache_dir = cache_dir or os.environ.get("DOCENT_TEST_CACHE")
     if cache_dir:

@@ -43,6 +43,7 @@ def child(launched: float) -> dict[str, object]:
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its questions are about Apollo 11
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from kiosk.config import load_config
     from kiosk.engine import events as ev

@@ -26,6 +26,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its questions are about Apollo 11
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from kiosk.config import load_config  # noqa: E402

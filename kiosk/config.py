@@ -28,8 +28,9 @@ DEVICE_HELP = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 @dataclass(frozen=True)
 class ExhibitConfig:
-    # a folder, or the name of a pack under assets/exhibits
-    path: str = "apollo11-columbia"
+    # a folder, or the name of a pack under assets/exhibits; the default is about the person in the default
+    # portrait, so that the face and the subject agree
+    path: str = "eileen-collins"
 
 
 @dataclass(frozen=True)

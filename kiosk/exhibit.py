@@ -40,6 +40,17 @@ class Section:
     def sentences(self) -> list[str]:
         return split_sentences(self.text)
 
+    @property
+    def suggested(self) -> str:
+        """The question a chip offers: the curator's, a heading that asks one, or "Tell me about <heading>"
+        (a pack of notes alone still gets chips); "" for a heading that reads as no topic ("Saved from scrap")."""
+        if self.question:
+            return self.question
+        if self.heading.strip().endswith("?"):
+            return self.heading.strip()
+        name = topic_name(self.heading)
+        return f"Tell me about {as_phrase(name)}" if name else ""
+
 
 @dataclass(frozen=True)
 class Exhibit:
@@ -63,10 +74,18 @@ class Exhibit:
                 return section
         raise KeyError(topic_id)
 
+    def section_titled(self, name: str) -> Section | None:
+        """The section whose heading is ``name`` ("the keepers" for "The keepers"), or None."""
+        wanted = _plain(name)
+        for section in self.sections:
+            if wanted and wanted in (_plain(section.heading), _plain(topic_name(section.heading) or "")):
+                return section
+        return None
+
     def topics_phrase(self, limit: int = 4) -> str:
         """'the crew, the launch and the landing' for the polite out-of-scope reply."""
         named = [n for n in (topic_name(s.heading) for s in self.sections[1:]) if n]
-        names = [n[:1].lower() + n[1:] for n in named[:limit]] or [self.title]
+        names = [as_phrase(n) for n in named[:limit]] or [self.title]
         if len(names) <= 1:
             return "".join(names)
         return ", ".join(names[:-1]) + " and " + names[-1]
@@ -89,6 +108,20 @@ def topic_name(heading: str) -> str | None:
     if not name or _NOT_A_TOPIC.match(name):
         return None
     return name
+
+
+def _plain(text: str) -> str:
+    """A heading compared as words: lower case, no punctuation, no leading article."""
+    return re.sub(r"^(?:the|a|an) ", "", " ".join(re.findall(r"\w+", text.lower())))
+
+
+def as_phrase(name: str) -> str:
+    """A heading inside a sentence: "Early life" -> "early life"; "Air Force pilot", "SUE", "McAdam's road"
+    and "Apollo 11" stay."""
+    first, _, rest = name.partition(" ")
+    if first[1:] != first[1:].lower() or rest[:1].isupper() or any(c.isdigit() for c in first):
+        return name
+    return name[:1].lower() + name[1:]
 
 
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"'(A-Z0-9])")

@@ -14,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the tests' spoken and typed questions are about Apollo 11 (the kiosks they start inherit this); the default
+# exhibit, Eileen Collins, has tests of its own
+os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')
 
 from kiosk.config import Config, load_config  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
@@ -48,6 +51,7 @@ def base_config(cache_dir: Path) -> Config:
         "KIOSK_PATHS__CACHE_DIR": f'"{cache_dir}"',
         "KIOSK_METRICS__PORT": "0",
         "KIOSK_ANSWER__BACKEND": '"retrieval"',  # deterministic answers; the LLM has its own tests
+        "KIOSK_EXHIBIT__PATH": '"apollo11-columbia"',  # see above
     }
     return load_config(env=env)
 

@@ -100,6 +100,21 @@ def test_a_claim_to_fame_must_hold_every_word(retriever) -> None:
     assert checker.check("In July 1999 she became the first woman to command a Space Shuttle.").ok
 
 
+def test_a_name_in_the_title_and_a_date_written_either_way_are_no_new_numbers(retriever) -> None:
+    """The LLM writes "Apollo 11" and "July 16, 1969"; the notes say "16 July 1969" and never "Apollo 11" beside
+    the fact. Neither may cost a true sentence; a number outside the title's name is still checked."""
+    exhibit = load_exhibit("apollo11-columbia")
+    retriever.index(exhibit)
+    checker = ClaimChecker(retriever.passages.passages, allowed=exhibit.title)
+    assert checker.check("The commander of Apollo 11 was Neil Armstrong.").ok
+    assert checker.check("Apollo 11 launched on July 16, 1969, from the Kennedy Space Center.").ok
+    assert checker.check("Eagle landed on July 20th, 1969, in the Sea of Tranquility.").ok
+    assert not checker.check("Apollo 11 launched on July 20, 1969.").ok  # the landing's date
+    assert not checker.check("Apollo 11 launched on 16 July 1970.").ok
+    assert not checker.check("Apollo 11 spent 11 days in space.").ok
+    assert not checker.check("The command module of Apollo 11 was piloted by Neil Armstrong.").ok
+
+
 @pytest.mark.parametrize("pack", list(PACKS))
 def test_a_sample_of_each_question_set(pack: str, retriever, base_config: Config) -> None:
     """Every fourth row of the pack's benchmark set: no false fact, traps avoided, most answers right."""
@@ -254,6 +269,25 @@ def test_a_pack_from_notes_alone(tmp_path: Path, retriever, base_config: Config)
     planner = make_planner(base_config, exhibit, retriever)
     assert "eight" in " ".join(ask(planner, "How many bells are there?").sentences)
     assert "Thursday" in " ".join(ask(planner, "When do the ringers practise?").sentences)
+    # with no questions written, the screen offers the headings, and asking one starts its section
+    assert [s.suggested for s in exhibit.sections] == ["Tell me about the bells", "Tell me about the ringers"]
+    planner.reset()
+    ringers = ask(planner, "Tell me about the ringers")
+    assert ringers.topic == "the-ringers" and ringers.sentences[0].startswith("The bell ringers practise")
+
+
+@pytest.mark.parametrize("pack", list(PACKS))
+def test_every_question_the_screen_suggests_is_answered(pack: str, retriever, base_config: Config) -> None:
+    """A chip the visitor taps must never get "my notes don't say", in any pack."""
+    planner = planner_for(pack, retriever, base_config)
+    chips = [s for s in planner.exhibit.sections if s.suggested]
+    assert len(chips) >= 3
+    for section in chips:
+        planner.reset()
+        plan = planner.plan(section.suggested)
+        assert plan.status == "ok" and plan.sentences, (section.suggested, plan.spoken)
+        if section.suggested.startswith("Tell me about"):  # a heading: its section, from the start
+            assert plan.topic == section.id and plan.sentences[0] == section.sentences[0]
 
 
 def test_the_offer_reaches_the_screen_and_yes_continues_in_the_pipeline(make_pipeline) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from kiosk.config import Config, load_config
 from kiosk.errors import ConfigError
+from kiosk.exhibit import load_exhibit
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -80,14 +82,19 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def run_kiosk(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=60)
+    """The command as a technician runs it: the shipped defaults and the file, no KIOSK_* overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_config_check_command(tmp_path: Path) -> None:
     good = write(tmp_path, "[vad]\ntrailing_silence_ms = 300\n")
     result = run_kiosk("config", "check", str(good))
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout and "12 topics" in result.stdout
+    topics = len(load_exhibit(load_config(env={}).exhibit.path).sections)
+    assert "OK" in result.stdout and f"{topics} topics" in result.stdout and "eileen-collins" in result.stdout
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[tts]\nbackend = 'coqui'\n")

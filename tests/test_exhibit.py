@@ -7,14 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.config import load_config
 from kiosk.emotion import Emotion
 from kiosk.errors import ExhibitError
-from kiosk.exhibit import EXHIBITS_DIR, load_exhibit, split_sentences
+from kiosk.exhibit import DEFAULT_PORTRAIT, EXHIBITS_DIR, load_exhibit, split_sentences
 
 DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
 
 
-def test_default_pack() -> None:
+def test_the_default_exhibit_is_about_the_person_in_the_default_portrait() -> None:
+    """Visitors noticed a Space Shuttle astronaut talking about Apollo 11: the default face and subject agree."""
+    exhibit = load_exhibit(load_config(env={}).exhibit.path)
+    assert exhibit.portrait == DEFAULT_PORTRAIT.resolve()
+    pictured = (DEFAULT_PORTRAIT.parent / "ATTRIBUTION.md").read_text()
+    assert "Eileen Collins" in pictured and exhibit.title == "Eileen Collins"
+    portrait = exhibit.section("portrait")
+    assert "Space Shuttle" in portrait.text and all(s.question.endswith("?") for s in exhibit.sections)
+
+
+def test_the_apollo_pack() -> None:
     exhibit = load_exhibit("apollo11-columbia")
     assert exhibit.title == "Apollo 11 Command Module Columbia"
     assert 8 <= len(exhibit.sections) <= 15

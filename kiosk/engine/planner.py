@@ -218,6 +218,9 @@ class AnswerPlanner:
             terms = [t for t in terms if t not in self.chooser.topic_terms]
         if follow_up:
             terms += [stem(n) for n in context.names]
+        titled = self.exhibit.section_titled(question.about) if question.about else None
+        if titled is not None:  # "tell me about the keepers", as the chips offer a pack's headings
+            return self._more(titled, context, question)
         if question.wants_more and question.terms:
             section = self._section_named(vector)
             if section is not None:

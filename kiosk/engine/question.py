@@ -57,6 +57,11 @@ _YEAR_OFFSET = re.compile(
 # read before the hedges go ("kind of" is one): "what kind of dog", "which type of paint"
 _KIND_OF = re.compile(r"\b(?:what|which) (?:kind|type|sort|breed|species|make|model|style) of ([a-z]+)", re.I)
 _LATEST = re.compile(r"\b(?:now|today|these days|nowadays|currently|at the moment)\b", re.I)
+# "Tell me about the keepers", "could you tell me more about early life?": a topic asked for by its name
+_ABOUT = re.compile(
+    r"^\s*(?:(?:can|could|would) you\s+)?(?:please\s+)?tell me (?:(?:a bit |a little )?more )?about\s+(.+?)[\s?.!]*$",
+    re.I,
+)
 _MORE = re.compile(r"\b(?:tell me more|more about|go on|what else|anything else about|keep going)\b", re.I)
 
 
@@ -222,6 +227,7 @@ class Question:
     year_offset: int = 0  # "what happened the year before?": -1, "the year after": 1
     wants_latest: bool = False  # "who owns it now?": the latest of what the notes tell
     kind_of: str = ""  # "what kind of dog": the stem of the thing whose kind is asked
+    about: str = ""  # "tell me about the keepers": "the keepers" (a topic asked for by its name)
 
     @property
     def vague(self) -> bool:
@@ -305,6 +311,7 @@ def read_question(raw: str) -> Question:
         kind_of=stem(kind_of.group(1))
         if (kind_of := _KIND_OF.search(text)) and kind is not AnswerKind.MATERIAL
         else "",
+        about=about.group(1) if (about := _ABOUT.match(text)) else "",
     )
 
 

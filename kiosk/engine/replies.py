@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from kiosk.emotion import Emotion
 from kiosk.engine.language import names, words
-from kiosk.exhibit import Exhibit, Section, topic_name
+from kiosk.exhibit import Exhibit, Section, as_phrase, topic_name
 
 NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
 SHORT_OFFER = "Would you like to hear more?"
 
 
 def lower_first(text: str, proper: frozenset[str] = frozenset()) -> str:
-    """'The crew' -> 'the crew', but 'Apollo 11', 'NASA' and a name in ``proper`` stay as they are."""
-    first = text.split(" ", 1)[0]
-    if len(first) > 1 and (first[1:].lower() != first[1:] or any(c.isdigit() for c in first)):
+    """'The crew' -> 'the crew', but 'Apollo 11', 'NASA', 'Space Shuttle missions' and a name in ``proper``
+    stay as they are."""
+    if text.split(" ", 1)[0].lower() in proper:
         return text
-    if first.lower() in proper:
-        return text
-    return text[:1].lower() + text[1:]
+    return as_phrase(text)
 
 
 def proper_words(exhibit: Exhibit) -> frozenset[str]:

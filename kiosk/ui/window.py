@@ -44,7 +44,7 @@ WIDGETS = (
 
 
 def exhibit_chips(exhibit: Any) -> list[Chip]:
-    return [Chip(s.id, s.question) for s in exhibit.sections if s.question]
+    return [Chip(s.id, s.suggested) for s in exhibit.sections if s.suggested]
 
 
 class KioskWindow(VisitorCommands, QWidget):

@@ -164,6 +164,7 @@ class KioskProcess:
         self.stderr_path = workdir / f"{name}.err"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+        env["KIOSK_EXHIBIT__PATH"] = '"apollo11-columbia"'  # the spoken questions are about Apollo 11
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(

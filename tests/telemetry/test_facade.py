@@ -51,7 +51,7 @@ def test_telemetry_end_to_end(config_file, fake_gpu):
                 found,
                 "kiosk_build_info",
                 version="0.1.0",
-                exhibit="apollo11-columbia",
+                exhibit="eileen-collins",  # the shipped default (env={})
                 asr_model="tiny.en",
                 llm_model="none",  # the default answer backend is retrieval: no LLM
                 tts_voice="en_US-joe-medium",
@@ -97,7 +97,7 @@ def test_build_info_from_the_loaded_engine(config_file):
     assert info == [
         {
             "version": "0.1.0",
-            "exhibit": "apollo11-columbia",
+            "exhibit": "eileen-collins",  # the shipped default (env={})
             "asr_model": "base",
             "llm_model": "smollm2",
             "tts_voice": "en_US-joe-medium",
