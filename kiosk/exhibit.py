@@ -115,11 +115,19 @@ def _plain(text: str) -> str:
     return re.sub(r"^(?:the|a|an) ", "", " ".join(re.findall(r"\w+", text.lower())))
 
 
+# words that open a heading without being part of a name: "The Moon landing", "What Columbia is"
+_FUNCTION_WORDS = frozenset(
+    "the a an what who whom whose how why where when which this that these those its his her their our my "
+    "your is are was were in on at from of to for with by about".split()
+)
+
+
 def as_phrase(name: str) -> str:
     """A heading inside a sentence: "Early life" -> "early life"; "Air Force pilot", "SUE", "McAdam's road"
     and "Apollo 11" stay."""
     first, _, rest = name.partition(" ")
-    if first[1:] != first[1:].lower() or rest[:1].isupper() or any(c.isdigit() for c in first):
+    proper_run = (rest[:1].isupper() or rest[:1].isdigit()) and first.lower() not in _FUNCTION_WORDS
+    if first[1:] != first[1:].lower() or proper_run or any(c.isdigit() for c in first):
         return name
     return name[:1].lower() + name[1:]
 

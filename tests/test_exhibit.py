@@ -10,7 +10,7 @@ import pytest
 from kiosk.config import load_config
 from kiosk.emotion import Emotion
 from kiosk.errors import ExhibitError
-from kiosk.exhibit import DEFAULT_PORTRAIT, EXHIBITS_DIR, load_exhibit, split_sentences
+from kiosk.exhibit import DEFAULT_PORTRAIT, EXHIBITS_DIR, as_phrase, load_exhibit, split_sentences
 
 DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
 
@@ -90,3 +90,18 @@ def test_sentence_splitting_keeps_abbreviations_and_quotes() -> None:
         'Armstrong said: "That\'s one small step."',
         "It ended.",
     ]
+
+
+def test_a_heading_inside_a_sentence_keeps_its_names() -> None:
+    """Offers and chips read "more about the Moon landing" and "about Space Shuttle missions"."""
+    cases = {
+        "The Moon landing": "the Moon landing",
+        "What Columbia is": "what Columbia is",
+        "Early life": "early life",
+        "Space Shuttle missions": "Space Shuttle missions",
+        "Air Force pilot": "Air Force pilot",
+        "Apollo 11 facts": "Apollo 11 facts",
+        "SUE": "SUE",
+        "McAdam's road": "McAdam's road",
+    }
+    assert {heading: as_phrase(heading) for heading in cases} == cases

@@ -202,10 +202,15 @@ class SentenceChooser:
             ranked.sort(key=lambda r: -r[0])
         # the question's plain words ("when did work begin?"): a sentence holding them all answers it even
         # when it does not name the exhibit; "when was it built?" (pointing at the exhibit) still needs one that does
+        # ("how long did the mission last?": "long" asks for a measure, which ``states`` has checked)
+        measured = question.kind in (AnswerKind.MEASURE, AnswerKind.COUNT, AnswerKind.MONEY, AnswerKind.AGE)
         plain = [
             t
             for t in question.terms
-            if t not in _VAGUE_TERMS and t not in ACCLAIM_TERMS and t not in _UNINDEXED
+            if t not in _VAGUE_TERMS
+            and t not in ACCLAIM_TERMS
+            and t not in _UNINDEXED
+            and not (measured and t in GENERIC_TERMS)
         ]
         for _, candidate, covered in ranked:
             passage = candidate.passage
