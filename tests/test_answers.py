@@ -166,6 +166,9 @@ def test_what_a_question_asks_for_is_stated_not_just_near(retriever, base_config
     assert "Stevenson" in " ".join(ask(planner, "Who was the architect of the lighthouse?").sentences)
     assert "oldest" in " ".join(ask(planner, "Why is it famous?").sentences)
     assert "granite" in " ".join(ask(planner, "What is the tower made of?").sentences)  # not "a wooden barrack"
+    # "long" asks for a measure: the sentence that gives one, not one that holds the word "long"
+    apollo = planner_for("apollo11-columbia", retriever, base_config)
+    assert "eight days" in " ".join(ask(apollo, "How long did the mission last?").sentences)
 
 
 def test_an_faq_pack_with_questions_for_headings(retriever, base_config: Config) -> None:
