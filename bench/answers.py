@@ -111,6 +111,8 @@ def pack_config(pack: str, backend: str, cache: str | None) -> Config:
     env = {
         "KIOSK_EXHIBIT__PATH": f'"{ROOT / pack if "/" in pack else pack}"',
         "KIOSK_ANSWER__BACKEND": f'"{backend}"',
+        # the model's own words, on any machine: the shipped budget only puts the notes in their place
+        "KIOSK_LLM__FIRST_PIECE_BUDGET_S": "0",
     }
     if cache:
         env["KIOSK_PATHS__CACHE_DIR"] = f'"{cache}"'

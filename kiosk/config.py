@@ -193,10 +193,14 @@ class LlmConfig:
     # at a kiosk's start (the screen's background load), questions are answered from the notes as
     # written while the model loads behind them, then in its words; off: the start waits for the model
     background_load: bool = True
+    # the longest a visitor waits for the model's first checked words: past it the notes answer as written
+    # (the model's sentence was going to fail its checks in most such answers); 0 = wait for the model
+    first_piece_budget_s: float = 0.4
 
     def validate(self) -> None:
         _check_device("device", self.device)
         _check_range("max_new_tokens", self.max_new_tokens, 1, 2048)
+        _check_range("first_piece_budget_s", self.first_piece_budget_s, 0.0, 60.0)
         _check_range("max_seconds", self.max_seconds, 0.01, 3600.0)
         _check_range("max_prompt_tokens", self.max_prompt_tokens, 64, 32768)
         _check_range("temperature", self.temperature, 0.0, 2.0)

@@ -106,11 +106,13 @@ def fallback_spoken(answer) -> list[str]:
 
 
 def _config(tmp_path: Path, model: str, answer: dict | None = None, **llm: object) -> Config:
+    """The tests' LLM config; no first-piece budget unless a test sets one (a busy machine must not turn a
+    test of the writer into a test of the clock)."""
     raw: Config = load_config(env={})
     return raw.replace(
         paths={"cache_dir": str(tmp_path / "cache")},
         answer={"backend": "llm", **(answer or {})},
-        llm={"model": model, "device": "cpu", **llm},
+        llm={"model": model, "device": "cpu", "first_piece_budget_s": 0.0, **llm},
     )
 
 
@@ -344,6 +346,22 @@ def test_max_seconds_stops_and_falls_back_to_the_notes(tmp_path, exhibit, monkey
         and spoken == fallback_spoken(answer)
         and "Neil Armstrong was the commander." in spoken
     )
+
+
+def test_no_checked_words_within_the_budget_and_the_notes_answer(tmp_path, exhibit, monkeypatch) -> None:
+    """A slow model does not keep the visitor waiting: past the budget the notes answer as written."""
+    answerer = _answerer(tmp_path, exhibit, CREW, first_piece_budget_s=0.25)
+    _slow_down(monkeypatch, answerer, 0.1)
+    started = time.monotonic()
+    answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    spoken = list(answer.sentences)
+    assert time.monotonic() - started < 1.0
+    assert answer.info["stop_budget"] == 1 and answer.info["fallback"] == 1
+    assert spoken == fallback_spoken(answer) and "Neil Armstrong was the commander." in spoken
+    # a quick model is not cut: the same answerer without the slow-down says its own words
+    monkeypatch.undo()
+    quick = answerer.answer("Who flew on Apollo 11?", CancelToken())
+    assert list(quick.sentences)[:1] == CREW_SENTENCES[:1] and not quick.info.get("stop_budget")
 
 
 def test_cancellation_stops_promptly(tmp_path, exhibit, monkeypatch) -> None:
@@ -812,7 +830,9 @@ def smollm2(cache_dir: Path, exhibit: Exhibit):
     home = Path("~/.cache/docent").expanduser()
     cache = home if is_converted(home / "models" / EMBEDDED_CACHE_NAME, embedded_gguf_path()) else cache_dir
     config = load_config(env={}).replace(
-        paths={"cache_dir": str(cache)}, answer={"backend": "llm"}, llm={"device": "cpu"}
+        paths={"cache_dir": str(cache)},
+        answer={"backend": "llm"},
+        llm={"device": "cpu", "first_piece_budget_s": 0.0},  # the model's own words, however slow CI is
     )
     retriever = SectionRetriever(exhibit, resolve_device("cpu"))
     retriever.load()

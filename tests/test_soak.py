@@ -38,3 +38,11 @@ def test_a_hundred_mixed_turns_all_end_counted(make_pipeline, loaded_engine, bas
     # a finished turn's worker may still be returning when the count is read: one thread of slack
     assert report.threads[1] <= report.threads[0] + 1, report.threads
     assert report.rss_growth_pct <= 10.0, report.summary()
+
+
+def test_the_heap_is_settled_unless_the_technician_set_it() -> None:
+    """glibc's defaults grew the LLM kiosk by 25 MB a turn; a MALLOC_* variable of the technician's wins."""
+    from kiosk.engine.device import settle_heap
+
+    assert settle_heap({"MALLOC_ARENA_MAX": "8"}) is False
+    assert settle_heap({}) is True  # glibc (Debian): both mallopt calls accepted

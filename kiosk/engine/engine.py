@@ -25,7 +25,7 @@ from kiosk.engine.asr import RECOGNIZERS
 from kiosk.engine.audio_in import AudioSource, MicrophoneSource
 from kiosk.engine.audio_out import AudioSink, NullSink, SoundDeviceSink
 from kiosk.engine.cancel import CancelToken
-from kiosk.engine.device import cuda_device_count, resolve_device, trim_heap
+from kiosk.engine.device import cuda_device_count, resolve_device, settle_heap, trim_heap
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.stage import MODEL_STAGES, Stage
@@ -108,6 +108,7 @@ class Engine:
         sink: AudioSink | None = None,
         device_count: Callable[[], int] = cuda_device_count,
     ) -> None:
+        settle_heap()  # before the models and their threads allocate (process-wide, harmless when repeated)
         self.config = config
         self.bus = bus or ev.EventBus()
         self.exhibit = exhibit or load_exhibit(config.exhibit.path)

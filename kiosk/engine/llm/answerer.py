@@ -75,7 +75,7 @@ class LlmAnswerer(PlannedAnswerer):
     dropped (sentences left out as echoes), the flags oom, error, filtered_output, cancelled, canned
     (no generation: small talk, out of scope, filtered question, or ``llm_loading``: the model is not
     loaded yet), and stop_<reason> with reason one of eos, max_tokens, max_seconds, sentence_cap,
-    repetition, ungrounded, filtered, cancelled.
+    repetition, ungrounded, filtered, cancelled, budget (no checked words within ``first_piece_budget_s``).
 
     The model's own emotion tag wins; without one the best section's curated tone is used.  (SmolLM2-135M
     rarely writes the tag it is asked for, so with it the tone nearly always comes from the notes.)

@@ -112,6 +112,10 @@ class SentenceWriter:
                 stop, head, consumed = self._judge(text[consumed:], head), 0, len(text)
             if stop:
                 break
+            if not self.given and self._over_budget():
+                log.info("llm: no checked words within %.2f s: the notes answer", cfg.llm.first_piece_budget_s)
+                stop = "budget"
+                break
             if cfg.llm.first_clause_words and not self.given and not head:
                 head, tried = self._first_clause(text, consumed, tried)
             if not self.sentences and (why := self._doomed(text, consumed)):
@@ -229,6 +233,10 @@ class SentenceWriter:
         self._give(text)
         self.sentences.append(text)
         return "sentence_cap" if len(self.sentences) >= cap else ""
+
+    def _over_budget(self) -> bool:
+        budget = self.config.llm.first_piece_budget_s
+        return bool(budget) and time.monotonic() - self.started > budget
 
     def _first_clause(self, text: str, start: int, tried: int) -> tuple[int, int]:
         """(where the spoken clause ends, how far breaks were tried) in the unfinished first sentence."""
