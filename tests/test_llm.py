@@ -21,7 +21,7 @@ import pytest
 
 from kiosk.config import Config, load_config
 from kiosk.emotion import Emotion
-from kiosk.engine.answer import ANSWERERS
+from kiosk.engine.answer import ANSWERERS, llm_wording
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import CALM_REPLY
 from kiosk.engine.language import stem, words
@@ -356,12 +356,12 @@ def test_no_checked_words_within_the_budget_and_the_notes_answer(tmp_path, exhib
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
     spoken = list(answer.sentences)
     assert time.monotonic() - started < 1.0
-    assert answer.info["stop_budget"] == 1 and answer.info["fallback"] == 1
+    assert answer.info["stop_budget"] == 1 and answer.info["fallback"] == 1 and llm_wording(answer.info) == "budget"
     assert spoken == fallback_spoken(answer) and "Neil Armstrong was the commander." in spoken
     # a quick model is not cut: the same answerer without the slow-down says its own words
     monkeypatch.undo()
     quick = answerer.answer("Who flew on Apollo 11?", CancelToken())
-    assert list(quick.sentences)[:1] == CREW_SENTENCES[:1] and not quick.info.get("stop_budget")
+    assert list(quick.sentences)[:1] == CREW_SENTENCES[:1] and llm_wording(quick.info) == "model"
 
 
 def test_cancellation_stops_promptly(tmp_path, exhibit, monkeypatch) -> None:
@@ -413,6 +413,7 @@ def test_an_invented_first_sentence_falls_back_to_the_notes(tmp_path, exhibit) -
     answer = answerer.answer("Who flew on Apollo 11?", CancelToken())
     spoken = list(answer.sentences)
     assert answer.info["fallback"] == 1 and spoken == fallback_spoken(answer)
+    assert llm_wording(answer.info) == "checks"
     assert not any("25" in s or "million" in s for s in spoken)
     assert answer.emotion is Emotion.HAPPY  # the crew section's tone
 

@@ -41,6 +41,20 @@ def plan_info(plan: AnswerPlan) -> dict[str, float]:
     return {"retrieval_seconds": plan.retrieval_seconds, "score": plan.score}
 
 
+def llm_wording(info: dict[str, float]) -> str:
+    """Who worded an LLM answer (one of ``events.LLM_WORDINGS``), from its ``info``; "" when no model was
+    asked: the retrieval answerer, small talk and declines, a cancelled turn."""
+    if info.get("llm_loading"):
+        return "loading"
+    if "prompt_tokens" not in info or info.get("cancelled"):
+        return ""
+    if info.get("oom") or info.get("error"):
+        return "error"
+    if not info.get("fallback") and not info.get("filtered_output"):
+        return "model"
+    return "budget" if info.get("stop_budget") else "checks"
+
+
 class PlannedAnswerer(Answerer):
     """An answerer over the shared planner: it owns one visitor's conversation, committed turn by turn."""
 

@@ -34,6 +34,9 @@ TURN_STATUSES = ("ok", "unanswered", "not_understood", "out_of_scope", "filtered
 # the wait after "incomplete" ran out, the silence rule decided (no model, or it failed), or the visitor's
 # continuation was merged with the turn just committed.
 END_OF_TURN_OUTCOMES = ("complete", "incomplete", "timeout", "silence", "merged")
+# Who worded an answer the LLM was asked for: the model, or the notes as written because it was still
+# loading, gave no checked words within its budget, failed the checks, or failed (out of memory, an error).
+LLM_WORDINGS = ("model", "loading", "budget", "checks", "error")
 
 
 def now() -> float:
@@ -195,6 +198,9 @@ class TurnFinished(Event):
     # the follow-up the guide offered at the end of its reply ("Shall I tell you more about the launch?"),
     # which the visitor accepts by saying yes or tapping; "" when none
     offer: str = ""
+    # one of LLM_WORDINGS when the LLM answerer was asked to word the answer; "" otherwise (the retrieval
+    # answerer, small talk, a declined or cancelled turn)
+    llm_wording: str = ""
 
 
 # --- sessions ------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kiosk.emotion import Emotion
-from kiosk.engine.events import END_OF_TURN_OUTCOMES, STAGES, TURN_STATUSES
+from kiosk.engine.events import END_OF_TURN_OUTCOMES, LLM_WORDINGS, STAGES, TURN_STATUSES
 from kiosk.engine.stage import MODEL_STAGES as stage_names
 
 if TYPE_CHECKING:
@@ -150,6 +150,14 @@ class KioskMetrics:
             "(the wait ran out), silence (the silence rule: no model, or it failed), merged (a fragment "
             "joined to its continuation).",
             ["outcome"],
+            registry=r,
+        )
+        self.llm_answers = Counter(
+            "kiosk_llm_answers_total",
+            "Answers the LLM answerer was asked to word, by who worded them: model, or the notes as written "
+            "because the model was loading, gave no checked words within its budget, failed the checks, "
+            "or failed (error).",
+            ["wording"],
             registry=r,
         )
         self.end_of_turn_seconds = Histogram(
@@ -290,6 +298,7 @@ class KioskMetrics:
         self.turns_by_status = {s: self.turns.labels(s) for s in TURN_STATUSES}
         self.stage_hist = {s: self.stage_duration.labels(s) for s in STAGES}
         self.end_of_turn_children = {o: self.end_of_turn_decisions.labels(o) for o in END_OF_TURN_OUTCOMES}
+        self.llm_answer_children = {w: self.llm_answers.labels(w) for w in LLM_WORDINGS}
         self.end_of_turn_hist = {
             o: self.end_of_turn_seconds.labels(o) for o in END_OF_TURN_OUTCOMES if o != "merged"
         }

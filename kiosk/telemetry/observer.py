@@ -129,6 +129,9 @@ class TelemetryObserver:
             else:
                 topic = TOPIC_NONE
             self._answers[(Emotion.normalise(event.emotion).value, topic)].inc()
+        wording = self.metrics.llm_answer_children.get(event.llm_wording)
+        if wording is not None:
+            wording.inc()
         if self._open:
             with self._lock:
                 self._open.pop(event.turn_id, None)

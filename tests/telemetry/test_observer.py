@@ -68,6 +68,23 @@ def test_turns_latencies_and_answers(metrics, serve):
     assert not any(name.endswith("_created") for name, _ in found)
 
 
+def test_who_worded_the_llm_answers(metrics, serve):
+    """kiosk_llm_answers_total: how often the model's words were spoken, and why the notes were instead."""
+    observer = TelemetryObserver(metrics)
+    wordings = ["model", "budget", "budget", "checks", "loading", "", "not-a-wording"]
+    publish(
+        observer,
+        [
+            ev.TurnFinished(i, "ok", "crew", Emotion.HAPPY, 0.5, 2.0, llm_wording=wording)
+            for i, wording in enumerate(wordings)
+        ],
+    )
+    found = scrape(serve(metrics))
+    expected = {"model": 1, "loading": 1, "budget": 2, "checks": 1, "error": 0}
+    assert {w: value(found, "kiosk_llm_answers_total", wording=w) for w in ev.LLM_WORDINGS} == expected
+    assert sum(v for (name, _), v in found.items() if name == "kiosk_llm_answers_total") == 5
+
+
 def test_first_frame_latency_counts_the_first_frame_after_first_audio(metrics):
     observer = TelemetryObserver(metrics)
     publish(

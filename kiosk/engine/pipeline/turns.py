@@ -16,6 +16,7 @@ import numpy as np
 
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
+from kiosk.engine.answer import llm_wording
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import trim_heap
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer
@@ -148,6 +149,7 @@ class TurnBook:
                 question=turn.question,
                 answer=" ".join(turn.spoken),
                 offer=offer,
+                llm_wording=llm_wording(answer.info) if answer is not None and status == "ok" else "",
             )
         )
         self._touch_session(new_turn=False)
