@@ -244,6 +244,8 @@ def test_visitor_audio_is_not_stored_unless_asked(
 
 def test_answer_streams_sentence_by_sentence(loaded_engine) -> None:
     tts = loaded_engine.stages["tts"]
+    # a new visitor: "tell me about" a topic goes on from what this conversation has already said of it
+    loaded_engine.reset_session()
     answer = loaded_engine.stages["answer"].answer("Tell me about the Moon landing", CancelToken())
     sentences = list(answer.sentences)
     assert len(sentences) >= 2

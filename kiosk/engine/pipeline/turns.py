@@ -18,7 +18,6 @@ from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.engine.answer import llm_wording
 from kiosk.engine.cancel import CancelToken
-from kiosk.engine.device import trim_heap
 from kiosk.engine.stage import Answer, Answerer, SpeechChunk, SpeechRecognizer, SpeechSynthesizer
 from kiosk.engine.turn.policy import EndOfTurn
 
@@ -153,7 +152,6 @@ class TurnBook:
             )
         )
         self._touch_session(new_turn=False)
-        trim_heap()  # what the turn's threads freed goes back to the system, after the visitor heard it
 
     # --- sessions and privacy -----------------------------------------------------------------------
 
