@@ -129,8 +129,8 @@ _M_ARENA_MAX = -8
 # (1.3 GB warm, 1.9-2.0 GB after 20 turns): on 2 cores it keeps up to 16 heaps ("arenas"), a turn's new
 # threads land in fresh ones, and the size above which a buffer gets its own mapping rises to the largest
 # buffer ever freed (up to 32 MB), so those buffers come from heaps that fragment and never shrink.  Measured
-# (bench/turn_latency.py, 20 turns): peak 1.97 -> 1.50 GB (LLM) and 0.85 -> 0.75 GB (notes), first audio no
-# slower.  Two heaps, or 256 kB, were as small but slower: Whisper's and the LLM's buffers of a few hundred
+# (bench/turn_latency.py, 20 turns): peak 1.75-1.97 -> 1.50-1.66 GiB (LLM) and 0.85 -> 0.75 GiB (notes),
+# first audio no slower.  Two heaps, or 256 kB, were as small but slower: Whisper's and the LLM's buffers of a few hundred
 # kB then fault fresh pages on every call (recognition 0.13 -> 0.17 s).
 HEAP_ARENAS = 4
 HEAP_MMAP_THRESHOLD = 4 * 1024 * 1024
