@@ -191,6 +191,9 @@ class AnswerPlanner:
         )
 
     def _answer(self, question: Question, context: Conversation) -> AnswerPlan:
+        titled = self.exhibit.section_titled(question.about) if question.about else None
+        if titled is not None:  # "tell me about the keepers", as the chips offer a pack's headings: no search
+            return self._more(titled, context, question)
         question = self._heard_as_written(question)
         if self.chooser.pronouns and question.anaphoric and self.chooser.pronouns.search(question.text):
             # a person's exhibit: "when was she born?" asks about her, not about the last answer
@@ -218,9 +221,6 @@ class AnswerPlanner:
             terms = [t for t in terms if t not in self.chooser.topic_terms]
         if follow_up:
             terms += [stem(n) for n in context.names]
-        titled = self.exhibit.section_titled(question.about) if question.about else None
-        if titled is not None:  # "tell me about the keepers", as the chips offer a pack's headings
-            return self._more(titled, context, question)
         if question.wants_more and question.terms:
             section = self._section_named(vector)
             if section is not None:
