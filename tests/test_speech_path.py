@@ -126,8 +126,9 @@ def test_question_outside_the_exhibit_gets_the_polite_reply(make_pipeline, speak
     assert "I can only talk about Apollo 11 Command Module Columbia" in finished.answer
 
 
-def test_a_sixty_second_monologue_is_cut_and_answered(make_pipeline, loaded_engine, speak) -> None:
-    sentence = speak("The command module Columbia carried three astronauts to the Moon and back home")
+def test_a_sixty_second_monologue_is_cut_and_answered(make_pipeline, loaded_engine, steady_speak) -> None:
+    # the steady voice: with Piper's random variation one CI run heard a monologue the notes could not answer
+    sentence = steady_speak("The command module Columbia carried three astronauts to the Moon and back home")
     parts = []
     while sum(len(p) for p in parts) < 16000 * 60:
         parts.append(sentence)
