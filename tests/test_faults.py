@@ -190,6 +190,35 @@ def test_a_voice_that_hangs_mid_answer_ends_that_turn_and_the_next_is_spoken(
         telemetry.stop()
 
 
+def test_a_stop_ends_the_turn_at_once_while_the_voice_is_stuck_in_a_run(
+    make_pipeline, loaded_engine, fault_config
+):
+    """A model run that does not look at the token (a vocoder mid-sentence) does not hold the turn."""
+    real = loaded_engine.pipeline.stages
+    voice = HangingVoice(real.tts, hang_call=2)
+    pipeline, recorder = make_pipeline(fault_config, sink=NullSink(realtime=True))
+    pipeline.stages = Stages(real.asr, real.answerer, voice, real.endpointer_factory)
+    try:
+        turn = pipeline.ask(QUESTION)
+        deadline = time.monotonic() + 20
+        while voice.calls < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert voice.calls == 2, "the second clause never started"
+        cancelled_at = time.monotonic()
+        pipeline.cancel("stop")
+        assert turn.finished.wait(0.2), "the turn waited for the stuck voice"
+        while any(t.name == f"turn-{turn.id}" for t in threading.enumerate()):
+            assert time.monotonic() - cancelled_at < 0.2, "the turn's thread outlived the stop by 200 ms"
+            time.sleep(0.005)
+        assert recorder.finished()[-1].status == "cancelled"
+        assert not recorder.of(ev.StageFailed), "a stop is not a failure"
+        voice.release.set()
+        after = ask(pipeline, "Where is the capsule now?")
+        assert after.status == "ok" and after.first_audio_s is not None
+    finally:
+        voice.release.set()
+
+
 def test_an_answerer_that_raises_mid_turn_says_sorry_and_the_next_question_is_answered(
     make_pipeline, loaded_engine, fault_config
 ):

@@ -7,6 +7,9 @@ cannot stop a thread, so a hung call is left to finish on its own (its turn's to
 stage that checks it stops at its next check) and its result, if any, is dropped; the pipeline then
 "restarts" the stage (:func:`restart`): its conversation state is reset, so nothing half-done leaks into
 the next visitor's question.  A deadline of 0 calls straight through, on the caller's thread.
+
+Given the turn's token, the wait also ends at its cancel (raising :class:`Cancelled`): a model run that
+cannot stop at once (a voice's vocoder, a recogniser's decode) no longer holds the turn past a "stop".
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
+
+from kiosk.engine.cancel import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +38,11 @@ class StageTimeout(Exception):
         self.deadline_s = deadline_s
 
 
-def call(stage: str, deadline_s: float, fn: Callable[[], T]) -> T:
+def call(stage: str, deadline_s: float, fn: Callable[[], T], cancel: CancelToken | None = None) -> T:
     """``fn()``, or StageTimeout when it has not returned within ``deadline_s`` (0: no deadline)."""
     if deadline_s <= 0:
         return fn()
-    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    box: queue.Queue[tuple[bool, object]] = queue.Queue()
 
     def run() -> None:
         try:
@@ -46,17 +51,22 @@ def call(stage: str, deadline_s: float, fn: Callable[[], T]) -> T:
             box.put((False, exc))
 
     threading.Thread(target=run, name=f"stage-{stage}", daemon=True).start()
+    forget = _wake_on_cancel(box, cancel)
     try:
         ok, value = box.get(timeout=deadline_s)
     except queue.Empty:
         raise StageTimeout(stage, deadline_s) from None
+    finally:
+        forget()
     if not ok:
         assert isinstance(value, BaseException)
         raise value
     return value  # type: ignore[return-value]
 
 
-def iterate(stage: str, deadline_s: float, items: Iterable[T]) -> Iterator[T]:
+def iterate(
+    stage: str, deadline_s: float, items: Iterable[T], cancel: CancelToken | None = None
+) -> Iterator[T]:
     """The items of ``items``, each one due within ``deadline_s`` of the one before (0: no deadline).
 
     The iterable runs on one helper thread for the whole stream; leaving the loop early leaves that thread
@@ -76,17 +86,28 @@ def iterate(stage: str, deadline_s: float, items: Iterable[T]) -> Iterator[T]:
             box.put((False, exc))
 
     threading.Thread(target=run, name=f"stage-{stage}", daemon=True).start()
-    while True:
-        try:
-            ok, value = box.get(timeout=deadline_s)
-        except queue.Empty:
-            raise StageTimeout(stage, deadline_s) from None
-        if not ok:
-            assert isinstance(value, BaseException)
-            raise value
-        if value is _END:
-            return
-        yield value  # type: ignore[misc]
+    forget = _wake_on_cancel(box, cancel)
+    try:
+        while True:
+            try:
+                ok, value = box.get(timeout=deadline_s)
+            except queue.Empty:
+                raise StageTimeout(stage, deadline_s) from None
+            if not ok:
+                assert isinstance(value, BaseException)
+                raise value
+            if value is _END:
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        forget()
+
+
+def _wake_on_cancel(box: queue.Queue, cancel: CancelToken | None) -> Callable[[], None]:
+    """Put Cancelled in the box when ``cancel`` fires; returns the function that stops that."""
+    if cancel is None:
+        return lambda: None
+    return cancel.on_cancel(lambda: box.put((False, Cancelled(cancel.reason))))
 
 
 def restart(stage: str, instance: object) -> None:

@@ -64,7 +64,10 @@ class Replying:
             return
         started = time.monotonic()
         answer = watchdog.call(
-            self._answer_stage, self._deadline, lambda: answerer.answer(turn.question, turn.cancel)
+            self._answer_stage,
+            self._deadline,
+            lambda: answerer.answer(turn.question, turn.cancel),
+            turn.cancel,
         )
         turn.cancel.raise_if_cancelled()
         retrieval_s = answer.info.get("retrieval_seconds", time.monotonic() - started)
@@ -84,7 +87,9 @@ class Replying:
         assert asr is not None and turn.audio is not None
         self._emit(turn, ev.StageStarted(turn_id=turn.id, stage="asr"))
         started = time.monotonic()
-        transcript = watchdog.call("asr", self._deadline, lambda: asr.transcribe(turn.audio, turn.cancel))
+        transcript = watchdog.call(
+            "asr", self._deadline, lambda: asr.transcribe(turn.audio, turn.cancel), turn.cancel
+        )
         seconds = time.monotonic() - started
         self._timed(turn, "asr", seconds, audio_seconds=transcript.audio_seconds)
         turn.question = transcript.text
@@ -102,7 +107,9 @@ class Replying:
         )
         first = True
         try:
-            for sentence in watchdog.iterate(self._answer_stage, self._deadline, answer.sentences):
+            for sentence in watchdog.iterate(
+                self._answer_stage, self._deadline, answer.sentences, turn.cancel
+            ):
                 turn.cancel.raise_if_cancelled()
                 if first and generated:
                     self._timed(turn, "llm_first_sentence", time.monotonic() - started)

@@ -108,7 +108,7 @@ class Speaking:
         for part in first_clause(sentence) if first else (sentence,):
             if part:
                 stream = tts.stream(part, turn.emotion, turn.cancel)
-                yield from watchdog.iterate("tts", self._deadline, stream)
+                yield from watchdog.iterate("tts", self._deadline, stream, turn.cancel)
 
     def _wait_commit(self, turn: Turn) -> None:
         while not turn.committed.wait(0.02):
