@@ -193,9 +193,10 @@ class LlmConfig:
     # at a kiosk's start (the screen's background load), questions are answered from the notes as
     # written while the model loads behind them, then in its words; off: the start waits for the model
     background_load: bool = True
-    # the longest a visitor waits for the model's first checked words: past it the notes answer as written
+    # the longest a visitor waits, from the question, for the model's first checked words: past it the notes
+    # answer as written
     # (the model's sentence was going to fail its checks in most such answers); 0 = wait for the model
-    first_piece_budget_s: float = 0.4
+    first_piece_budget_s: float = 0.3
 
     def validate(self) -> None:
         _check_device("device", self.device)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
+from kiosk.emotion import Emotion
 from kiosk.engine.answer import ANSWERERS, PlannedAnswerer, plan_info
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.claims import ClaimChecker
@@ -222,6 +223,7 @@ class LlmAnswerer(PlannedAnswerer):
     # --- a turn ------------------------------------------------------------------------------------
 
     def answer(self, question: str, cancel: CancelToken) -> Answer:
+        started = time.monotonic()  # the first-piece budget counts from here
         plan = self.planner.plan(question)
         info = plan_info(plan)
         prompts = self.prompts
@@ -265,6 +267,7 @@ class LlmAnswerer(PlannedAnswerer):
             answer,
             cancel,
             answers=lambda text: self.planner.chooser.answers(plan.question, text, section),
+            started=started,
         )
         answer.sentences = self._consume(turn)
         return answer
@@ -285,22 +288,11 @@ class LlmAnswerer(PlannedAnswerer):
         return prompts.build(self.exhibit, question, plan, history)
 
     def _consume(self, turn: Turn) -> Iterator[str]:
-        worker = threading.Thread(target=self._produce, args=(turn,), name="llm-answer", daemon=True)
-        worker.start()
+        worker = self._start(turn)
         try:
-            while True:
-                try:
-                    sentence = turn.out.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    if turn.cancel.cancelled:
-                        turn.answer.info["cancelled"] = 1
-                        return
-                    if not worker.is_alive() and turn.out.empty():
-                        return  # the worker died without a word (a bug): end rather than hang
-                    continue
-                if sentence is None or turn.cancel.cancelled:
-                    if turn.cancel.cancelled:
-                        turn.answer.info["cancelled"] = 1
+            for sentence in self._queued(turn, worker, self.config.llm.first_piece_budget_s):
+                if sentence is None:  # the budget ran out before the model's first checked words
+                    yield from self._notes_first(turn)
                     return
                 turn.spoken.append(sentence)
                 yield sentence
@@ -310,6 +302,81 @@ class LlmAnswerer(PlannedAnswerer):
             if said and not turn.answer.info.get("filtered_output"):
                 with self._history_lock:
                     self._history.append((turn.question, " ".join(said)))
+
+    def _start(self, turn: Turn) -> threading.Thread:
+        worker = threading.Thread(target=self._produce, args=(turn,), name="llm-answer", daemon=True)
+        worker.start()
+        return worker
+
+    def _queued(self, turn: Turn, worker: threading.Thread, budget: float = 0.0) -> Iterator[str | None]:
+        """The worker's sentences as they come; None (then the end) when ``budget`` seconds from the
+        question pass with nothing from the model and the notes claim the first words."""
+        while True:
+            wait = POLL_SECONDS
+            if budget and not turn.spoken:
+                left = turn.started + budget - time.monotonic()
+                if left <= 0 and turn.claim_first_words("notes"):
+                    yield None
+                    return
+                wait = min(wait, max(left, 0.001))
+            try:
+                sentence = turn.out.get(timeout=wait)
+            except queue.Empty:
+                if turn.cancel.cancelled:
+                    turn.answer.info["cancelled"] = 1
+                    return
+                if not worker.is_alive() and turn.out.empty():
+                    return  # the worker died without a word (a bug): end rather than hang
+                continue
+            if sentence is None or turn.cancel.cancelled:
+                if turn.cancel.cancelled:
+                    turn.answer.info["cancelled"] = 1
+                return
+            yield sentence
+
+    def _notes_first(self, turn: Turn) -> Iterator[str]:
+        """No checked words from the model within the budget: the notes' first sentence at once, then the
+        model goes on from it (its sentences checked as ever; the notes' next ones if they fail).
+
+        The clock runs from the question, not from the model's tokens: a long prompt whose first token
+        comes late cannot hold the visitor past the budget.  The first worker stops at its next token;
+        the second starts from the same prompt with the notes' sentence as the reply's opening, and has
+        the time that sentence takes to speak to write the next."""
+        turn.stop.set()
+        info, plan = turn.answer.info, turn.plan
+        log.info("llm: no checked words within %.2f s: the notes begin", self.config.llm.first_piece_budget_s)
+        info.update(stop_budget=1, fallback=1, first_sentence_seconds=time.monotonic() - turn.started)
+        turn.answer.emotion = Emotion.normalise(plan.emotion)
+        prompts = self.prompts
+        if not plan.sentences or prompts is None:
+            rest = [*plan.sentences, *([plan.offer] if plan.offer else [])]
+            turn.spoken.extend(rest)
+            yield from rest
+            return
+        opening = plan.sentences[0]
+        turn.spoken.append(opening)
+        yield opening
+        if turn.cancel.cancelled:
+            info["cancelled"] = 1
+            return
+        after = Turn(
+            turn.question,
+            plan,
+            prompts.continued(turn.prompt, opening),
+            turn.grounding,
+            turn.claims,
+            turn.answer,
+            turn.cancel,
+            started=turn.started,
+            opening=(opening,),
+        )
+        after.claim_first_words("model")
+        try:
+            for sentence in self._queued(after, self._start(after)):
+                turn.spoken.append(sentence)
+                yield sentence
+        finally:
+            after.stop.set()
 
     def _produce(self, turn: Turn) -> None:
         """The worker: generate, check and queue sentences; fall back to the notes when that fails."""

@@ -8,7 +8,7 @@ tokenizer is not safe across threads.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kiosk.config import Config
@@ -86,6 +86,12 @@ class PromptBuilder:
             ids = torch.cat([head_ids, tail_ids], dim=-1)
             return Prompt(ids, int(head_ids.shape[-1]), notes, chat[0]["content"])
         return Prompt(self.encode(text), 0, notes, chat[0]["content"])
+
+    def continued(self, prompt: Prompt, said: str) -> Prompt:
+        """The same prompt with the answer begun: ``said`` is the reply's opening, the model goes on."""
+        import torch
+
+        return replace(prompt, ids=torch.cat([prompt.ids, self.encode(said)], dim=-1))
 
     def _notes(self, plan: AnswerPlan, room: int) -> str:
         if self.config.llm.notes == "plan" and plan.sentences and plan.matches:

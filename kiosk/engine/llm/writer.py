@@ -70,6 +70,22 @@ class Turn:
     stop: threading.Event = field(default_factory=threading.Event)
     out: queue.Queue[str | None] = field(default_factory=queue.Queue)
     spoken: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    # sentences of the reply said before the model goes on (the notes' first, past the budget)
+    opening: tuple[str, ...] = ()
+    # who says the first words, "model" or "notes" (past the first-piece budget): set once, under the lock
+    first_words: str = ""
+    _first_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim_first_words(self, who: str) -> bool:
+        """Whether ``who`` says the first words: the first to ask does, for the whole answer."""
+        with self._first_lock:
+            self.first_words = self.first_words or who
+            return self.first_words == who
+
+    @property
+    def notes_took_over(self) -> bool:
+        return self.first_words == "notes"
 
 
 class SentenceWriter:
@@ -80,9 +96,10 @@ class SentenceWriter:
         self.config = config
         self.content_filter = content_filter
         self.info = turn.answer.info
-        self.started = time.monotonic()
-        self.given: list[str] = []  # pieces handed to the consumer: sentences, or a first clause and its rest
-        self.sentences: list[str] = []  # whole sentences said, for the repetition check and the cap
+        self.started = turn.started
+        # pieces handed to the consumer: sentences, or a first clause and its rest
+        self.given: list[str] = list(turn.opening)
+        self.sentences: list[str] = list(turn.opening)  # whole sentences said: the repetition check, the cap
         self.tag: Emotion | None = None
         self.state: dict[str, Any] = {"stop": "eos"}
         self.tokens: list[int] = []
@@ -112,10 +129,6 @@ class SentenceWriter:
                 stop, head, consumed = self._judge(text[consumed:], head), 0, len(text)
             if stop:
                 break
-            if not self.given and self._over_budget():
-                log.info("llm: no checked words within %.2f s: the notes answer", cfg.llm.first_piece_budget_s)
-                stop = "budget"
-                break
             if cfg.llm.first_clause_words and not self.given and not head:
                 head, tried = self._first_clause(text, consumed, tried)
             if not self.sentences and (why := self._doomed(text, consumed)):
@@ -123,17 +136,23 @@ class SentenceWriter:
                 stop = "ungrounded"
                 break
         else:
-            stop = self.state["stop"]
+            stop = "budget" if turn.notes_took_over else self.state["stop"]
             rest = prompts.decode(self.tokens)[consumed:]
             # an answer cut by a cap ends mid-sentence: say the rest only if it is a whole sentence
             whole = stop == "eos" or SENTENCE_END.search(strip_emotion_tags(rest)[0])
             if rest.strip() and stop != "cancelled" and whole:
                 stop = self._judge(rest, head) or stop
-        self.info[f"stop_{stop}"] = 1
+        if not turn.notes_took_over:  # the consumer has recorded why, and may have finished already
+            self.info[f"stop_{stop}"] = 1
 
     def finish(self) -> None:
-        """The figures, the plan's sentences when nothing was said, the offer and the emotion; then the end."""
+        """The figures, the plan's sentences when nothing was said, the offer and the emotion; then the end.
+
+        When the notes took over (the first-piece budget ran out) the answer is the consumer's: nothing is
+        queued or recorded here, the turn may be over already."""
         info, plan, turn = self.info, self.turn.plan, self.turn
+        if turn.notes_took_over:
+            return
         elapsed = time.monotonic() - self.started
         info["tokens"] = len(self.tokens)
         info["generation_seconds"] = elapsed
@@ -143,16 +162,18 @@ class SentenceWriter:
         info["drafted_tokens"] = self.state.get("drafted", 0)
         if len(self.tokens) > 1 and decode_seconds > 0:
             info["tokens_per_second"] = (len(self.tokens) - 1) / decode_seconds
-        info["fallback"] = 0
+        info["fallback"] = 1 if turn.opening else 0  # an opening is the notes' sentence
         if turn.cancel.cancelled or turn.stop.is_set():
             info["cancelled"] = 1
-        elif not self.sentences and not info.get("filtered_output"):
+        elif len(self.sentences) == len(turn.opening) and not info.get("filtered_output"):
             # nothing said, or only a first clause whose sentence then failed: the sentences that answer
+            # (after an opening, the notes' sentences that follow it)
             info["fallback"] = 1
             if not self.given:
                 info["first_sentence_seconds"] = time.monotonic() - self.started
-            for sentence in plan.sentences:
+            for sentence in plan.sentences[len(turn.opening) :]:
                 turn.out.put(sentence)
+        info["model_sentences"] = len(self.sentences) - len(turn.opening)
         if plan.offer and not info.get("filtered_output") and not info.get("cancelled"):
             turn.out.put(plan.offer)
         if info.get("filtered_output"):
@@ -165,6 +186,8 @@ class SentenceWriter:
     # --- judging -------------------------------------------------------------------------------------
 
     def _give(self, piece: str) -> None:
+        if not self.given and not self.turn.claim_first_words("model"):
+            return  # the budget ran out a moment ago: the notes answer, generation is being stopped
         if not self.given:
             self.info["first_sentence_seconds"] = time.monotonic() - self.started
             self.info["first_sentence_tokens"] = len(self.tokens)
@@ -233,10 +256,6 @@ class SentenceWriter:
         self._give(text)
         self.sentences.append(text)
         return "sentence_cap" if len(self.sentences) >= cap else ""
-
-    def _over_budget(self) -> bool:
-        budget = self.config.llm.first_piece_budget_s
-        return bool(budget) and time.monotonic() - self.started > budget
 
     def _first_clause(self, text: str, start: int, tried: int) -> tuple[int, int]:
         """(where the spoken clause ends, how far breaks were tried) in the unfinished first sentence."""
