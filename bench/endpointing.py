@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from kiosk.config import Config  # noqa: E402
+from kiosk.engine.stage import SpeechRecognizer  # noqa: E402
 from kiosk.engine.turn.policy import EndOfTurn  # noqa: E402
 from kiosk.engine.turn.smart_turn import SmartTurn  # noqa: E402
 from kiosk.engine.vad import FRAME_SECONDS, FrameClassifier, SileroStream, Vad  # noqa: E402
@@ -225,8 +226,13 @@ class Run:
     outcomes: list[str]
 
 
-def endpoint(policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s: float) -> Run:
+def endpoint(
+    policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s: float, asr: SpeechRecognizer | None = None
+) -> Run:
+    """One recording through the policy; with ``asr``, each pause's speculative recognition is handed to
+    the policy (``heard``) as many frames after the pause as recognising it took."""
     turns = questions = 0
+    heard_at, heard_text = -1, ""
     heard = False
     last_end: float | None = None
     decision: float | None = None
@@ -235,8 +241,16 @@ def endpoint(policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s
     outcomes: list[str] = []
     frame = round(FRAME_SECONDS * SR)
     for i in range(len(audio) // frame):
+        if i == heard_at:
+            policy.heard(heard_text)
         for event in policy.feed(audio[i * frame : (i + 1) * frame]):
             now = policy.position_seconds
+            if event.kind is Vad.PAUSED and asr is not None and event.audio is not None:
+                started = time.perf_counter()
+                heard_text = asr.transcribe(event.audio).text
+                heard_at = i + 1 + math.ceil((time.perf_counter() - started) / FRAME_SECONDS)
+            elif event.kind in (Vad.RESUMED, Vad.ENDED):
+                heard_at = -1
             if event.merge_candidate:
                 answer_at = (last_end or 0.0) + first_audio_s
                 accept = (now - answer_at) * 1000 <= config.turn.merge_max_played_ms
@@ -262,14 +276,23 @@ def endpoint(policy: EndOfTurn, audio: np.ndarray, config: Config, first_audio_s
 POLICIES = {
     "VAD 400 ms": ({"trailing_silence_ms": 400}, {"backend": "none"}),
     "VAD 200 ms": ({"trailing_silence_ms": 200}, {"backend": "none"}),
-    "Smart Turn": ({}, {"backend": "smart_turn"}),
+    "Smart Turn": ({}, {"backend": "smart_turn", "question_wait_ms": 0}),
+    # the kiosk's default: the model, and after "incomplete" what recognition heard (turn/heard.py)
+    "ST + heard": ({}, {"backend": "smart_turn"}),
 }
 
 
-def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int, noise: str = "none") -> None:
+def bench_endpointing(
+    clips: list[Clip], first_audio_s: float, seed: int, noise: str = "none", cache_dir: Path | None = None
+) -> None:
+    from kiosk.engine.asr import RECOGNIZERS
+    from kiosk.engine.device import Device
+
     silero = SileroStream()
     model = SmartTurn(Config().turn)
     model.load()
+    asr = RECOGNIZERS.create("whisper", Config().asr, Device("cpu"), cache_dir or Path("~/.cache/docent"))
+    asr.load()
     rng = np.random.default_rng(seed)
     lead, tail = np.zeros(int(0.6 * SR), np.float32), np.zeros(int(2.5 * SR), np.float32)
     versions = []
@@ -302,7 +325,8 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int, noise:
                     model if turn.get("backend") == "smart_turn" else None,
                     inline=True,
                 )
-                runs.append(endpoint(policy, audio, config, first_audio_s))
+                hears = asr if turn.get("backend") == "smart_turn" and config.turn.question_wait_ms else None
+                runs.append(endpoint(policy, audio, config, first_audio_s, hears))
         cut = sum(r.turns > 1 for r in runs_p)
         cut_merged = sum(r.questions > 1 for r in runs_p)
         heard = sum(r.heard_fragment for r in runs_p)
@@ -326,6 +350,13 @@ def bench_endpointing(clips: list[Clip], first_audio_s: float, seed: int, noise:
         missed = [c.name for (c, _, _), r in zip(versions, runs_p, strict=True) if r.questions > 1]
         if missed:
             print(f"{'':<11} paused, cut after merge: {'; '.join(m[:40] for m in missed[:6])}")
+        waited_names = [
+            c.name
+            for (c, _, _), r in zip(versions, runs_u, strict=True)
+            if r.turns == 1 and r.outcomes[-1:] == ["timeout"]
+        ]
+        if waited_names:
+            print(f"{'':<11} unpaused, waited: {'; '.join(m[:40] for m in waited_names[:6])}")
         early_names = [c.name for (c, _, _), r in zip(versions, runs_u, strict=True) if r.turns > 1]
         if early_names:
             merged_too = sum(r.questions > 1 for r in runs_u)
@@ -401,7 +432,7 @@ def main() -> None:
     for pause in [int(p) for p in args.pauses.split(",")]:
         if pause != 150:
             POLICIES[f"ST {pause} ms"] = ({"speculative_pause_ms": pause}, {"backend": "smart_turn"})
-    bench_endpointing(clips, args.first_audio, args.seed, args.noise)
+    bench_endpointing(clips, args.first_audio, args.seed, args.noise, Path(args.cache_dir).expanduser())
     if not args.no_wer:
         bench_wer(clips, Path(args.cache_dir).expanduser(), args.seed)
 

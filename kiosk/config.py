@@ -94,12 +94,15 @@ class TurnConfig:
     model_path: str = ""  # a Smart Turn v3 ONNX file; empty = the one inside the pipecat-ai wheel
     threshold: float = 0.5  # probability of "complete" that ends the turn
     max_wait_ms: int = 1500  # after an "incomplete" verdict: silence (since the last word) that ends it anyway
+    # ... or this much, when the speculative transcript reads as a whole question (turn/heard.py); 0 = off
+    question_wait_ms: int = 800
     merge_window_ms: int = 1500  # speech this soon after a turn ended continues it; 0 = never merge
     merge_max_played_ms: int = 1000  # ... unless this much of the answer has already been heard
 
     def validate(self) -> None:
         _check_range("threshold", self.threshold, 0.01, 0.99)
         _check_range("max_wait_ms", self.max_wait_ms, 200, 10000)
+        _check_range("question_wait_ms", self.question_wait_ms, 0, 10000)  # past max_wait_ms it never acts
         _check_range("merge_window_ms", self.merge_window_ms, 0, 10000)
         _check_range("merge_max_played_ms", self.merge_max_played_ms, 0, 10000)
 

@@ -27,6 +27,10 @@ SPLIT_AFTER = 6  # words: "How much moon rock did they" | "bring back?"
 
 @pytest.fixture(scope="module")
 def speak_words() -> Callable[[str], tuple[np.ndarray, list[int]]]:
+    return steady_voice()
+
+
+def steady_voice() -> Callable[[str], tuple[np.ndarray, list[int]]]:
     """The default Piper voice at 16 kHz, without its random variation (noise scales 0, so every run
     hears the same audio), with the sample index of each gap between words (from its alignments)."""
     from piper import PiperVoice, SynthesisConfig
@@ -150,6 +154,58 @@ def test_a_hesitation_is_waited_for_and_a_committed_fragment_merges_with_its_con
     )
     second = [e for e in events if e.kind is Vad.ENDED][1]
     assert len(second.audio) < len(rest) + 1.0 * 16000
+
+
+WHOLE = "Why did they have to stay in quarantine when they got back?"  # Smart Turn: 0.09 with this voice
+
+
+def run_hearing(policy: EndOfTurn, audio: np.ndarray, heard: Callable[[int], str]) -> list[VadEvent]:
+    """``run``, handing the policy what recognition heard at the n-th pause (0, 1, ...) as it starts."""
+    frames = len(audio) // 480
+    events: list[VadEvent] = []
+    pauses = 0
+    for i in range(frames):
+        for event in policy.feed(audio[i * 480 : (i + 1) * 480]):
+            if event.kind is Vad.PAUSED:
+                policy.heard(heard(pauses))
+                pauses += 1
+            events.append(event)
+    return events
+
+
+def test_after_incomplete_a_whole_question_heard_ends_the_turn_sooner(speak_words, smart_turn, silero) -> None:
+    speech, gaps = speak_words(WHOLE)
+    audio = np.concatenate([quiet(0.6), speech, quiet(2.5)])
+    assert smart_turn.probability(np.concatenate([quiet(0.5), speech, quiet(0.15)])) < 0.5
+    # the model alone waits max_wait_ms
+    events = run(make_policy(silero, smart_turn), audio)
+    decisions = [e for e in events if e.kind is Vad.DECIDED]
+    assert [d.outcome for d in decisions] == ["incomplete", "timeout"]
+    assert decisions[-1].decision_s >= 1.45
+    # heard as a whole question: question_wait_ms (800 ms) ends it
+    events = run_hearing(make_policy(silero, smart_turn), audio, lambda _: WHOLE)
+    decisions = [e for e in events if e.kind is Vad.DECIDED]
+    assert [d.outcome for d in decisions] == ["incomplete", "question"]
+    assert 0.75 <= decisions[-1].decision_s < 0.9
+    assert [e.kind for e in events].count(Vad.ENDED) == 1
+    # off (0): the model's wait again
+    events = run_hearing(make_policy(silero, smart_turn, turn={"question_wait_ms": 0}), audio, lambda _: WHOLE)
+    assert [e.outcome for e in events if e.kind is Vad.DECIDED] == ["incomplete", "timeout"]
+
+
+def test_a_hesitation_heard_as_half_a_question_is_still_waited_for(speak_words, smart_turn, silero) -> None:
+    speech, gaps = speak_words(WHOLE)
+    cut = gaps[6]  # "Why did they have to stay in" | "quarantine when they got back?"
+    audio = np.concatenate([quiet(0.6), speech[:cut], quiet(1.2), speech[cut:], quiet(2.5)])
+    said = ["Why did they have to stay in?", WHOLE]
+    events = run_hearing(make_policy(silero, smart_turn), audio, lambda n: said[min(n, 1)])
+    assert [e.kind for e in events].count(Vad.ENDED) == 1, "the hesitation cut the question"
+    (ended,) = [e for e in events if e.kind is Vad.ENDED]
+    assert len(ended.audio) >= len(speech) + 1.1 * 16000
+    # a question mark after a whole thought is taken at its word, even mid-sentence: the wait is shorter
+    events = run_hearing(make_policy(silero, smart_turn), audio, lambda n: ["Why did they have to stay?", WHOLE][n])
+    outcomes = [e.outcome for e in events if e.kind is Vad.DECIDED]
+    assert outcomes[:2] == ["incomplete", "question"], outcomes
 
 
 def test_a_short_first_word_before_a_pause_is_kept(speak_words, silero) -> None:

@@ -45,3 +45,24 @@ def test_a_continuation_after_the_commit_merges_into_one_question(make_pipeline,
     if "heat shield" in heard:
         (chosen,) = [a for a in recorder.of(ev.AnswerChosen) if a.turn_id == second.turn_id]
         assert chosen.topic == "heat-shield"
+
+
+def test_a_whole_question_the_model_calls_incomplete_is_answered_after_a_shorter_wait(
+    make_pipeline, loaded_engine
+) -> None:
+    """Smart Turn gives this steady-voice question 0.09; recognition hears a whole question, so the turn
+    ends after ``question_wait_ms`` of silence rather than ``max_wait_ms``."""
+    from tests.test_end_of_turn import steady_voice
+
+    question = "Why did they have to stay in quarantine when they got back?"
+    audio = np.concatenate([silence(0.5), steady_voice()(question)[0], silence(2.5)])
+    pipeline, recorder = make_pipeline(sink=NullSink(realtime=False))
+    listener = pipeline.start_listening(MemorySource(audio, realtime=True))
+    listener.join(timeout=60)
+    assert pipeline.wait_idle(60)
+    outcomes = [e.outcome for e in recorder.of(ev.TurnDecided)]
+    assert outcomes == ["incomplete", "question"], outcomes
+    (finished,) = recorder.finished()
+    wait = loaded_engine.config.turn.question_wait_ms / 1000
+    assert wait - 0.05 <= finished.timings["vad_endpoint"] < wait + 0.3, finished.timings
+    assert finished.status == "ok" and "quarantine" in finished.answer.lower()

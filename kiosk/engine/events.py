@@ -31,9 +31,10 @@ STAGES = (
 # "unanswered": on topic, but the notes do not say (the guide says so and names what it can talk about).
 TURN_STATUSES = ("ok", "unanswered", "not_understood", "out_of_scope", "filtered", "cancelled", "error")
 # End-of-turn verdicts (kiosk/engine/turn/policy.py): the model heard a complete or an incomplete question,
-# the wait after "incomplete" ran out, the silence rule decided (no model, or it failed), or the visitor's
-# continuation was merged with the turn just committed.
-END_OF_TURN_OUTCOMES = ("complete", "incomplete", "timeout", "silence", "merged")
+# recognition heard a whole question after "incomplete" (a shorter wait), the wait after "incomplete" ran
+# out, the silence rule decided (no model, or it failed), or the visitor's continuation was merged with the
+# turn just committed.
+END_OF_TURN_OUTCOMES = ("complete", "incomplete", "question", "timeout", "silence", "merged")
 # Who worded an answer the LLM was asked for: the model, or the notes as written because it was still
 # loading, gave no checked words within its budget, failed the checks, or failed (out of memory, an error).
 LLM_WORDINGS = ("model", "loading", "budget", "checks", "error")

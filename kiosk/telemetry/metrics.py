@@ -146,8 +146,8 @@ class KioskMetrics:
         )
         self.end_of_turn_decisions = Counter(
             "kiosk_end_of_turn_decisions_total",
-            "End-of-turn verdicts at the visitor's pauses: complete, incomplete (wait for more), timeout "
-            "(the wait ran out), silence (the silence rule: no model, or it failed), merged (a fragment "
+            "End-of-turn verdicts at the visitor's pauses: complete, incomplete (wait for more), question "
+            "(a whole question was heard after incomplete: a shorter wait), timeout (the wait ran out), silence (the silence rule: no model, or it failed), merged (a fragment "
             "joined to its continuation).",
             ["outcome"],
             registry=r,

@@ -14,6 +14,7 @@ import numpy as np
 from kiosk.engine import events as ev
 from kiosk.engine.audio_in import AudioSource, EndOfStream, SourceUnavailable
 from kiosk.engine.pipeline.turns import Turn
+from kiosk.engine.turn.policy import EndOfTurn
 from kiosk.engine.vad import Vad, VadEvent
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Listening:
         endpointer = self.stages.endpointer_factory()
         last_level = 0.0
         last_voiced_t = time.monotonic()
+        heard: Turn | None = None  # the speculative turn whose transcript the endpointer was given
         try:
             source.open()
         except SourceUnavailable as exc:
@@ -81,6 +83,7 @@ class Listening:
                 if vad_event.merge_candidate:
                     endpointer.merge(self._merge_into_next())
                 self._on_vad(vad_event, last_voiced_t)
+            heard = self._heard_at_pause(heard, endpointer)
             if endpointer.speaking:
                 last_voiced_t = arrived
             if arrived - last_level >= LEVEL_INTERVAL_S:
@@ -90,6 +93,15 @@ class Listening:
             self._check_session_timeout()
         endpointer.close()
         source.close()
+
+    def _heard_at_pause(self, given: Turn | None, endpointer: EndOfTurn) -> Turn | None:
+        """Hand the speculative recognition's transcript, once it is in, to the end-of-turn policy."""
+        with self._lock:
+            turn = self._speculative
+        if turn is None or turn is given or not turn.question or turn.cancel.cancelled:
+            return given
+        endpointer.heard(turn.question)
+        return turn
 
     def _merge_into_next(self) -> bool:
         """The visitor goes on just after a turn was committed: drop its answer if little has played."""

@@ -9,6 +9,8 @@ utterance events), adding ``DECIDED`` events (the verdicts, for telemetry) and `
   waits for it and it overlaps the speculative recognition; the verdict is read on the next frame;
 * "complete" (P >= ``threshold``) ends the turn at once; "incomplete" waits for more speech until the
   silence since the last word reaches ``max_wait_ms``, then the turn ends anyway ("timeout");
+* after "incomplete", a speculative transcript that reads as a whole question (:meth:`EndOfTurn.heard`,
+  ``heard.py``) ends the turn once the silence reaches ``question_wait_ms`` ("question");
 * without a model (``backend = "none"``), or when it fails (an ``error`` verdict each time, logged once),
   the silence rule of ``[vad] trailing_silence_ms`` ends that utterance ("silence");
 * speech starting within ``merge_window_ms`` of the last end is a merge candidate: the pipeline, which
@@ -30,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from kiosk.config import TurnConfig, VadConfig
+from kiosk.engine.turn.heard import reads_as_whole_question
 from kiosk.engine.turn.model import TurnModel
 from kiosk.engine.vad import FRAME_SECONDS, Endpointer, FrameClassifier, Vad, VadEvent
 
@@ -85,6 +88,9 @@ class EndOfTurn:
         trailing = max(turn.max_wait_ms, vad.trailing_silence_ms) if model else vad.trailing_silence_ms
         self.endpointer = Endpointer(vad, classifier, trailing_silence_ms=trailing)
         self._silence_rule = _frames(vad.trailing_silence_ms)
+        self._question_wait = _frames(turn.question_wait_ms) if turn.question_wait_ms else 0
+        self._incomplete = False  # the model called this pause incomplete
+        self._whole_question = False  # what recognition heard at this pause reads as a whole question
         self._merge_window = round(turn.merge_window_ms / 1000 / FRAME_SECONDS)
         self._executor = None if inline or model is None else ThreadPoolExecutor(1, "end-of-turn")
         self._verdict: _Verdict | None = None
@@ -123,6 +129,11 @@ class EndOfTurn:
             events.extend(self._decide())
         return events
 
+    def heard(self, text: str) -> None:
+        """What the speculative recognition heard at the current pause (the pipeline's, from its thread)."""
+        if self.endpointer.in_utterance and not self.endpointer.speaking:
+            self._whole_question = reads_as_whole_question(text)
+
     def merge(self, accept: bool) -> None:
         """After a ``merge_candidate`` STARTED: put the last utterance in front of this one, or forget it."""
         self._prefix = self._candidate if accept else None
@@ -132,7 +143,7 @@ class EndOfTurn:
     def reset(self) -> None:
         self.endpointer.reset()
         self._drop_verdict()
-        self._fallback = False
+        self._fallback = self._incomplete = self._whole_question = False
         self._last, self._gap, self._candidate, self._prefix = None, [], None, None
 
     def close(self) -> None:
@@ -155,11 +166,12 @@ class EndOfTurn:
         if event.kind is Vad.PAUSED:
             event = self._whole(event)
             self._speech_end = event.speech_end
+            self._incomplete = self._whole_question = False
             self._ask(event)
             return [event]
         if event.kind is Vad.RESUMED:
             self._drop_verdict()
-            self._fallback = False
+            self._fallback = self._incomplete = self._whole_question = False
             return [event]
         if event.kind is Vad.ENDED:  # the endpointer's own limit: max_wait_ms, or a monologue cut
             outcome = "timeout" if self.model is not None and not self._fallback else "silence"
@@ -180,7 +192,15 @@ class EndOfTurn:
             assert verdict.probability is not None
             if verdict.probability >= self.turn.threshold:
                 return self._close(self._whole(self.endpointer.end_now()), "complete", cpu_s=verdict.cpu_s)
+            self._incomplete = True
             return [self._decision("incomplete", verdict.cpu_s)]
+        if (
+            self._incomplete
+            and self._whole_question
+            and self._question_wait
+            and self.endpointer.silence_frames >= self._question_wait
+        ):
+            return self._close(self._whole(self.endpointer.end_now()), "question")
         if (self.model is None or self._fallback) and self.endpointer.silence_frames >= self._silence_rule:
             return self._close(self._whole(self.endpointer.end_now()), "silence")
         return []
@@ -207,7 +227,7 @@ class EndOfTurn:
         self, ended: VadEvent, outcome: str, cpu_s: float = 0.0, record: bool = True
     ) -> list[VadEvent]:
         self._drop_verdict()
-        self._fallback = False
+        self._fallback = self._incomplete = self._whole_question = False
         self._prefix = None
         self._speech_end = ended.speech_end
         self._last, self._gap = (ended.audio, []) if ended.audio is not None and not ended.cut else (None, [])
