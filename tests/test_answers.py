@@ -100,6 +100,19 @@ def test_a_claim_to_fame_must_hold_every_word(retriever) -> None:
     assert checker.check("In July 1999 she became the first woman to command a Space Shuttle.").ok
 
 
+def test_picking_one_of_the_visitors_alternatives_needs_a_passage_that_decides(retriever) -> None:
+    """"Is it male or female?": the notes say nobody can tell, so "they are female" is a false fact, though
+    every word of it is in that passage or the question."""
+    exhibit = load_exhibit(PACKS["sue-t-rex"])
+    retriever.index(exhibit)
+    checker = ClaimChecker(retriever.passages.passages, allowed=exhibit.title)
+    question = "Is it male or female?"
+    assert not checker.check('The museum calls SUE "they" and they are female.', question).ok
+    assert not checker.check("SUE was a male T. rex.", question).ok
+    assert checker.check("There is no reliable way to tell a male from a female T. rex skeleton.", question).ok
+    assert checker.check('The museum calls SUE "they".', question).ok
+
+
 def test_a_name_in_the_title_and_a_date_written_either_way_are_no_new_numbers(retriever) -> None:
     """The LLM writes "Apollo 11" and "July 16, 1969"; the notes say "16 July 1969" and never "Apollo 11" beside
     the fact. Neither may cost a true sentence; a number outside the title's name is still checked."""

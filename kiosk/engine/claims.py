@@ -25,6 +25,8 @@ _CONTINUES = re.compile(
 )
 # coordinated clauses: "Armstrong was the commander, and Collins flew Columbia."
 _CLAUSES = re.compile(r",\s+(?:and|but|while)\s+|;\s+")
+# the visitor's alternatives: "Is it male or female?"
+_ALTERNATIVES = re.compile(r"\b([a-z]+)\s+or\s+([a-z]+)\b", re.I)
 # saying that the notes are silent is always allowed
 _HONEST = re.compile(
     r"\b(?:i (?:do not|don't) know|my notes (?:do not|don't) say|not in my notes|i'm not sure)\b", re.I
@@ -100,12 +102,21 @@ class ClaimChecker:
         # the question's words may be echoed, but not into a claim to fame: "Was she the first woman in
         # space?" must not make "She was the first woman to fly in space." true
         echo = set() if acclaim else content_stems(words(context))
+        # nor its alternatives: "Is it male or female?" answered "...they are female" picks one, and a
+        # passage that names the other too ("no way to tell a male from a female") does not decide
+        offered = alternatives(context)
+        echo -= {stem for pair in offered for stem in pair}
+        picked = {a for a, b in offered if a in stems and b not in stems}
+        picked |= {b for a, b in offered if b in stems and a not in stems}
+        undecided = {b for a, b in offered if a in picked} | {a for a, b in offered if b in picked}
         needed = stems - self._free - echo
         # the words that may change by one: not the names, which the passage holds anyway ("The command
         # module was piloted by Neil Armstrong" is one word from "Neil Armstrong was the commander")
         plain = needed - {stem(n) for n in names(tokens)}
         best = ClaimVerdict(False, "unsupported_relation")
         for text, window_stems, window_numbers, window_names in self._windows:
+            if undecided & window_stems or not picked <= window_stems:  # the pick is said, and decided
+                continue
             if not claim_numbers <= window_numbers or not _bound(tokens, self._read(text)):
                 if best.reason == "unsupported_relation" and best.support == 0.0:
                     best = ClaimVerdict(False, "unsupported_number")
@@ -138,6 +149,16 @@ class ClaimChecker:
             for i, token in enumerate(tokens)
             if not (i and (tokens[i - 1].lower(), token) in self._title_numbers)
         ]
+
+
+def alternatives(question: str) -> list[tuple[str, str]]:
+    """The content-word stems a question offers as alternatives: "male or female" -> ("male", "female")."""
+    pairs = []
+    for first, second in _ALTERNATIVES.findall(question):
+        a, b = content_stems([first]), content_stems([second])
+        if len(a) == len(b) == 1:
+            pairs.append((next(iter(a)), next(iter(b))))
+    return pairs
 
 
 def day_first(tokens: list[str]) -> list[str]:
