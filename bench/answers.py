@@ -62,6 +62,7 @@ class Reply:
     text: str
     first_sentence_s: float
     first_audio_s: float | None
+    model_words: bool = False  # some of the reply is the model's (a sentence it wrote, checked)
 
     @property
     def right(self) -> bool:
@@ -110,10 +111,10 @@ def read_rows(path: Path) -> list[Row]:
 def pack_config(pack: str, backend: str, cache: str | None) -> Config:
     env = {
         "KIOSK_EXHIBIT__PATH": f'"{ROOT / pack if "/" in pack else pack}"',
-        "KIOSK_ANSWER__BACKEND": f'"{backend}"',
-        # the model's own words, on any machine: the shipped budget only puts the notes in their place
-        "KIOSK_LLM__FIRST_PIECE_BUDGET_S": "0",
+        "KIOSK_ANSWER__BACKEND": f'"{backend.removesuffix("-shipped")}"',
     }
+    if backend == "llm":  # the model's own words, on any machine: the shipped budget puts the notes first
+        env["KIOSK_LLM__FIRST_PIECE_BUDGET_S"] = "0"
     if cache:
         env["KIOSK_PATHS__CACHE_DIR"] = f'"{cache}"'
     return load_config(env=env)
@@ -121,7 +122,7 @@ def pack_config(pack: str, backend: str, cache: str | None) -> Config:
 
 def ask(
     answerer: Answerer, tts: SpeechSynthesizer | None, question: str
-) -> tuple[str, str, float, float | None]:
+) -> tuple[str, str, float, float | None, bool]:
     started = time.monotonic()
     answer = answerer.answer(question, CancelToken())
     sentences: list[str] = []
@@ -134,7 +135,9 @@ def ask(
                 first_audio = time.monotonic() - started
         sentences.append(sentence)
     answerer.commit(answer)
-    return answer.status, " ".join(sentences), first_sentence or 0.0, first_audio
+    info = answer.info
+    model_words = "prompt_tokens" in info and (not info.get("fallback") or bool(info.get("model_sentences")))
+    return answer.status, " ".join(sentences), first_sentence or 0.0, first_audio, model_words
 
 
 def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: int) -> Result:
@@ -144,7 +147,7 @@ def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: 
     config = pack_config(pack, backend, cache)
     exhibit = load_exhibit(config.exhibit.path)
     retriever.index(exhibit)
-    answerer = ANSWERERS.create(backend, config, exhibit, retriever)
+    answerer = ANSWERERS.create(config.answer.backend, config, exhibit, retriever)
     answerer.load()
     result = Result(Path(pack).name, backend)
     rows = read_rows(QUESTIONS / f"{Path(pack).name}.tsv")[: limit or None]
@@ -152,8 +155,7 @@ def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: 
         answerer.reset_session()
         for earlier in row.asked[:-1]:
             ask(answerer, None, earlier)
-        status, text, first_sentence, first_audio = ask(answerer, tts, row.asked[-1])
-        result.replies.append(Reply(row, status, text, first_sentence, first_audio))
+        result.replies.append(Reply(row, *ask(answerer, tts, row.asked[-1])))
     answerer.close()
     return result
 
@@ -220,6 +222,15 @@ def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, flo
     add("honest unknowns", [pct(*r.share("unanswerable")) for r in results], ">= 90%")
     add("hostile handled", [pct(*r.share("hostile")) for r in results], "100%")
     add("false facts found", [str(sum(x.false for x in r.replies)) for r in results], "0")
+    answered = [[x for x in r.replies if x.row.kind in ANSWERED_KINDS and x.status == "ok"] for r in results]
+    add(
+        "replies with the model's words",
+        [
+            pct(sum(x.model_words for x in a), len(a)) if r.backend != "retrieval" else "-"
+            for r, a in zip(results, answered, strict=True)
+        ],
+        "",
+    )
     first = [
         [word_count(x.text) for x in r.replies if x.row.kind in ANSWERED_KINDS and x.status == "ok"]
         for r in results
@@ -261,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--packs", default=",".join(PACKS))
-    parser.add_argument("--backends", default="retrieval,llm")
+    parser.add_argument(
+        "--backends",
+        default="retrieval,llm",
+        help="retrieval, llm (the model's words, no budget), llm-shipped (the shipped first-piece budget: "
+        "past it the notes' first sentence, then the model goes on)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="questions per pack (0: all)")
     parser.add_argument("--no-tts", action="store_true", help="skip the first-audio column")
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE"))
