@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kiosk.engine.device import trim_heap
 from kiosk.engine.llm import int4
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,17 @@ def load_model(folder: Path, dtype: Any, pack: bool) -> tuple[Any, dict[str, int
     from transformers import AutoModelForCausalLM
 
     where = safetensors_files(folder)
-    model = _load_tensor_by_tensor(folder, where, dtype) if where else None
-    if model is None:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
-        return model, {}
-    return model, (_pack_from_files(where, model, dtype) if pack else {})
+    try:
+        model = _load_tensor_by_tensor(folder, where, dtype) if where else None
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+            return model, {}
+        return model, (_pack_from_files(where, model, dtype) if pack else {})
+    finally:
+        # the file's float32 tensors (SmolLM2's projections are 3.5 MB each, under the heap's 4 MB mapping
+        # threshold) were freed into the C heap, which kept them: 450 MB over the loaded model until the
+        # next trim, the start's peak
+        trim_heap()
 
 
 def _load_tensor_by_tensor(folder: Path, where: dict[str, Path], dtype: Any) -> Any | None:
