@@ -170,6 +170,11 @@ class LlmAnswerer(PlannedAnswerer):
                 pass
             if llm.warm_prefixes:
                 self._warm_prefixes(decoder, prompts)
+        if decoder.fast is not None and packed and not llm.keep_dense_weights:
+            freed = decoder.fast.drop_dense(model, packed)
+            if freed:
+                trim_heap()
+                log.info("llm: the 16-bit copies of the 4-bit projections dropped (%d MB)", freed >> 20)
         with self._model_lock:
             if self._closed:
                 return

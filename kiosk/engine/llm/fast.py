@@ -114,6 +114,7 @@ class FastLlama:
         self.layers = [_layer_weights(i, layer, {}) for i, layer in enumerate(base.layers)]
         # the same with 4-bit weights where there are: for a token or a few (PACKED_MAX_TOKENS)
         self.packed_layers = [_layer_weights(i, layer, packed) for i, layer in enumerate(base.layers)]
+        self.dense_dropped = False
         self.norm, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
         self.head = model.lm_head.weight
         rotary = base.rotary_emb
@@ -121,6 +122,26 @@ class FastLlama:
         self._scaling = float(getattr(rotary, "attention_scaling", 1.0))
         self._cos = self._sin = torch.empty(0, self.head_dim)
         self._scratch: KeyValues | None = None
+
+    def drop_dense(self, model: Any, packed: dict[str, Int4Weight]) -> int:
+        """Every pass through the 4-bit weights, and the model's 16-bit copies of them freed: the bytes
+        freed (0 when some projection has no 4-bit weight, and nothing changes).
+
+        The model itself can no longer run (its projections are empty): the decoder uses this one only.
+        """
+        import torch
+
+        names = [f"model.layers.{i}.{name}" for i in range(len(self.layers)) for name in (*ATTENTION, *MLP)]
+        if not names or any(name not in packed for name in names):
+            return 0
+        freed = 0
+        for name in names:
+            module = model.get_submodule(name)
+            freed += module.weight.numel() * module.weight.element_size()
+            module.weight = torch.nn.Parameter(torch.empty(0, dtype=module.weight.dtype), requires_grad=False)
+        self.layers = self.packed_layers
+        self.dense_dropped = True
+        return freed
 
     def start(self, capacity: int, prefix: KeyValues | None = None, scratch: bool = False) -> KeyValues:
         """Buffers for ``capacity`` positions, holding a copy of ``prefix`` when given.
