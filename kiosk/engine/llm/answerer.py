@@ -72,11 +72,13 @@ class LlmAnswerer(PlannedAnswerer):
     ``answer()`` returns at once; the returned ``Answer.sentences`` starts a worker thread on first use and
     yields each checked sentence as soon as it is complete.  ``answer.info`` and ``answer.emotion`` are
     final once ``sentences`` is exhausted: tokens, prompt_tokens, tokens_per_second, prompt_seconds,
-    first_sentence_seconds, generation_seconds, fallback (1: the retrieved sentences were spoken instead),
-    dropped (sentences left out as echoes), the flags oom, error, filtered_output, cancelled, canned
+    first_sentence_seconds, generation_seconds, fallback (1: the retrieved sentences were spoken instead,
+    or opened the reply), model_sentences (the model's checked sentences), dropped (sentences left out as
+    echoes), the flags oom, error, filtered_output, cancelled, canned
     (no generation: small talk, out of scope, filtered question, or ``llm_loading``: the model is not
     loaded yet), and stop_<reason> with reason one of eos, max_tokens, max_seconds, sentence_cap,
-    repetition, ungrounded, filtered, cancelled, budget (no checked words within ``first_piece_budget_s``).
+    repetition, ungrounded, filtered, cancelled, budget (no checked words within ``first_piece_budget_s``:
+    the notes' first sentence opens the reply and the model goes on from it, see ``_notes_first``).
 
     The model's own emotion tag wins; without one the best section's curated tone is used.  (SmolLM2-135M
     rarely writes the tag it is asked for, so with it the tone nearly always comes from the notes.)
