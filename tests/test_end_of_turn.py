@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
 
 from kiosk.config import Config, TurnConfig, VadConfig
 from kiosk.engine import events as ev
@@ -20,6 +19,7 @@ from kiosk.engine.vad import FRAME_SECONDS, FrameClassifier, SileroStream, Vad, 
 from kiosk.errors import ModelLoadError
 from kiosk.telemetry.metrics import KioskMetrics
 from kiosk.telemetry.observer import TelemetryObserver
+from tests.conftest import steady_voice
 
 QUESTION = "How much moon rock did they bring back?"
 SPLIT_AFTER = 6  # words: "How much moon rock did they" | "bring back?"
@@ -28,32 +28,6 @@ SPLIT_AFTER = 6  # words: "How much moon rock did they" | "bring back?"
 @pytest.fixture(scope="module")
 def speak_words() -> Callable[[str], tuple[np.ndarray, list[int]]]:
     return steady_voice()
-
-
-def steady_voice() -> Callable[[str], tuple[np.ndarray, list[int]]]:
-    """The default Piper voice at 16 kHz, without its random variation (noise scales 0, so every run
-    hears the same audio), with the sample index of each gap between words (from its alignments)."""
-    from piper import PiperVoice, SynthesisConfig
-
-    from kiosk.engine.tts import resolve_voice
-
-    model, config = resolve_voice("")
-    voice = PiperVoice.load(model, config_path=config, include_alignments=True)
-    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-
-    def speak(text: str) -> tuple[np.ndarray, list[int]]:
-        chunks = list(voice.synthesize(text, syn_config=steady, include_alignments=True))
-        rate = chunks[0].sample_rate
-        gaps, position = [], 0
-        for chunk in chunks:
-            for alignment in chunk.phoneme_alignments:
-                if alignment.phoneme == " ":
-                    gaps.append((position + alignment.num_samples // 2) * 16000 // rate)
-                position += alignment.num_samples
-        audio = np.concatenate([c.audio_float_array for c in chunks])
-        return resample_poly(audio, 160, rate // 100).astype(np.float32), gaps
-
-    return speak
 
 
 @pytest.fixture(scope="module")

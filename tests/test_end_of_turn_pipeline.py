@@ -52,7 +52,7 @@ def test_a_whole_question_the_model_calls_incomplete_is_answered_after_a_shorter
 ) -> None:
     """Smart Turn gives this steady-voice question 0.09; recognition hears a whole question, so the turn
     ends after ``question_wait_ms`` of silence rather than ``max_wait_ms``."""
-    from tests.test_end_of_turn import steady_voice
+    from tests.conftest import steady_voice
 
     question = "Why did they have to stay in quarantine when they got back?"
     audio = np.concatenate([silence(0.5), steady_voice()(question)[0], silence(2.5)])

@@ -90,7 +90,7 @@ def test_whisper_base_transcribes(tmp_path: Path, speak) -> None:
 
 
 def test_a_local_ctranslate2_folder_loads_by_path(tmp_path: Path) -> None:
-    from tests.test_end_of_turn import steady_voice  # Piper's random variation once made it "a pollo"
+    from tests.conftest import steady_voice  # Piper's random variation once made it "a pollo"
 
     local = tmp_path / "my-whisper"
     shutil.copytree(tiny_en_path(), local)
