@@ -349,7 +349,8 @@ def test_max_seconds_stops_and_falls_back_to_the_notes(tmp_path, exhibit, monkey
 
 
 def test_no_checked_words_within_the_budget_and_the_notes_answer(tmp_path, exhibit, monkeypatch) -> None:
-    """A slow model does not keep the visitor waiting: past the budget the notes answer as written."""
+    """A slow model does not keep the visitor waiting: past the budget the notes' first sentence is spoken,
+    then the model goes on from it (or the notes' next sentences do)."""
     answerer = _answerer(tmp_path, exhibit, CREW, first_piece_budget_s=0.25)
     _slow_down(monkeypatch, answerer, 0.1)
     started = time.monotonic()
