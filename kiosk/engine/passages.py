@@ -8,16 +8,30 @@ sentence knows its section and position, so an answer can add the next sentence 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import bm25s
 import numpy as np
 
 from kiosk.engine.language import content_list, content_stems, names, numbers, stem, words
 from kiosk.exhibit import Exhibit, Section
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index it builds at DEBUG
+
+
+def _bm25s() -> Any:
+    """bm25s, with jax (which it imports where installed, for top-k) kept off the GPU.
+
+    At import bm25s runs a top-k through jax when jax is installed; on a CUDA machine jax then reserves 75 %
+    of the GPU's memory (108 GB of an H200, seen by scripts/gpu_check.py). The kiosk only scores with
+    bm25s, so jax is kept on the CPU unless the environment says otherwise.
+    """
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import bm25s
+
+    return bm25s
 
 # how much the lexical score (0..1, relative to the best sentence) weighs beside the cosine (-1..1)
 LEXICAL_WEIGHT = 0.5
@@ -77,7 +91,7 @@ class PassageIndex:
         for passage in self.passages:
             heading = content_list(words(passage.section.heading)) * HEADING_WEIGHT
             corpus.append(content_list(words(passage.text)) + heading or ["_"])
-        self._bm25 = bm25s.BM25(k1=1.2, b=0.5)
+        self._bm25 = _bm25s().BM25(k1=1.2, b=0.5)
         self._bm25.index(corpus, show_progress=False)
         self.vocabulary: frozenset[str] = frozenset(t for doc in corpus for t in doc)
         texts = [p.text for p in self.passages]
