@@ -127,6 +127,7 @@ class NvmlReader:
 
     def _process_memory(self, handle: Any) -> int | None:
         nvml = self._nvml
+        # a process with both a CUDA and a graphics context is listed twice, each entry with its whole use
         used = 0
         seen = False
         for lister in (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses):
@@ -136,7 +137,7 @@ class NvmlReader:
             seen = True
             for process in processes:
                 if process.pid == self._pid and process.usedGpuMemory is not None:
-                    used += int(process.usedGpuMemory)
+                    used = max(used, int(process.usedGpuMemory))
         return used if seen else None
 
     def close(self) -> None:
