@@ -8,9 +8,11 @@ an answer (the process's memory capped just above what it holds) answered from t
 working, and NVML's per-process and the engine's per-model GPU memory appearing in /metrics.
 
 Needs torch (CUDA), transformers, tokenizers, numpy, scipy, prometheus-client and nvidia-ml-py; no
-faster-whisper, Piper or package registry.  The project's modules come from this working tree.  The three
-small packages the kiosk's modules also import (psutil, bcrypt: abi3 wheels; bm25s: pure Python) are copied
-from this venv into a folder that travels with the tree and is searched after the machine's own packages:
+faster-whisper, Piper or package registry.  The project's modules come from this working tree.  The small
+packages the kiosk's modules also import (psutil, bcrypt: abi3 wheels; bm25s and the pinned
+sentence-transformers: pure Python) are copied from this venv into a folder that travels with the tree and is
+searched before the machine's own packages, beside a half-precision copy of the shipped MiniLM (44 MB: the
+float32 original does not fit the 64 MiB a call may carry), so that retrieval runs the real model:
 
     python scripts/gpu_check.py --make-vendor build/gpu-vendor     # here, once
     python scripts/gpu_check.py --vendor build/gpu-vendor          # on the GPU machine
@@ -45,11 +47,12 @@ CHATML = (
 QUESTION = "Who was the commander of Apollo 11?"
 
 
-VENDORED = ("psutil", "bcrypt", "bm25s")
+VENDORED = ("psutil", "bcrypt", "bm25s", "sentence_transformers")
+MINILM_COPY = "minilm-fp16"
 
 
 def make_vendor(folder: Path) -> None:
-    """Copy the vendored packages from this interpreter's site-packages into ``folder``."""
+    """Copy the vendored packages and a half-precision MiniLM from this interpreter into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in VENDORED:
         spec = importlib.util.find_spec(name)
@@ -58,7 +61,24 @@ def make_vendor(folder: Path) -> None:
         source = Path(next(iter(spec.submodule_search_locations)))
         shutil.rmtree(folder / name, ignore_errors=True)
         shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-    print(f"vendored {', '.join(VENDORED)} into {folder}")
+    save_half_minilm(folder / MINILM_COPY)
+    print(f"vendored {', '.join(VENDORED)} and {MINILM_COPY} into {folder}")
+
+
+def save_half_minilm(target: Path) -> Path:
+    """The shipped MiniLM folder with its weights in float16 (the kiosk halves it on CUDA anyway)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from kiosk.engine.retrieval import embedded_minilm_path
+
+    source = embedded_minilm_path()
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("model.safetensors", "*.md", ".git*"))
+    weights = load_file(source / "model.safetensors")
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in weights.items()}
+    save_file(half, target / "model.safetensors", metadata={"format": "pt"})
+    return target
 
 
 def cuda_missing() -> str | None:
@@ -186,7 +206,7 @@ def main() -> int:
         make_vendor(args.make_vendor)
         return 0
     if args.vendor:
-        sys.path.append(str(args.vendor.resolve()))
+        sys.path.insert(1, str(args.vendor.resolve()))
     why = cuda_missing()
     if why:
         print(f"gpu check skipped: {why}")
@@ -194,6 +214,7 @@ def main() -> int:
     import numpy as np
     import torch
 
+    import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer, as the engine's import does
     from kiosk.config import load_config
     from kiosk.engine import events as ev
     from kiosk.engine.answer import ANSWERERS
@@ -227,17 +248,28 @@ def main() -> int:
         assert error < 0.02, error
         return f"policy dtype {str(dtype).removeprefix('torch.')}; matmul relative error {error:.4f}"
 
+    def minilm() -> tuple[Path, str]:
+        from kiosk.engine.retrieval import embedded_minilm_path
+
+        try:
+            return embedded_minilm_path(), "all-MiniLM-L6-v2"
+        except Exception:
+            carried = args.vendor / MINILM_COPY if args.vendor else None
+            if carried is not None and carried.is_dir():
+                return carried, "all-MiniLM-L6-v2 (carried float16 copy)"
+            return save_random_bert(work / "bert", words), "random BERT (MiniLM absent)"
+
+    def cpu_retriever() -> SectionRetriever:
+        if "cpu_retriever" not in state:
+            retriever = SectionRetriever(exhibit, Device("cpu"), model_path=minilm()[0], runtime="torch")
+            retriever.load()
+            retriever._model.float()  # type: ignore[union-attr]  # a float16 copy computes in float32 on CPU
+            state["cpu_retriever"] = retriever
+        return state["cpu_retriever"]  # type: ignore[return-value]
+
     def retrieval_cuda() -> str:
         device: Device = state["device"]  # type: ignore[assignment]
-        path = None
-        try:
-            from kiosk.engine.retrieval import embedded_minilm_path
-
-            path = embedded_minilm_path()
-            what = "all-MiniLM-L6-v2"
-        except Exception:
-            path = save_random_bert(work / "bert", words)
-            what = "random BERT (MiniLM package absent)"
+        path, what = minilm()
         state["retrieval_path"] = path
         probe = MemoryProbe(device)
         retriever = SectionRetriever(exhibit, device, model_path=path, cache_dir=work / "cache")
@@ -251,6 +283,33 @@ def main() -> int:
         state["retrieval_bytes"] = probe.used()
         top = matches[0].section.id
         return f"{what} on {param.device} float16; top section '{top}'; {probe.used() / 2**20:.1f} MiB"
+
+    def retrieval_speed() -> str:
+        """The median search on CUDA against the CPU, same questions, same process; both find the same."""
+        retriever = state.get("retriever")
+        if retriever is None:
+            raise Skip("retrieval on CUDA failed first")
+        cpu = cpu_retriever()
+        questions = [s.question for s in exhibit.sections if s.question] * 3
+        medians = []
+        for engine in (retriever, cpu):
+            for question in questions[:3]:  # warm
+                engine.search(question)
+            times = []
+            for question in questions:
+                started = time.perf_counter()
+                engine.search(question)
+                times.append(time.perf_counter() - started)
+            medians.append(float(np.median(times)))
+        same = sum(
+            retriever.search(q)[0].section.id == cpu.search(q)[0].section.id  # type: ignore[attr-defined]
+            for q in questions
+        )
+        assert same >= 0.9 * len(questions), f"top sections agree on {same} of {len(questions)}"
+        return (
+            f"median search {medians[0] * 1000:.1f} ms on CUDA, {medians[1] * 1000:.1f} ms on CPU "
+            f"(x{medians[1] / medians[0]:.1f}); same top section {same}/{len(questions)}"
+        )
 
     def retrieval_onnx_cuda() -> str:
         import onnxruntime
@@ -295,11 +354,18 @@ def main() -> int:
         answer = answerer.answer(QUESTION, CancelToken())  # type: ignore[attr-defined]
         spoken = list(answer.sentences)
         assert spoken, "no sentence"
+        first = time.monotonic() - started
         state["answerer"] = answerer
         tokens = answer.info.get("tokens", 0)
+        again = []  # warm turns: the first one pays CUDA's lazy start
+        for _ in range(3):
+            started = time.monotonic()
+            assert list(answerer.answer(QUESTION, CancelToken()).sentences)  # type: ignore[attr-defined]
+            again.append(time.monotonic() - started)
         return (
             f"{answerer.name} on {param.device} {str(param.dtype).removeprefix('torch.')}; {tokens} tokens, "
-            f"{len(spoken)} sentence(s) in {time.monotonic() - started:.2f} s (random weights: notes expected)"
+            f"{len(spoken)} sentence(s) in {first:.2f} s, warm {float(np.median(again)):.2f} s "
+            "(random weights: notes expected)"
         )
 
     def fill_gpu() -> list[object]:
@@ -317,10 +383,7 @@ def main() -> int:
         if state.get("answerer") is None:
             raise Skip("the LLM on CUDA failed first")
         # the LLM on the GPU with its retriever on the CPU, so that the out-of-memory is the LLM's
-        path = state.get("retrieval_path") or save_random_bert(work / "bert", words)
-        cpu_retriever = SectionRetriever(exhibit, Device("cpu"), model_path=path, runtime="torch")
-        cpu_retriever.load()
-        answerer = llm_answerer(cpu_retriever)
+        answerer = llm_answerer(cpu_retriever())
         ballast = fill_gpu()
         filled = sum(t.numel() for t in ballast) / 2**30  # type: ignore[attr-defined]
         try:
@@ -377,11 +440,37 @@ def main() -> int:
         assert process and float(process[0].rsplit(" ", 1)[1]) > 0, "no per-process GPU memory from NVML"
         assert len(models) >= 1 and used, "no per-model GPU memory"
         mib = float(process[0].rsplit(" ", 1)[1]) / 2**20
-        return f"process {mib:.0f} MiB (NVML); {len(models)} model series on cuda; {len(used)} GPU(s) used"
+        reserved = torch.cuda.memory_reserved(0) / 2**20
+        # what torch reserves plus a CUDA context: anything far above is another runtime's (jax once took 108 GB)
+        assert mib < reserved + 2048, f"the process holds {mib:.0f} MiB, torch reserves {reserved:.0f}"
+        return (
+            f"process {mib:.0f} MiB (NVML; torch reserves {reserved:.0f} MiB); {len(models)} model series "
+            f"on cuda; {len(used)} GPU(s) used; {nvml_processes()}"
+        )
+
+    def nvml_processes() -> str:
+        """What NVML lists for GPU 0, raw: this process's pid beside each entry's (for the table's reader)."""
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            entries = []
+            for kind, lister in (
+                ("C", pynvml.nvmlDeviceGetComputeRunningProcesses),
+                ("G", pynvml.nvmlDeviceGetGraphicsRunningProcesses),
+            ):
+                for entry in lister(handle):
+                    used = entry.usedGpuMemory
+                    entries.append(f"{kind} pid {entry.pid} {used / 2**20 if used else used:.0f} MiB")
+            return f"our pid {os.getpid()}: " + ", ".join(entries)
+        finally:
+            pynvml.nvmlShutdown()
 
     checks.run("device selection", device_selection)
     checks.run("half precision", half_precision)
     checks.run("retrieval on CUDA (torch)", retrieval_cuda)
+    checks.run("retrieval speed, CUDA vs CPU", retrieval_speed)
     checks.run("retrieval on CUDA (onnx)", retrieval_onnx_cuda)
     checks.run("LLM answerer on CUDA", llm_cuda)
     checks.run("CUDA out of memory", out_of_memory)
