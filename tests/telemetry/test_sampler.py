@@ -61,6 +61,27 @@ def test_driver_not_loaded_is_no_gpu(monkeypatch, caplog):
     assert no_gpu_records(caplog) == ["no GPU: NVML: Driver Not Loaded"]
 
 
+def test_a_process_with_cuda_and_graphics_is_counted_once(monkeypatch):
+    """NVML lists such a process in both lists, each entry with its whole use (the driver is faked here)."""
+    pid = 4242
+    mine = type("Entry", (), {"pid": pid, "usedGpuMemory": 3 * GIB})()
+    other = type("Entry", (), {"pid": pid + 1, "usedGpuMemory": 5 * GIB})()
+    memory = type("Memory", (), {"used": 9 * GIB, "total": 80 * GIB})()
+    for name, result in {
+        "nvmlInit": None,
+        "nvmlDeviceGetCount": 1,
+        "nvmlDeviceGetHandleByIndex": "handle",
+        "nvmlDeviceGetName": "Test GPU",
+        "nvmlDeviceGetMemoryInfo": memory,
+        "nvmlDeviceGetComputeRunningProcesses": [mine, other],
+        "nvmlDeviceGetGraphicsRunningProcesses": [mine],
+    }.items():
+        monkeypatch.setattr(pynvml, name, lambda *_, result=result: result)
+    (gpu,) = NvmlReader(pid=pid).read()
+    assert gpu.process_memory_bytes == 3 * GIB
+    assert gpu.memory_used_bytes == 9 * GIB
+
+
 @pytest.mark.skipif(not nvml_works(), reason="no NVIDIA driver on this machine")
 def test_real_gpu_numbers():
     snapshot = ResourceSampler(gpu_reader=NvmlReader()).sample_once()
