@@ -2,7 +2,9 @@
 
 It shows the blocks :meth:`kiosk.ui.screen_model.ScreenModel.captions` gives, from the newest back,
 as many as fit *whole* in its height; nothing is ever drawn cut at the top (no scrolling).  When the
-newest answer alone is taller than the view, its earliest sentences leave first.
+newest answer alone is taller than the view, its earliest sentences leave first.  Its minimum height is
+the newest sentence whole (up to ``MOST_LINES`` lines), so the layout takes room from the suggested
+questions rather than cut the sentence being spoken.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ FONT_SAMPLE = (
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 .,;:!?'’\"()-–—…/%&"
 )
 WARMED_STYLES = ("GuideCaption", "VisitorCaption", "GuideCaptionOld", "AttractLine", "StatusLine")
+MOST_LINES = 6  # the most a sentence may claim of the screen; a longer one shows its first whole lines
 
 
 class CaptionsView(QWidget):
@@ -112,9 +115,23 @@ class CaptionsView(QWidget):
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(100, 50)
 
+    def _claim(self, width: int) -> None:
+        """Ask the layout for room for the newest sentence, whole."""
+        need = 0
+        if self._blocks:
+            newest = self._blocks[-1]
+            label = self._label(len(self._blocks) - 1)
+            self._set(label, newest, newest.parts[-1:])
+            need, line = self._height(label, width), label.fontMetrics().lineSpacing()
+            if need > (MOST_LINES + 0.5) * line:  # (the label's height is its lines and a little margin)
+                need = MOST_LINES * line
+        if need != self.minimumHeight():
+            self.setMinimumHeight(need)
+
     def _fit(self, force: bool = False) -> None:
         width, room = max(50, self.width()), self.height()
         blocks = self._blocks
+        self._claim(width)
         chosen: list[tuple[Caption, tuple[str, ...], int]] = []
         used = 0
         for n, block in enumerate(reversed(blocks)):

@@ -1,7 +1,9 @@
 """The suggested questions: large rounded chips that wrap their text (never truncated), in rows.
 
 ``asked`` carries the tapped question.  Disabled chips (the guide is still getting ready) are drawn
-plainly, without the accent, so they do not look tappable.
+plainly, without the accent, so they do not look tappable.  The view may be given less height than all
+its chips need (the answer above it comes first): the chips that do not fit whole are left out, from
+the last, and at least the first row always stays.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from PySide6.QtWidgets import (
     QLayout,
     QLayoutItem,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
     QWidgetItem,
 )
@@ -31,6 +32,7 @@ class FlowLayout(QLayout):
         super().__init__(parent)
         self._items: list[QLayoutItem] = []
         self._spacing = spacing
+        self.placed = 0  # how many items the last placement showed; the rest did not fit
         self.setContentsMargins(0, 0, 0, 0)
 
     def set_spacing(self, spacing: int) -> None:
@@ -72,24 +74,39 @@ class FlowLayout(QLayout):
     def minimumSize(self) -> QSize:  # noqa: N802
         return QSize(100, 10)
 
-    def _place(self, rect: QRect, apply: bool) -> int:
-        x, y, line = rect.x(), rect.y(), 0
+    def first_row_height(self, width: int) -> int:
+        heights = [h for _, h, row in self._rows(width) if row == 0]
+        return max(heights, default=0)
+
+    def _rows(self, width: int) -> list[tuple[QRect, int, int]]:
+        """Each shown item's place (from 0, 0) in ``width``, its height and its row."""
+        x, y, line, row = 0, 0, 0, 0
+        places = []
         for item in self._items:
             widget = item.widget()
             if widget is not None and widget.isHidden():
                 continue
             hint = widget.sizeHint() if widget is not None else item.sizeHint()  # fresh, not the item's cache
-            width = min(hint.width(), rect.width())
-            height = widget.heightForWidth(width) if widget is not None else hint.height()
-            if x + width > rect.right() + 1 and line > 0:
-                x = rect.x()
-                y += line + self._spacing
-                line = 0
-            if apply:
-                item.setGeometry(QRect(QPoint(x, y), QSize(width, height)))
-            x += width + self._spacing
+            item_width = min(hint.width(), width)
+            height = widget.heightForWidth(item_width) if widget is not None else hint.height()
+            if x + item_width > width and line > 0:
+                x, y, line, row = 0, y + line + self._spacing, 0, row + 1
+            places.append((QRect(QPoint(x, y), QSize(item_width, height)), height, row))
+            x += item_width + self._spacing
             line = max(line, height)
-        return y + line - rect.y()
+        return places
+
+    def _place(self, rect: QRect, apply: bool) -> int:
+        places = self._rows(rect.width())
+        if apply:
+            shown = [item for item in self._items if item.widget() is None or not item.widget().isHidden()]
+            self.placed = 0
+            folded = False
+            for item, (place, _, _) in zip(shown, places, strict=True):
+                folded = folded or place.bottom() > rect.height() - 1  # from the first that does not fit
+                item.setGeometry(QRect() if folded else place.translated(rect.topLeft()))
+                self.placed += not folded
+        return max((place.bottom() + 1 for place, _, _ in places), default=0)
 
 
 class ChipButton(QAbstractButton):
@@ -157,23 +174,26 @@ class ChipsView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.heading = QLabel("TRY ASKING")
+        # placed by hand (resizeEvent), not by a box layout: a box layout would never give the chips less
+        # than all of them need, and the captions above would be squeezed instead
+        self.heading = QLabel("TRY ASKING", self)
         self.heading.setObjectName("ChipsHeading")
-        layout.addWidget(self.heading)
-        self._holder = QWidget()
+        self._holder = QWidget(self)
         self._flow = FlowLayout(self._holder)
-        layout.addWidget(self._holder)
+        self._gap = 7
         self.buttons: list[ChipButton] = []
         self.questions: list[str] = []
-        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        policy.setHeightForWidth(True)
-        self.setSizePolicy(policy)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    @property
+    def shown(self) -> list[ChipButton]:
+        """The chips there was room for (the rest are left out until there is)."""
+        return self.buttons[: self._flow.placed]
 
     def set_spacing(self, spacing: int) -> None:
         self._flow.set_spacing(spacing)
-        self.layout().setSpacing(spacing // 2)
+        self._gap = spacing // 2
+        self._relayout()
 
     def set_style(self, font_px: int, pad_x: int, pad_y: int) -> None:
         font = theme.font(theme.SANS, font_px)
@@ -213,16 +233,36 @@ class ChipsView(QWidget):
         self._relayout()
 
     def _relayout(self) -> None:
+        self._place()
         self._flow.invalidate()
-        self._holder.updateGeometry()
         self.updateGeometry()
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802
-        return self.heading.sizeHint().height() + self._flow.heightForWidth(width) + self.layout().spacing()
+    def _heading_height(self) -> int:
+        return self.heading.sizeHint().height() + self._gap if self.questions else 0
 
-    def hasHeightForWidth(self) -> bool:  # noqa: N802
-        return True
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        """All the chips' height (the view's wish; it may get less)."""
+        return self._heading_height() + self._flow.heightForWidth(width)
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        width = self.width() if self.width() > 100 else 900
+        width = self._width()
         return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """The heading and the first row: a suggestion always stays on screen."""
+        width = self._width()
+        return QSize(100, self._heading_height() + self._flow.first_row_height(width))
+
+    def _width(self) -> int:
+        return self.width() if self.width() > 100 else 900
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._place()
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # the wish depends on the width
+
+    def _place(self) -> None:
+        heading = self._heading_height()
+        self.heading.setGeometry(0, 0, self.width(), max(0, heading - self._gap))
+        self._holder.setGeometry(0, heading, self.width(), max(0, self.height() - heading))

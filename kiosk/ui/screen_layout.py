@@ -182,6 +182,13 @@ class ScreenLayout:
         self.place_overlays()
         return m
 
+    def settle(self) -> None:
+        """Lay everything out now: the captions' claim on room can ask for a second pass, and a tap that
+        comes before the event loop has run it must still find the chips where they are drawn."""
+        for _ in range(3):
+            if not self.box.activate():
+                break
+
     def place_overlays(self) -> None:
         rect = self.root.rect()
         self.still_there.setGeometry(rect)

@@ -265,6 +265,7 @@ class KioskWindow(VisitorCommands, QWidget):
         super().resizeEvent(event)
         self.layout_.arrange(self.height() >= self.width())
         m = self.layout_.apply_metrics(self.large_text)
+        self.layout_.settle()
         if self.admin.built:
             self.admin.panel.setGeometry(self.rect())
             self.admin.panel.set_metrics(m)

@@ -10,8 +10,10 @@ from PySide6.QtCore import Qt
 
 from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
+from kiosk.engine.audio_in import MemorySource
 from kiosk.ui import theme
 from kiosk.ui.screen_model import OFFER_ACCEPTED, State
+from tests.conftest import silence
 from tests.ui.conftest import LANDSCAPE, ORIENTATIONS
 
 
@@ -60,6 +62,41 @@ def test_captions_are_never_cut_at_the_top(orientation, large, make_window, qtbo
     qtbot.wait(50)
     names = [label.objectName() for label in view._labels if label.isVisible()]
     assert names[-2:] == ["VisitorCaption", "GuideCaption"], names
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_the_last_sentence_stays_whole_when_the_offer_and_chips_need_room(
+    orientation, large, make_window, qtbot, loaded_engine
+):
+    """The answer outranks the suggestions: a chip that does not fit is left out, the sentence is not cut."""
+    config = loaded_engine.config.replace(ui={"large_text": large})
+    # with a microphone: the level meter beside the hint makes the hint wrap
+    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
+    qtbot.wait(400)
+    assert window.mic_available
+    crew = loaded_engine.exhibit.section("crew")
+    _replay_turn(window, 9151, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
+    qtbot.wait(50)
+    assert window.offer_button.isVisible()
+    view = window.captions
+    newest = [label for label in view._labels if label.isVisible()][-1]
+    assert crew.sentences[2] in newest.text()
+    assert newest.height() >= newest.heightForWidth(newest.width()), (newest.height(), view.height())
+    assert newest.geometry().bottom() <= view.height()
+    captions_bottom = view.mapTo(window, newest.geometry().bottomLeft()).y()
+    offer_top = window.offer_button.mapTo(window, window.offer_button.rect().topLeft()).y()
+    assert captions_bottom < offer_top
+    shown = window.chips.shown
+    assert shown, "at least one suggestion still fits"
+    for chip in window.chips.buttons[len(shown) :]:
+        assert chip.geometry().isEmpty(), chip.question  # left out: no room
+    for chip in shown:
+        top = chip.mapTo(window, chip.rect().topLeft()).y()
+        bottom = chip.mapTo(window, chip.rect().bottomLeft()).y()
+        assert top > window.offer_button.mapTo(window, window.offer_button.rect().bottomLeft()).y()
+        assert bottom <= window.chips.mapTo(window, window.chips.rect().bottomLeft()).y(), chip.question
+        assert chip.text_fits(), chip.question
 
 
 def test_large_text_wraps_chips_instead_of_truncating(make_window, qtbot, loaded_engine):
