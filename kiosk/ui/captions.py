@@ -32,6 +32,7 @@ class CaptionsView(QWidget):
         self._labels: list[QLabel] = []
         self._blocks: list[Caption] = []
         self._gap = 24
+        self._claiming = True
 
     def set_gap(self, gap: int) -> None:
         self._gap = gap
@@ -42,6 +43,11 @@ class CaptionsView(QWidget):
             return
         self._blocks = list(blocks)
         self._fit()
+
+    def set_claim(self, claiming: bool) -> None:
+        """Whether the view asks the layout for the newest sentence's room (not while the keyboard is up)."""
+        self._claiming = claiming
+        self._fit(force=True)
 
     def visible_texts(self) -> list[str]:
         return [label.text() for label in self._labels if not label.isHidden()]
@@ -118,7 +124,7 @@ class CaptionsView(QWidget):
     def _claim(self, width: int) -> None:
         """Ask the layout for room for the newest sentence, whole."""
         need = 0
-        if self._blocks:
+        if self._blocks and self._claiming:
             newest = self._blocks[-1]
             label = self._label(len(self._blocks) - 1)
             self._set(label, newest, newest.parts[-1:])
@@ -143,9 +149,11 @@ class CaptionsView(QWidget):
                 parts = parts[1:]
                 self._set(label, block, parts)
                 height = self._height(label, width)
-            if not chosen and height > room:  # one sentence taller than the view: whole lines only
-                line = label.fontMetrics().lineSpacing()
-                height = max(line, room // max(1, line) * line)
+            if not chosen and height > room:  # one sentence taller than the view: whole lines only, or none
+                line = max(1, label.fontMetrics().lineSpacing())
+                height = room // line * line
+                if height == 0:
+                    break
             extra = height + (self._gap if chosen else 0)
             if chosen and used + extra > room:
                 break

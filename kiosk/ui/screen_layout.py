@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
-from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.ui import theme
 from kiosk.ui.captions import CaptionsView
@@ -46,6 +46,7 @@ class ScreenLayout:
         self.metrics = theme.Metrics(1.0)
         self._room: tuple[tuple, QPixmap] | None = None
         self.box = QVBoxLayout(root)
+        self.box.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # the screen's size is the screen's
         top = QHBoxLayout()
         titles = QVBoxLayout()
         titles.setSpacing(2)
@@ -124,6 +125,7 @@ class ScreenLayout:
         self.progress = _label("Progress", wrap=False)
         self.box.addWidget(self.progress)
         self.keyboard: KeyboardPanel | None = None  # built when a visitor first wants to type
+        self.typing = False  # the keyboard is up: the screen above it is laid out in what is left
         self.still_there = StillThereOverlay(root)
         self.hot_corner = HotCorner(root)
 
@@ -163,7 +165,7 @@ class ScreenLayout:
         self.metrics = m
         px = m.px
         root.setStyleSheet(theme.style_sheet(m))
-        self.box.setContentsMargins(m.margin, px(40), m.margin, px(22))
+        self._set_margins()
         self.box.setSpacing(px(22))
         self.body.setSpacing(px(30) if self.portrait in (None, True) else px(48))
         self.content_layout.setSpacing(px(22))
@@ -189,12 +191,42 @@ class ScreenLayout:
             if not self.box.activate():
                 break
 
+    def _set_margins(self) -> None:
+        m = self.metrics
+        bottom = m.px(22)
+        if self.typing and self.keyboard is not None:
+            bottom = self.keyboard.height() + m.px(16)
+        self.box.setContentsMargins(m.margin, m.px(40), m.margin, bottom)
+
+    def make_room_for_keyboard(self) -> None:
+        """With the keyboard up, the screen is laid out above it, not under it: nothing shows cut at its
+        edge.  The suggestions and controls it covers leave, and the captions give up their claim on room
+        (the face and the words share what is left, in whole lines, or nothing)."""
+        typing = self.keyboard is not None and self.keyboard.isVisible()
+        if typing == self.typing:
+            return
+        self.typing = typing
+        for widget in (self.chips, self.controls, self.progress):
+            widget.setVisible(not typing)
+        for widget in (self.offer_button, self.status, self.hint, self.meter):
+            if typing:
+                widget.hide()  # (show() puts them back as the model says)
+        self.captions.set_claim(not typing)
+        self.place_overlays()
+        self.settle()
+
     def place_overlays(self) -> None:
         rect = self.root.rect()
         self.still_there.setGeometry(rect)
         if self.keyboard is not None:
-            height = min(rect.height(), self.keyboard.sizeHint().height())
+            header = self.title.mapTo(self.root, self.title.rect().bottomLeft()).y() + self.metrics.px(16)
+            height = min(rect.height() - max(0, header), self.keyboard.sizeHint().height())  # the title stays
             self.keyboard.setGeometry(0, rect.height() - height, rect.width(), height)
+            self._set_margins()
+            # above a tall keyboard only the title fits: the face and the words wait below it, not cut
+            room = rect.height() - height - header
+            for widget in (self.stage, self.content):
+                widget.setVisible(not self.typing or room >= self.metrics.px(200))
         side = self.metrics.px(150)
         self.hot_corner.setGeometry(0, 0, side, side)
         self.hot_corner.raise_()
@@ -202,12 +234,14 @@ class ScreenLayout:
     def show(self, model: ScreenModel, still_there_total: float) -> bool:
         """Every widget as the model says; True when the "Still there?" overlay has just come up."""
         state = model.state
+        self.make_room_for_keyboard()
+        typing = self.typing
         self.pill.set_state(model.pill, theme.STATE_COLOURS.get(state, theme.ACCENT))
         status, hint, tone = model.status()
         self.status.setText(status)
-        self.status.setVisible(bool(status))
+        self.status.setVisible(bool(status) and not typing)
         self.hint.setText(hint)
-        self.hint.setVisible(bool(hint))
+        self.hint.setVisible(bool(hint) and not typing)
         m = self.metrics
         size = m.caption if state in (State.LISTENING, State.THINKING, State.NOT_UNDERSTOOD) else m.status
         style = f"color: {getattr(theme, TONES.get(tone, 'TEXT_SOFT'))}; font-size: {size}px;"
@@ -218,7 +252,7 @@ class ScreenLayout:
         self.notice.setVisible(bool(notice))
         self.captions.show_blocks(model.captions())
         self.chips.set_questions([c.question for c in model.chips], enabled=model.chips_enabled)
-        self.offer_button.setVisible(model.offer_visible)
+        self.offer_button.setVisible(model.offer_visible and not typing)
         self.offer_button.setToolTip(model.offer)
         self.stop_button.setVisible(model.stop_visible)
         self.type_button.setEnabled(model.chips_enabled)
@@ -230,7 +264,7 @@ class ScreenLayout:
         self.talk_label.setText("Just ask out loud" if model.hands_free else "Hold to talk")
         self.talk.update()
         idle = state in (State.ATTRACT, State.IDLE)
-        self.meter.setVisible(hearing and (state == State.LISTENING or (model.hands_free and idle)))
+        self.meter.setVisible(hearing and not typing and (state == State.LISTENING or (model.hands_free and idle)))
         self.face.set_state(str(state))
         remaining = model.still_there_remaining
         if remaining is None:

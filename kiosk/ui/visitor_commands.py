@@ -77,11 +77,12 @@ class VisitorCommands:
         self.model.touched()
         self.keyboard.open()
         self.layout_.place_overlays()
+        self.layout_.make_room_for_keyboard()
         self.keyboard.setFocus()
 
     def _keyboard_closed(self) -> None:
         self.model.touched()
-        self.render()
+        self.render(force=True)  # what the keyboard's room took comes back as the model says
 
     def stop(self) -> None:
         """The visitor tapped Stop: silence now."""
@@ -114,8 +115,7 @@ class VisitorCommands:
         m = self.layout_.apply_metrics(large)
         if self.admin.built:
             self.admin.panel.set_metrics(m)
-        self._rendered = -1
-        self.render()
+        self.render(force=True)
         self.update()
         QTimer.singleShot(50, self, lambda: self.captions.warm())  # the new type sizes
 

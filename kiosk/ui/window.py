@@ -231,9 +231,9 @@ class KioskWindow(VisitorCommands, QWidget):
 
     # --- rendering ----------------------------------------------------------------------------------------
 
-    def render(self) -> None:
-        """Show what the model says (only when something changed)."""
-        if self.model.revision == self._rendered or self._closed:
+    def render(self, force: bool = False) -> None:
+        """Show what the model says (only when something changed, unless ``force``)."""
+        if (self.model.revision == self._rendered and not force) or self._closed:
             return
         self._rendered = self.model.revision
         if self.layout_.show(self.model, self.config.ui.still_there_s):
@@ -269,8 +269,7 @@ class KioskWindow(VisitorCommands, QWidget):
         if self.admin.built:
             self.admin.panel.setGeometry(self.rect())
             self.admin.panel.set_metrics(m)
-        self._rendered = -1
-        self.render()
+        self.render(force=True)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         if not self._painted_once:

@@ -151,6 +151,38 @@ def test_a_typed_question_goes_through_the_same_turn(make_window, qtbot, events)
     window.stop()
 
 
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_the_keyboard_makes_room_and_nothing_shows_cut_at_its_edge(
+    orientation, large, make_window, qtbot, loaded_engine
+):
+    config = loaded_engine.config.replace(ui={"large_text": large})
+    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
+    qtbot.wait(400)
+    crew = loaded_engine.exhibit.section("crew")
+    _replay_turn(window, 9171, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
+    qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
+    qtbot.wait(50)
+    keyboard = window.keyboard
+    assert keyboard.isVisible()
+    edge = keyboard.geometry().top()
+    screen = [window.face, window.status, window.layout_.hint, window.title, window.pill, window.offer_button]
+    screen += window.captions._labels + window.chips.buttons + [window.type_button, window.stop_button]
+    for widget in screen:
+        if not widget.isVisible() or widget.width() == 0 or widget.height() == 0:
+            continue
+        bottom = widget.mapTo(window, widget.rect().bottomLeft()).y()
+        assert bottom < edge, (widget.objectName() or type(widget).__name__, bottom, edge)
+    for label in window.captions._labels:
+        if label.isVisible():
+            assert label.height() >= label.heightForWidth(label.width())  # whole, not a sliver of lines
+    qtbot.mouseClick(keyboard.keys["Close"], Qt.MouseButton.LeftButton)
+    qtbot.wait(50)
+    assert window.chips.shown and window.offer_button.isVisible() and window.type_button.isVisible()
+    layout = window.layout_.box.contentsMargins()
+    assert layout.bottom() < keyboard.height()
+
+
 def test_the_offer_button_asks_yes(make_window, qtbot, events, loaded_engine):
     window = make_window()
     crew = loaded_engine.exhibit.section("crew")
