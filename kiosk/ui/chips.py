@@ -9,7 +9,7 @@ the last, and at least the first row always stays.
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFontMetrics, QPainter, QPen
+from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractButton,
     QLabel,
@@ -183,6 +183,8 @@ class ChipsView(QWidget):
         self._gap = 7
         self.buttons: list[ChipButton] = []
         self.questions: list[str] = []
+        self._font: QFont | None = None  # set_style's, for chips made later
+        self._pads = (30, 16)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
     @property
@@ -211,7 +213,7 @@ class ChipsView(QWidget):
             self.questions = list(questions)
             while len(self.buttons) < len(self.questions):  # buttons are reused
                 button = ChipButton("")
-                if hasattr(self, "_font"):
+                if self._font is not None:
                     button.setFont(self._font)
                     button.pad_x, button.pad_y = self._pads
                 button.clicked.connect(lambda _=False, b=button: self.asked.emit(b.question))

@@ -13,7 +13,7 @@ import html
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPainter
@@ -36,6 +36,9 @@ from kiosk.ui.ops_widgets import (
     scrape_counts,
 )
 
+if TYPE_CHECKING:
+    from kiosk.telemetry import Telemetry
+
 # --- the panel ------------------------------------------------------------------------------------------------
 
 
@@ -54,7 +57,7 @@ class OpsPanel(QWidget):
         resources: ResourceSampler,
         model: OpsModel,
         admin_pin: str = "",
-        telemetry: Any = None,
+        telemetry: Telemetry | None = None,
         started_at: float | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -347,20 +350,18 @@ class OpsPanel(QWidget):
 
     def _endpoint(self, now: float) -> None:
         telemetry = self.telemetry
-        server = getattr(telemetry, "server", None)
         if telemetry is None:
             self.endpoint.value.setText("off")
             self.endpoint.detail.setText("telemetry is not running in this kiosk")
             return
+        server = telemetry.server
         if server is None:
             self.endpoint.value.setText("off")
             self.endpoint.detail.setText("[metrics] enabled = false")
             return
         self.endpoint.value.setText(f"{server.url}/metrics")
-        if not getattr(server, "running", False):
-            self.endpoint.detail.setText(
-                f"not served: {getattr(telemetry, 'server_error', None) or 'stopped'}"
-            )
+        if not server.running:
+            self.endpoint.detail.setText(f"not served: {telemetry.server_error or 'stopped'}")
             return
         counts = scrape_counts(telemetry)
         ok = counts.get("200", 0.0)

@@ -6,7 +6,7 @@ import html
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
@@ -25,6 +25,10 @@ from PySide6.QtWidgets import (  # noqa: E402
 
 from kiosk.engine.stage import MODEL_STAGES  # noqa: E402
 from kiosk.ui import theme  # noqa: E402
+
+if TYPE_CHECKING:
+    from kiosk.engine.engine import ModelInfo
+    from kiosk.telemetry import Telemetry
 
 pg.setConfigOptions(antialias=True, background=None, foreground=theme.TEXT_SOFT)
 
@@ -254,7 +258,7 @@ CARD_PLACES = {
 }
 
 
-def scrape_counts(telemetry: Any) -> dict[str, float]:
+def scrape_counts(telemetry: Telemetry) -> dict[str, float]:
     """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
     counts: dict[str, float] = {}
     try:
@@ -284,12 +288,12 @@ def latency_table(rows: list) -> str:
     return f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
 
 
-def models_table(models: Mapping[str, Any], failures: Mapping[str, str], face_line: str) -> str:
+def models_table(models: Mapping[str, ModelInfo], failures: Mapping[str, str], face_line: str) -> str:
     """What loaded (and what failed) as an HTML table; the face is listed once."""
     lines = []
     for stage, info in models.items():
         memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
-        fallback = " (fallback)" if getattr(info, "fallback", False) else ""
+        fallback = " (fallback)" if info.fallback else ""
         lines.append(
             f"<tr><td>{html.escape(MODEL_STAGES.get(stage, stage))}</td>"
             f"<td>{html.escape(str(info.name))}{fallback}</td><td>{html.escape(str(info.device))}</td>"
