@@ -267,9 +267,8 @@ def _compose(config: Config, sink, metrics: bool, words: bool = True):
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from kiosk.engine.audio_in import FileSource
-    from kiosk.engine.audio_out import NullSink, WavFileSink
-    from kiosk.engine.engine import make_sink, make_source
+    from kiosk.engine.audio_in import FileSource, make_source
+    from kiosk.engine.audio_out import NullSink, WavFileSink, make_sink
 
     config = _config(args)
     if args.output:

@@ -11,10 +11,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiosk.errors import KioskError
+
+if TYPE_CHECKING:
+    from kiosk.config import Config
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 480  # 30 ms: the webrtcvad frame
@@ -200,3 +204,10 @@ class MicrophoneSource(AudioSource):
                 stream.close()
             except Exception:
                 pass
+
+
+def make_source(config: Config) -> AudioSource | None:
+    """The configured microphone, or None when the kiosk has none."""
+    if config.audio.input == "none":
+        return None
+    return MicrophoneSource(config.audio.input_device, config.audio.reconnect_interval_s)

@@ -13,10 +13,14 @@ import wave
 from abc import ABC, abstractmethod
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiosk.engine.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from kiosk.config import Config
 
 BLOCK_SECONDS = 0.02
 
@@ -281,3 +285,10 @@ class SoundDeviceSink(AudioSink):
                 stream.close()
             except Exception:
                 pass
+
+
+def make_sink(config: Config) -> AudioSink:
+    """The configured speaker, or a silent sink that keeps real time."""
+    if config.audio.output == "none":
+        return NullSink(realtime=True)
+    return SoundDeviceSink(config.audio.output_device)

@@ -17,24 +17,24 @@ from pathlib import Path
 import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer (imports no model code)
 from kiosk import __version__
 from kiosk.config import Config
-from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.engine import model_cache
 from kiosk.engine.answer import ANSWERERS
 from kiosk.engine.asr import RECOGNIZERS
-from kiosk.engine.audio_in import AudioSource, MicrophoneSource
-from kiosk.engine.audio_out import AudioSink, NullSink, SoundDeviceSink
-from kiosk.engine.cancel import CancelToken
-from kiosk.engine.device import cuda_device_count, resolve_device, settle_heap, trim_heap
+from kiosk.engine.audio_in import AudioSource
+from kiosk.engine.audio_out import AudioSink, make_sink
+from kiosk.engine.device import cuda_device_count, resolve_device, settle_heap
+from kiosk.engine.face.states import FaceStates
 from kiosk.engine.pipeline import Pipeline, SpeechListener, Stages, Turn
 from kiosk.engine.retrieval import SectionRetriever
+from kiosk.engine.speech_cache import speech_cache_texts, warm_speech_cache
 from kiosk.engine.stage import MODEL_STAGES, Stage
 from kiosk.engine.threads import WorkerThread
 from kiosk.engine.turn.model import TurnModel
 from kiosk.engine.turn.policy import EndOfTurn
 from kiosk.engine.vad import SileroStream
 from kiosk.errors import KioskError
-from kiosk.exhibit import Exhibit, load_exhibit, pack_file
+from kiosk.exhibit import Exhibit, load_exhibit
 
 log = logging.getLogger(__name__)
 
@@ -47,51 +47,6 @@ class ModelInfo:
     memory_bytes: int
     load_seconds: float
     fallback: bool = False
-
-
-def make_sink(config: Config) -> AudioSink:
-    if config.audio.output == "none":
-        return NullSink(realtime=True)
-    return SoundDeviceSink(config.audio.output_device)
-
-
-def make_source(config: Config) -> AudioSource | None:
-    if config.audio.input == "none":
-        return None
-    return MicrophoneSource(config.audio.input_device, config.audio.reconnect_interval_s)
-
-
-def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
-    """The configured voice file, else the exhibit's own .onnx voice, else '' (the embedded voice)."""
-    if config.tts.voice_path:
-        return config.tts.voice_path
-    if not exhibit.voice.endswith(".onnx"):
-        return ""
-    candidate = pack_file(exhibit.folder, exhibit.voice, f"{exhibit.folder / 'exhibit.toml'}: voice")
-    if candidate.is_file():
-        return str(candidate)
-    return ""
-
-
-class FaceStates:
-    """Keeps the face's state in step with the conversation: listening, thinking, speaking, idle."""
-
-    def __init__(self, animator) -> None:
-        self.animator = animator
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.InputLevel):
-            if event.speaking and self.animator.state == "idle":
-                self.animator.set_state("listening")
-            elif not event.speaking and self.animator.state == "listening":
-                self.animator.set_state("idle")
-        elif isinstance(event, ev.SpeechEnded | ev.TurnStarted):
-            if self.animator.state in ("idle", "listening"):
-                self.animator.set_state("thinking")
-        elif isinstance(event, ev.AnswerChosen):
-            self.animator.set_emotion(event.emotion)
-        elif isinstance(event, ev.TurnFinished) and self.animator.state != "speaking":
-            self.animator.set_state("idle")
 
 
 def _one_line(text: object) -> str:
@@ -196,48 +151,15 @@ class Engine:
                 target=self.warm_speech_cache, name="speech-prewarm", daemon=True
             )
             self._prewarm.start()
-
     def warm_speech_cache(self) -> int:
-        """Speak the exhibit's notes and the fixed replies into the TTS cache, while no visitor is waiting.
-
-        A retrieval answer is made of the notes' own sentences, so its first audio then costs nothing
-        to synthesise. Runs after loading, on its own thread, and pauses whenever a turn is under way.
-        """
-        from kiosk.engine.content_filter import CALM_REPLY
-        from kiosk.engine.pipeline import ERROR_REPLY
-        from kiosk.engine.replies import fixed_replies
-        from kiosk.engine.smalltalk import canned_replies
-        from kiosk.engine.tts import first_clause
-        from kiosk.engine.watchdog import TIMEOUT_REPLY
-
+        """Speak the exhibit's notes and the fixed replies into the TTS cache, while no visitor is waiting
+        (:mod:`kiosk.engine.speech_cache`); the number of texts spoken."""
         tts = self.stages.get("tts")
-        if tts is None or self.pipeline is None:
+        pipeline = self.pipeline
+        if tts is None or pipeline is None:
             return 0
-        texts: list[tuple[str, Emotion]] = [
-            (CALM_REPLY, Emotion.NEUTRAL),
-            *((part, Emotion.NEUTRAL) for reply in (ERROR_REPLY, TIMEOUT_REPLY) for part in first_clause(reply)),
-            (ERROR_REPLY, Emotion.NEUTRAL),
-            (TIMEOUT_REPLY, Emotion.NEUTRAL),
-            *canned_replies(self.exhibit),
-        ]
-        texts.extend(fixed_replies(self.exhibit))  # declines, honest unknowns, offers
-        for section in self.exhibit.sections:
-            for sentence in section.sentences:
-                texts.extend((part, section.tone) for part in first_clause(sentence) if part)
-                texts.append((sentence, section.tone))
-        warmed = 0
-        for text, emotion in dict.fromkeys(texts):
-            while self.pipeline.busy and not self._closing.is_set():
-                self._closing.wait(0.2)
-            if self._closing.is_set():
-                break
-            for _ in tts.stream(text, emotion, CancelToken()):  # type: ignore[attr-defined]
-                pass
-            warmed += 1
-            # what the vocoder freed goes back to the system sentence by sentence: kept until the end,
-            # it stood 100-290 MB over the kiosk's settled size for the half minute this takes (2 cores)
-            trim_heap()
-        return warmed
+        texts = speech_cache_texts(self.exhibit)
+        return warm_speech_cache(tts, texts, lambda: pipeline.busy, self._closing)  # type: ignore[arg-type]
 
     def _make(self, stage: Stage) -> Stage:
         stage.load()
@@ -273,7 +195,7 @@ class Engine:
             self.bus.publish(ev.BackendFallback(stage="vad", backend="silence", reason=reason))
 
     def _load_tts(self, count: Callable[[], int]) -> Stage:
-        from kiosk.engine.tts import create_synthesizer
+        from kiosk.engine.tts import create_synthesizer, exhibit_voice_path
 
         device = resolve_device(self.config.tts.device, count)
         synth, reason = create_synthesizer(

@@ -70,7 +70,7 @@ def run_app(config: Config, windowed: bool = False) -> int:
     app.setFont(theme.font(theme.SANS, 24))
 
     from kiosk.compose import compose
-    from kiosk.engine.engine import make_source
+    from kiosk.engine.audio_in import make_source
 
     kiosk = compose(config)
     kiosk.start()

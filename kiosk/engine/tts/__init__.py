@@ -13,7 +13,7 @@ sentence cut short is not cached.  The caller decides what a cancel means.
 
 from __future__ import annotations
 
-from kiosk.config import TtsConfig
+from kiosk.config import Config, TtsConfig
 from kiosk.engine.device import Device
 from kiosk.engine.registry import Registry
 from kiosk.engine.stage import SpeechSynthesizer
@@ -45,6 +45,7 @@ from kiosk.engine.tts.piper_voice import (
     resolve_voice,
 )
 from kiosk.errors import ModelLoadError
+from kiosk.exhibit import Exhibit, pack_file
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
@@ -69,6 +70,7 @@ __all__ = [
     "chunks_bytes",
     "create_synthesizer",
     "embedded_voice_path",
+    "exhibit_voice_path",
     "first_clause",
     "normalise_text",
     "resolve_voice",
@@ -109,3 +111,15 @@ def create_synthesizer(
     except ModelLoadError as exc:
         raise ModelLoadError(f"{reason}; the espeak fallback failed too: {exc}") from None
     return fallback, f"{reason}; speaking with espeak-ng instead"
+
+
+def exhibit_voice_path(config: Config, exhibit: Exhibit) -> str:
+    """The configured voice file, else the exhibit's own .onnx voice, else '' (the embedded voice)."""
+    if config.tts.voice_path:
+        return config.tts.voice_path
+    if not exhibit.voice.endswith(".onnx"):
+        return ""
+    candidate = pack_file(exhibit.folder, exhibit.voice, f"{exhibit.folder / 'exhibit.toml'}: voice")
+    if candidate.is_file():
+        return str(candidate)
+    return ""
