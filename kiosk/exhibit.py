@@ -132,12 +132,33 @@ def as_phrase(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+(?=[\"'(A-Z0-9])")
+# a full stop, "!" or "?", perhaps a closing quote, then space: a sentence may end here
+_SENTENCE_GAP = re.compile(r"(?<=[.!?])[\"'”’»]?\s+")
+_OPENERS = "\"'(“‘«"
+# a full stop after these is an abbreviation, not a sentence's end: "Engine No. 4", "St. Ives", "Mr. Smith"
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st no nos mt ft jr sr prof capt col gen lt sgt rev hon vs c ca approx fig vol".split()
+)
 
 
 def split_sentences(text: str) -> list[str]:
+    """The notes' sentences: a break after ".", "!" or "?" where the next sentence starts with a capital in
+    any alphabet, a digit or an opening quote, except after a title or an abbreviation."""
     text = " ".join(text.split())
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    sentences, start = [], 0
+    for gap in _SENTENCE_GAP.finditer(text):
+        after = text[gap.end() : gap.end() + 1]
+        if not (after.isupper() or after.isdigit() or (after and after in _OPENERS)):
+            continue
+        before = text[start : gap.start()].rstrip(".")
+        last_word = before.rsplit(" ", 1)[-1].lower()
+        initial = len(last_word) == 1 and before[-1:].isupper()  # "A. B. Smith"
+        if text[gap.start() - 1] == "." and (last_word in _ABBREVIATIONS or initial) and not gap.group().strip():
+            continue
+        sentences.append(text[start : gap.end()].strip())
+        start = gap.end()
+    sentences.append(text[start:].strip())
+    return [s for s in sentences if s]
 
 
 def resolve_exhibit_path(path: str, base: Path | None = None) -> Path:

@@ -92,6 +92,20 @@ def test_sentence_splitting_keeps_abbreviations_and_quotes() -> None:
     ]
 
 
+def test_sentence_splitting_knows_titles_initials_other_alphabets_and_curly_quotes() -> None:
+    text = (
+        "Engine No. 4 was built in 1899 by A. B. Smith. Σπύρος Λούης drove it. It ran to St. Ives, "
+        "c. 1900. “Fast,” said Mr. Jones. Dr. Ng agreed!"
+    )
+    assert split_sentences(text) == [
+        "Engine No. 4 was built in 1899 by A. B. Smith.",
+        "Σπύρος Λούης drove it.",
+        "It ran to St. Ives, c. 1900.",
+        "“Fast,” said Mr. Jones.",
+        "Dr. Ng agreed!",
+    ]
+
+
 def test_a_heading_inside_a_sentence_keeps_its_names() -> None:
     """Offers and chips read "more about the Moon landing" and "about Space Shuttle missions"."""
     cases = {
