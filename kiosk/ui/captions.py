@@ -2,30 +2,33 @@
 
 It shows the blocks :meth:`kiosk.ui.screen_model.ScreenModel.captions` gives, from the newest back,
 as many as fit *whole* in its height; nothing is ever drawn cut at the top (no scrolling).  When the
-newest answer alone is taller than the view, its earliest sentences leave first.  Its minimum height is
-the newest sentence whole (up to ``MOST_LINES`` lines), so the layout takes room from the suggested
-questions rather than cut the sentence being spoken.
+newest answer alone is taller than the view, its earliest sentences leave first.  ``need`` is the height
+of the newest sentence whole, and ``need_changed`` tells the screen's layout, which takes that room from
+the suggested questions rather than cut the sentence being spoken.  Labels are top-aligned, so a block
+given fewer lines than it has loses its last lines, never half a line at the top.
 """
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from kiosk.ui import theme
 from kiosk.ui.caption_log import Caption
+from kiosk.ui.screen_text import breakable
 
 FONT_SAMPLE = (
     "“Who flew on Apollo 11?” Three astronauts: Neil Armstrong, Buzz Aldrin and Michael Collins. "
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 .,;:!?'’\"()-–—…/%&"
 )
 WARMED_STYLES = ("GuideCaption", "VisitorCaption", "GuideCaptionOld", "AttractLine", "StatusLine")
-MOST_LINES = 6  # the most a sentence may claim of the screen; a longer one shows its first whole lines
 
 
 class CaptionsView(QWidget):
+    need_changed = Signal(int)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
@@ -33,6 +36,8 @@ class CaptionsView(QWidget):
         self._blocks: list[Caption] = []
         self._gap = 24
         self._claiming = True
+        self.need = 0  # the newest sentence's height, whole (0 while the keyboard is up)
+        self._measured_at = -1  # the view's height when ``need`` was last told
 
     def set_gap(self, gap: int) -> None:
         self._gap = gap
@@ -48,6 +53,11 @@ class CaptionsView(QWidget):
         """Whether the view asks the layout for the newest sentence's room (not while the keyboard is up)."""
         self._claiming = claiming
         self._fit(force=True)
+
+    @property
+    def newest_style(self) -> str:
+        """The newest block's style ("AttractLine" for the greeting), or ""."""
+        return self._blocks[-1].style if self._blocks else ""
 
     def visible_texts(self) -> list[str]:
         return [label.text() for label in self._labels if not label.isHidden()]
@@ -90,6 +100,7 @@ class CaptionsView(QWidget):
         while len(self._labels) <= index:  # labels are reused: a new one costs a polish
             label = QLabel(self)
             label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
             self._labels.append(label)  # placed by _fit, not a layout: the view never grows to its text
         return self._labels[index]
 
@@ -101,14 +112,14 @@ class CaptionsView(QWidget):
         if parts:
             spans = [
                 f'<span style="color:{theme.TEXT if i == len(parts) - 1 else theme.TEXT_SOFT}">'
-                f"{html.escape(s)}</span>"
+                f"{html.escape(breakable(s))}</span>"
                 for i, s in enumerate(parts)
             ]
             label.setTextFormat(Qt.TextFormat.RichText)
             text = " ".join(spans)
         else:
             label.setTextFormat(Qt.TextFormat.PlainText)
-            text = block.text
+            text = breakable(block.text)
         if label.text() != text:
             label.setText(text)
 
@@ -122,17 +133,24 @@ class CaptionsView(QWidget):
         return QSize(100, 50)
 
     def _claim(self, width: int) -> None:
-        """Ask the layout for room for the newest sentence, whole."""
+        """Measure the room the newest sentence needs, whole, and tell the layout when it changed."""
         need = 0
         if self._blocks and self._claiming:
             newest = self._blocks[-1]
             label = self._label(len(self._blocks) - 1)
             self._set(label, newest, newest.parts[-1:])
-            need, line = self._height(label, width), label.fontMetrics().lineSpacing()
-            if need > (MOST_LINES + 0.5) * line:  # (the label's height is its lines and a little margin)
-                need = MOST_LINES * line
-        if need != self.minimumHeight():
-            self.setMinimumHeight(need)
+            need = self._height(label, width)
+        if need != self.need or self.height() != self._measured_at:
+            self.need, self._measured_at = need, self.height()
+            self.need_changed.emit(need)
+
+    def _whole_lines(self, label: QLabel, width: int, room: int) -> int:
+        """The height of as many of ``label``'s lines as fit in ``room`` (rich text lines are a little taller
+        than the font's line spacing: the line height is measured from the whole text)."""
+        full = self._height(label, width)
+        lines = max(1, round(full / max(1, label.fontMetrics().lineSpacing())))
+        line = full / lines
+        return int(room // line * line)
 
     def _fit(self, force: bool = False) -> None:
         width, room = max(50, self.width()), self.height()
@@ -150,8 +168,7 @@ class CaptionsView(QWidget):
                 self._set(label, block, parts)
                 height = self._height(label, width)
             if not chosen and height > room:  # one sentence taller than the view: whole lines only, or none
-                line = max(1, label.fontMetrics().lineSpacing())
-                height = room // line * line
+                height = self._whole_lines(label, width, room)
                 if height == 0:
                     break
             extra = height + (self._gap if chosen else 0)

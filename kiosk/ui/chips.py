@@ -3,7 +3,7 @@
 ``asked`` carries the tapped question.  Disabled chips (the guide is still getting ready) are drawn
 plainly, without the accent, so they do not look tappable.  The view may be given less height than all
 its chips need (the answer above it comes first): the chips that do not fit whole are left out, from
-the last, and at least the first row always stays.
+the last; with no room for a whole row, the heading goes too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.ui import theme
+from kiosk.ui.screen_text import breakable
 
 WRAP = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
@@ -115,6 +116,7 @@ class ChipButton(QAbstractButton):
     def __init__(self, question: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.question = question
+        self.shown_text = breakable(question)  # what is drawn: a very long word may break
         self.setText(question)
         self.setToolTip(question)
         self.pad_x, self.pad_y = 30, 16
@@ -126,6 +128,7 @@ class ChipButton(QAbstractButton):
 
     def set_question(self, question: str) -> None:
         self.question = question
+        self.shown_text = breakable(question)
         self.setText(question)
         self.setToolTip(question)
         self.updateGeometry()
@@ -143,7 +146,7 @@ class ChipButton(QAbstractButton):
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802
         metrics = QFontMetrics(self.font())
-        text = metrics.boundingRect(self._text_rect(width, 100000), int(WRAP), self.question)
+        text = metrics.boundingRect(self._text_rect(width, 100000), int(WRAP), self.shown_text)
         return text.height() + 2 * self.pad_y
 
     def text_fits(self) -> bool:
@@ -164,7 +167,7 @@ class ChipButton(QAbstractButton):
         painter.drawRoundedRect(rect, radius, radius)
         painter.setPen(theme.colour(theme.TEXT if enabled else theme.TEXT_FAINT))
         painter.setFont(self.font())
-        painter.drawText(self._text_rect(self.width(), self.height()), int(WRAP), self.question)
+        painter.drawText(self._text_rect(self.width(), self.height()), int(WRAP), self.shown_text)
 
 
 class ChipsView(QWidget):
@@ -228,7 +231,6 @@ class ChipsView(QWidget):
             for button, question in zip(self.buttons, self.questions, strict=True):
                 button.set_question(question)
                 button.setVisible(True)
-            self.heading.setVisible(bool(self.questions))
         for button in self.buttons:
             if button.isEnabled() != enabled:
                 button.setEnabled(enabled)
@@ -251,9 +253,12 @@ class ChipsView(QWidget):
         return QSize(width, self.heightForWidth(width))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        """The heading and the first row: a suggestion always stays on screen."""
-        width = self._width()
-        return QSize(100, self._heading_height() + self._flow.first_row_height(width))
+        """Nothing: when the sentence being spoken needs the whole column, the suggestions wait."""
+        return QSize(100, 0)
+
+    def first_row_height(self) -> int:
+        """The heading and the first row of chips."""
+        return self._heading_height() + self._flow.first_row_height(self._width())
 
     def _width(self) -> int:
         return self.width() if self.width() > 100 else 900
@@ -266,5 +271,8 @@ class ChipsView(QWidget):
 
     def _place(self) -> None:
         heading = self._heading_height()
+        room = self.height() - heading
+        fits = bool(self.questions) and room >= self._flow.first_row_height(self.width())
+        self.heading.setVisible(fits)  # no heading over nothing
         self.heading.setGeometry(0, 0, self.width(), max(0, heading - self._gap))
-        self._holder.setGeometry(0, heading, self.width(), max(0, self.height() - heading))
+        self._holder.setGeometry(0, heading, self.width(), max(0, room))

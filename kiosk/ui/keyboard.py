@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPainter
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from kiosk.ui import theme
 
@@ -33,7 +33,9 @@ class KeyboardPanel(QWidget):
         top = QHBoxLayout()
         self.line = QLabel("")
         self.line.setObjectName("TypedQuestion")
-        self.line.setWordWrap(True)
+        # one line, its end in view: a wrapping line grew the panel and squeezed the keys onto each other
+        self.line.setWordWrap(False)
+        self.line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # not the text's width
         top.addWidget(self.line, 1)
         outer.addLayout(top)
         grid = QGridLayout()
@@ -100,11 +102,26 @@ class KeyboardPanel(QWidget):
         self._refresh()
 
     def _refresh(self) -> None:
-        self.line.setText(self.text + "▏" if self.text else "Type your question…")
+        self._show_line()
         self.keys[ASK].setEnabled(bool(self.text.strip()))
         for row in ROWS:
             for char in row:
                 self.keys[char].setText(char.upper() if self.shift else char)
+
+    def _show_line(self) -> None:
+        """The typed question on one line; when longer than the line, its start gives way ("…ross the river▏")."""
+        if not self.text:
+            self.line.setText("Type your question…")
+            return
+        room = self.line.contentsRect().width()
+        typed = self.text + "▏"
+        if room > 40:
+            typed = self.line.fontMetrics().elidedText(typed, Qt.TextElideMode.ElideLeft, room)
+        self.line.setText(typed)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show_line()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

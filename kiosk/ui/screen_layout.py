@@ -7,8 +7,8 @@ It decides nothing (that is the model's) and talks to no engine (that is the win
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.ui import theme
@@ -17,8 +17,10 @@ from kiosk.ui.chips import ChipsView
 from kiosk.ui.face_view import FaceView
 from kiosk.ui.keyboard import KeyboardPanel
 from kiosk.ui.screen_model import ScreenModel, State
+from kiosk.ui.screen_text import breakable
 from kiosk.ui.widgets import HotCorner, LevelMeter, StatusPill, StillThereOverlay, TalkButton
 
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum"
 TONES = {"listening": "LISTENING", "thinking": "THINKING", "problem": "PROBLEM", "plain": "TEXT"}
 
 
@@ -86,6 +88,7 @@ class ScreenLayout:
         status_row.addWidget(self.meter, 0, Qt.AlignmentFlag.AlignVCenter)
         self.content_layout.addLayout(status_row)
         self.captions = CaptionsView()
+        self.captions.need_changed.connect(lambda _need: self.share_room())
         self.content_layout.addWidget(self.captions, 1)
         self.offer_button = _button("Yes, tell me more", "Offer")
         self.offer_button.hide()
@@ -184,12 +187,52 @@ class ScreenLayout:
         self.place_overlays()
         return m
 
+    def set_title(self, title: str) -> None:
+        self.title.setText(breakable(title))
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        """A long title in a smaller size (down to 60 %), so that it takes at most two lines: at full size a
+        90-letter title took six lines of a portrait screen, and the answer's room with them."""
+        m, width = self.metrics, self.title.width()
+        if width < 100 or not self.title.text():
+            return
+        font = self.title.font()
+        px = m.title
+        while px > m.title * 0.6:
+            font.setPixelSize(px)
+            metrics = QFontMetrics(font)
+            wrapped = metrics.boundingRect(QRect(0, 0, width, 1 << 20), int(Qt.TextFlag.TextWordWrap), self.title.text())
+            if wrapped.height() <= 2 * metrics.lineSpacing() + 2:
+                break
+            px -= 2
+        style = f"font-size: {px}px;" if px != m.title else ""
+        if self.title.styleSheet() != style:
+            self.title.setStyleSheet(style)
+
     def settle(self) -> None:
-        """Lay everything out now: the captions' claim on room can ask for a second pass, and a tap that
-        comes before the event loop has run it must still find the chips where they are drawn."""
+        """Lay everything out now: sharing the room can ask for a second pass, and a tap that comes before
+        the event loop has run it must still find the chips where they are drawn."""
         for _ in range(3):
+            self._fit_title()
+            self.share_room()
             if not self.box.activate():
                 break
+
+    def share_room(self) -> None:
+        """The suggested questions get what the sentence being spoken leaves of the words' column (perhaps
+        nothing); the captions take the rest.  Measured on the laid-out
+        screen: the chips give up what the captions lack, or take back what they have to spare."""
+        need = self.captions.need
+        if not need or not self.chips.isVisible():
+            self.chips.setMaximumHeight(QWIDGETSIZE_MAX)
+            return
+        spare = self.captions.height() - need
+        # the greeting does not push the first suggestions off the screen: they are how a visitor starts
+        floor = self.chips.first_row_height() if self.captions.newest_style == "AttractLine" else 0
+        limit = max(floor, self.chips.height() + spare)
+        if limit != self.chips.maximumHeight():
+            self.chips.setMaximumHeight(limit)
 
     def _set_margins(self) -> None:
         m = self.metrics
@@ -253,6 +296,7 @@ class ScreenLayout:
         self.captions.show_blocks(model.captions())
         self.chips.set_questions([c.question for c in model.chips], enabled=model.chips_enabled)
         self.offer_button.setVisible(model.offer_visible and not typing)
+        self.share_room()
         self.offer_button.setToolTip(model.offer)
         self.stop_button.setVisible(model.stop_visible)
         self.type_button.setEnabled(model.chips_enabled)

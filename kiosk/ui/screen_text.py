@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+LONG_WORD = re.compile(r"\S{21,}")
+BREAK = "\u200b"  # a zero-width space: a place the line may break, drawn as nothing
 
 
 class State(StrEnum):
@@ -26,6 +30,7 @@ PILL_TEXT = {
     State.NOT_UNDERSTOOD: "Say again?",
     State.STILL_THERE: "Still there?",
 }
+SHORT_TITLE = 40  # characters: a longer title is "this exhibit" in the attract line
 FAILURE_TEXT = {
     "vad": "I can't hear questions right now. Please tap or type a question.",
     "asr": "I can't hear questions right now. Please tap or type a question.",
@@ -49,6 +54,8 @@ def status_text(s: State, title: str, hearing: bool, hands_free: bool) -> tuple[
             "soft",
         )
     if s == State.ATTRACT:
+        if len(title) > SHORT_TITLE:  # it stands right above: a long one is not said twice
+            title = "this exhibit"
         if hearing and hands_free:
             return f"Touch or speak to ask about {title}", "", "plain"
         if hearing:
@@ -71,3 +78,9 @@ def status_text(s: State, title: str, hearing: bool, hands_free: bool) -> tuple[
     if s == State.STILL_THERE:
         return "Still there?", "", "plain"
     return "", "", "soft"
+
+
+def breakable(text: str, every: int = 10) -> str:
+    """``text`` with a break opportunity every ``every`` letters inside words longer than 20 ("Llanfair…"
+    or a long URL would otherwise run off the screen's edge or be cut mid-letter)."""
+    return LONG_WORD.sub(lambda m: BREAK.join(m[0][i : i + every] for i in range(0, len(m[0]), every)), text)

@@ -144,9 +144,13 @@ class StatusPill(QWidget):
         self.updateGeometry()
 
     def sizeHint(self) -> QSize:  # noqa: N802
+        """As wide as its widest word: the title beside it does not reflow when the state changes."""
+        from kiosk.ui.screen_text import PILL_TEXT
+
         metrics = QFontMetrics(self._font)
         h = metrics.height()
-        return QSize(metrics.horizontalAdvance(self.text) + int(h * 2.6), int(h * 1.9))
+        widest = max(metrics.horizontalAdvance(text) for text in (self.text, *PILL_TEXT.values()))
+        return QSize(widest + int(h * 2.6), int(h * 1.9))
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)

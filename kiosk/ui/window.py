@@ -126,7 +126,7 @@ class KioskWindow(VisitorCommands, QWidget):
         self._frame_portrait(exhibit.portrait)
         self.resources.start()
         self.face.start()
-        self.title.setText(exhibit.title)
+        self.layout_.set_title(exhibit.title)
         lay.apply_metrics(self.large_text)
         if engine.ready.is_set():
             self._on_ready(tuple(sorted(engine.failures)))
@@ -206,7 +206,7 @@ class KioskWindow(VisitorCommands, QWidget):
     def exhibit_changed(self) -> None:
         """The pack was reloaded: new title, portrait, greeting and questions."""
         exhibit = self.engine.exhibit
-        self.title.setText(exhibit.title)
+        self.layout_.set_title(exhibit.title)
         self._frame_portrait(exhibit.portrait)
         self.face.placeholder_letter = (exhibit.title[:1] or "?").upper()
         self.model.set_exhibit(exhibit.title, exhibit.greeting, exhibit_chips(exhibit))

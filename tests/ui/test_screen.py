@@ -99,6 +99,95 @@ def test_the_last_sentence_stays_whole_when_the_offer_and_chips_need_room(
         assert chip.text_fits(), chip.question
 
 
+WELSH = "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"
+ODD_TOML = f"""
+title = "The Great Transcontinental Railroad Survey Expedition and Its Photographers, 1867 to 1869"
+greeting = "Welcome! Ask me about the survey, its cameras and {WELSH}."
+
+[[topics]]
+id = "rivers"
+heading = "Rivers"
+tone = "neutral"
+question = "How did the survey expedition manage to cross the mountains, deserts and great rivers of the West?"
+
+[[topics]]
+id = "wales"
+heading = "Wales"
+tone = "neutral"
+question = "Where is {WELSH}?"
+"""
+ODD_NOTES = f"""# Odd pack
+
+## Rivers
+Rivers were crossed on rafts built from the wagon beds, and the photographers insisted that their glass plates
+travel on the last raft, wrapped in blankets and tied to empty barrels so that they would float if the raft
+overturned. Engine No. 4 pulled the supply train.
+
+## Wales
+One of the photographers was born in {WELSH}, a village in Wales with the longest place name in Europe.
+"""
+
+
+@pytest.fixture
+def odd_pack(tmp_path, loaded_engine):
+    """A pack written to be awkward: a 90-letter title, a 58-letter word, a long sentence and question."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "exhibit.toml").write_text(ODD_TOML, encoding="utf-8")
+    (folder / "notes.md").write_text(ODD_NOTES, encoding="utf-8")
+    previous = loaded_engine.exhibit.folder
+    loaded_engine.reload_exhibit(folder)
+    yield loaded_engine.exhibit
+    loaded_engine.reload_exhibit(previous)
+
+
+def _overlap(a, b, window) -> bool:
+    ra = a.rect().translated(a.mapTo(window, a.rect().topLeft()))
+    rb = b.rect().translated(b.mapTo(window, b.rect().topLeft()))
+    return ra.intersects(rb)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_an_awkward_pack_shows_nothing_cut_or_overlapping(odd_pack, orientation, large, make_window, qtbot):
+    window = make_window(size=ORIENTATIONS[orientation])
+    if large:
+        window.set_large_text(True)
+    qtbot.wait(100)
+    title = window.title
+    assert title.height() >= title.heightForWidth(title.width())  # whole
+    assert title.height() <= 3 * title.fontMetrics().lineSpacing() + 6, "a long title is set smaller"
+    pill = window.pill.width()
+    for chip in window.chips.shown:
+        assert chip.text_fits() and chip.width() <= window.chips.width(), chip.question
+    rivers = odd_pack.section("rivers")
+    window.handle_event(ev.TurnStarted(turn_id=9181, source="voice"))
+    window.handle_event(ev.Transcribed(turn_id=9181, text=rivers.question, understood=True))
+    window.handle_event(ev.AnswerChosen(turn_id=9181, status="ok", topic="rivers", emotion=Emotion.HAPPY))
+    window.handle_event(ev.SentenceStarted(turn_id=9181, index=0, text=rivers.sentences[0]))
+    qtbot.wait(50)
+    assert window.pill.width() == pill, "the pill keeps its width, so the title does not reflow"
+    window.handle_event(_finished(9181, question=rivers.question, offer="Shall I tell you more?"))
+    qtbot.wait(50)
+    newest = [label for label in window.captions._labels if label.isVisible()][-1]
+    assert newest.height() >= newest.heightForWidth(newest.width()), "the last sentence is whole"
+    assert not _overlap(newest, window.offer_button, window)
+    for chip in window.chips.shown:
+        assert not _overlap(chip, window.offer_button, window) and not _overlap(chip, newest, window)
+    qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
+    keyboard = window.keyboard
+    line_height = keyboard.line.height()
+    for char in ("How did they keep the glass plates dry on the rafts across all of those rivers " * 2)[:150]:
+        keyboard.press("space" if char == " " else char)
+    qtbot.wait(50)
+    assert keyboard.line.height() == line_height, "the typed line stays one line"
+    assert keyboard.line.text().startswith("…") and keyboard.line.text().endswith(keyboard.text[-20:] + "▏")
+    keys = [key for key in keyboard.keys.values() if key.isVisible()]
+    for i, key in enumerate(keys):
+        for other in keys[i + 1 :]:
+            assert not _overlap(key, other, window), (key.text(), other.text())
+
+
 def test_large_text_wraps_chips_instead_of_truncating(make_window, qtbot, loaded_engine):
     window = make_window(size=LANDSCAPE)
     window.set_large_text(True)
