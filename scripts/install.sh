@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
+# fonts-droid-fallback: Chinese and Japanese glyphs (1.8 MB), which DejaVu lacks: a Japanese name in an
+# exhibit's notes showed as empty boxes
 system_packages=(
   libportaudio2 libsndfile1 espeak-ng libespeak-ng1
   libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
-  libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core
+  libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core fonts-droid-fallback
 )
 # imagemagick: `import` photographs the Xvfb screen; real recorded speech for the end-of-turn tests and
 # bench/endpointing.py (CC-BY-SA-3.0 prompts; BSD-2 clips)

@@ -188,6 +188,13 @@ def test_an_awkward_pack_shows_nothing_cut_or_overlapping(odd_pack, orientation,
             assert not _overlap(key, other, window), (key.text(), other.text())
 
 
+def test_a_japanese_name_in_the_notes_has_glyphs(qtbot):
+    """DejaVu has no CJK glyphs: the install brings a fallback font, so "葛飾北斎" is not four boxes."""
+    from PySide6.QtGui import QFontDatabase
+
+    assert QFontDatabase.families(QFontDatabase.WritingSystem.Japanese)
+
+
 def test_large_text_wraps_chips_instead_of_truncating(make_window, qtbot, loaded_engine):
     window = make_window(size=LANDSCAPE)
     window.set_large_text(True)
