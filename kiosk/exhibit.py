@@ -49,7 +49,7 @@ class Section:
         if self.heading.strip().endswith("?"):
             return self.heading.strip()
         name = topic_name(self.heading)
-        return f"Tell me about {as_phrase(name)}" if name else ""
+        return f"Tell me about {_with_article(as_phrase(name))}" if name else ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,20 @@ def topic_name(heading: str) -> str | None:
     return name
 
 
+_NO_ARTICLE = frozenset("a an the this that these those its his her their our my your some any".split())
+
+
+def _with_article(phrase: str) -> str:
+    """A label-copy heading as a thing to ask about: "builder" -> "the builder", "top speed" -> "the top
+    speed"; names, longer phrases, numbers and "-ing" words stay ("Apollo 11", "cracking the code")."""
+    words = phrase.split()
+    if not phrase[:1].islower() or not 1 <= len(words) <= 2 or not all(w.isalpha() for w in words):
+        return phrase
+    if words[0] in _NO_ARTICLE or words[0].endswith("ing"):
+        return phrase
+    return f"the {phrase}"
+
+
 def _plain(text: str) -> str:
     """A heading compared as words: lower case, no punctuation, no leading article."""
     return re.sub(r"^(?:the|a|an) ", "", " ".join(re.findall(r"\w+", text.lower())))
@@ -152,7 +166,8 @@ def split_sentences(text: str) -> list[str]:
             continue
         before = text[start : gap.start()].rstrip(".")
         last_word = before.rsplit(" ", 1)[-1].lower()
-        initial = len(last_word) == 1 and before[-1:].isupper()  # "A. B. Smith"
+        # "J. R. Smith"; not a Roman numeral: "...the young king Ptolemy V. The same text..."
+        initial = len(last_word) == 1 and before[-1:].isupper() and before[-1:] not in "IVXLCDM"
         if text[gap.start() - 1] == "." and (last_word in _ABBREVIATIONS or initial) and not gap.group().strip():
             continue
         sentences.append(text[start : gap.end()].strip())

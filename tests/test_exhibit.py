@@ -94,15 +94,17 @@ def test_sentence_splitting_keeps_abbreviations_and_quotes() -> None:
 
 def test_sentence_splitting_knows_titles_initials_other_alphabets_and_curly_quotes() -> None:
     text = (
-        "Engine No. 4 was built in 1899 by A. B. Smith. Σπύρος Λούης drove it. It ran to St. Ives, "
-        "c. 1900. “Fast,” said Mr. Jones. Dr. Ng agreed!"
+        "Engine No. 4 was built in 1899 by J. R. Smith. Σπύρος Λούης drove it. It ran to St. Ives, "
+        "c. 1900. “Fast,” said Mr. Jones. Dr. Ng agreed! It was a gift to King George V. It stayed."
     )
     assert split_sentences(text) == [
-        "Engine No. 4 was built in 1899 by A. B. Smith.",
+        "Engine No. 4 was built in 1899 by J. R. Smith.",
         "Σπύρος Λούης drove it.",
         "It ran to St. Ives, c. 1900.",
         "“Fast,” said Mr. Jones.",
         "Dr. Ng agreed!",
+        "It was a gift to King George V.",
+        "It stayed.",
     ]
 
 
