@@ -47,7 +47,7 @@ CHATML = (
 QUESTION = "Who was the commander of Apollo 11?"
 
 
-VENDORED = ("psutil", "bcrypt", "bm25s", "sentence_transformers")
+VENDORED = ("psutil", "bcrypt", "bm25s", "sentence_transformers", "gguf")
 MINILM_COPY = "minilm-fp16"
 
 
@@ -165,6 +165,72 @@ def save_random_bert(folder: Path, words: list[str]) -> Path:
     return folder
 
 
+def real_llm_table(gguf: Path, devices: list[str], retriever_device: str = "cpu") -> str:
+    """The shipped SmolLM2 answering the Apollo pack's questions on each device, in this process: median
+    first sentence, how many openings are the model's own checked words, and its decoding rate."""
+    import numpy as np
+
+    import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer
+    from kiosk.config import load_config
+    from kiosk.engine.answer import ANSWERERS
+    from kiosk.engine.cancel import CancelToken
+    from kiosk.engine.device import resolve_device
+    from kiosk.engine.llm.model import convert_gguf
+    from kiosk.engine.retrieval import SectionRetriever
+    from kiosk.exhibit import load_exhibit
+
+    exhibit = load_exhibit("apollo11-columbia")
+    work = Path(tempfile.mkdtemp(prefix="docent-gpu-llm-"))
+    started = time.monotonic()
+    folder = convert_gguf(gguf, work / "smollm2")
+    lines = [f"converted {gguf.name} in {time.monotonic() - started:.1f} s"]
+    model_path = None
+    carried = Path(__file__).resolve().parent.parent / "build" / "gpu-vendor" / MINILM_COPY
+    if carried.is_dir():
+        model_path = carried
+    device_for = resolve_device(retriever_device, _cuda_count)
+    retriever = SectionRetriever(exhibit, device_for, model_path=model_path, runtime="torch")
+    retriever.load()
+    questions = [s.question for s in exhibit.sections if s.question]
+    questions += ["How much did Columbia weigh?", "Who was the commander?", "Where is it now?", "Why is it burnt?"]
+    lines.append(f"{'device':<8} {'first sentence s':>16} {'P90':>6} {'model opens':>11} {'model sentences':>15} {'tok/s':>7}")
+    for device in devices:
+        config = load_config(env={}).replace(
+            paths={"cache_dir": str(work / "cache")},
+            answer={"backend": "llm"},
+            llm={"model": str(folder), "device": device},
+        )
+        answerer = ANSWERERS.create("llm", config, exhibit, retriever, device_count=_cuda_count)
+        answerer.load()
+        answerer.answer(questions[0], CancelToken())  # warm
+        firsts, opens, sentences, rates = [], 0, [], []
+        for question in questions:
+            answerer.reset_session()  # type: ignore[attr-defined]
+            answer = answerer.answer(question, CancelToken())  # type: ignore[attr-defined]
+            list(answer.sentences)
+            info = answer.info
+            firsts.append(float(info.get("first_sentence_seconds", float("nan"))))
+            opens += int(not info.get("fallback"))
+            sentences.append(int(info.get("model_sentences", 0)))
+            rates.append(float(info.get("tokens_per_second", 0.0)))
+        lines.append(
+            f"{device:<8} {np.nanmedian(firsts):>16.3f} {np.nanpercentile(firsts, 90):>6.3f} "
+            f"{opens:>5}/{len(questions):<5} {sum(s > 0 for s in sentences):>9}/{len(questions):<5} "
+            f"{np.median(rates):>7.0f}"
+        )
+        del answerer
+    return "\n".join(lines)
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except Exception:
+        return 0
+
+
 class Checks:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, float, str]] = []
@@ -201,7 +267,14 @@ def main() -> int:
     parser.add_argument(
         "--make-vendor", type=Path, help="copy the vendored packages into this folder, then exit"
     )
+    parser.add_argument(
+        "--llm-gguf", type=Path, help="the shipped SmolLM2 GGUF: answer with the real model on CUDA and CPU"
+    )
+    parser.add_argument("--llm-on-cpu-only", action="store_true", help=argparse.SUPPRESS)  # to try it here
     args = parser.parse_args()
+    if args.llm_on_cpu_only and args.llm_gguf:
+        print(real_llm_table(args.llm_gguf, ["cpu"]))
+        return 0
     if args.make_vendor:
         make_vendor(args.make_vendor)
         return 0
@@ -476,6 +549,8 @@ def main() -> int:
     checks.run("CUDA out of memory", out_of_memory)
     checks.run("GPU memory in /metrics", metrics)
     print(checks.table())
+    if args.llm_gguf:
+        print(real_llm_table(args.llm_gguf, ["cuda", "cpu"], retriever_device="cuda"))
     return 1 if checks.failed else 0
 
 
