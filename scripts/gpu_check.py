@@ -22,6 +22,7 @@ float32 original does not fit the 64 MiB a call may carry), so that retrieval ru
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -61,6 +62,11 @@ def make_vendor(folder: Path) -> None:
         source = Path(next(iter(spec.submodule_search_locations)))
         shutil.rmtree(folder / name, ignore_errors=True)
         shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        # its metadata too: transformers asks gguf's version before reading a GGUF
+        for dist in importlib.metadata.packages_distributions().get(name, []):
+            info = Path(str(importlib.metadata.distribution(dist)._path))  # type: ignore[attr-defined]
+            shutil.rmtree(folder / info.name, ignore_errors=True)
+            shutil.copytree(info, folder / info.name)
     save_half_minilm(folder / MINILM_COPY)
     print(f"vendored {', '.join(VENDORED)} and {MINILM_COPY} into {folder}")
 

@@ -105,7 +105,7 @@ class ClaimChecker:
         # nor its alternatives: "Is it male or female?" answered "...they are female" picks one, and a
         # passage that names the other too ("no way to tell a male from a female") does not decide
         offered = alternatives(context)
-        echo -= {stem for pair in offered for stem in pair}
+        echo -= {word for pair in offered for word in pair}
         picked = {a for a, b in offered if a in stems and b not in stems}
         picked |= {b for a, b in offered if b in stems and a not in stems}
         undecided = {b for a, b in offered if a in picked} | {a for a, b in offered if b in picked}
