@@ -163,6 +163,8 @@ class AnswerConfig:
 class LlmConfig:
     # 'smollm2' (embedded) or a local Hugging Face model folder
     model: str = "smollm2"
+    # auto: CUDA when there is a GPU, except for the embedded model, which decodes faster on the CPU
+    # (measured on an H200: 14 against 39 tokens a second); 'cuda' puts it there anyway
     device: str = "auto"
     # auto: bfloat16 on a CPU that computes it natively (else float32), bfloat16/float16 on CUDA
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
