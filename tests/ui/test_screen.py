@@ -64,20 +64,26 @@ def test_captions_are_never_cut_at_the_top(orientation, large, make_window, qtbo
     assert names[-2:] == ["VisitorCaption", "GuideCaption"], names
 
 
+def _after_an_offer(make_window, qtbot, engine, orientation: str, large: bool, turn_id: int):
+    """A window with a microphone (the level meter beside the hint makes the hint wrap) after a three-sentence
+    answer that ends with an offer."""
+    config = engine.config.replace(ui={"large_text": large})
+    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
+    qtbot.wait(400)
+    assert window.mic_available
+    crew = engine.exhibit.section("crew")
+    _replay_turn(window, turn_id, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
+    qtbot.wait(50)
+    return window, crew
+
+
 @pytest.mark.parametrize("large", [False, True])
 @pytest.mark.parametrize("orientation", list(ORIENTATIONS))
 def test_the_last_sentence_stays_whole_when_the_offer_and_chips_need_room(
     orientation, large, make_window, qtbot, loaded_engine
 ):
     """The answer outranks the suggestions: a chip that does not fit is left out, the sentence is not cut."""
-    config = loaded_engine.config.replace(ui={"large_text": large})
-    # with a microphone: the level meter beside the hint makes the hint wrap
-    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
-    qtbot.wait(400)
-    assert window.mic_available
-    crew = loaded_engine.exhibit.section("crew")
-    _replay_turn(window, 9151, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
-    qtbot.wait(50)
+    window, crew = _after_an_offer(make_window, qtbot, loaded_engine, orientation, large, 9151)
     assert window.offer_button.isVisible()
     view = window.captions
     newest = [label for label in view._labels if label.isVisible()][-1]
@@ -252,11 +258,7 @@ def test_a_typed_question_goes_through_the_same_turn(make_window, qtbot, events)
 def test_the_keyboard_makes_room_and_nothing_shows_cut_at_its_edge(
     orientation, large, make_window, qtbot, loaded_engine
 ):
-    config = loaded_engine.config.replace(ui={"large_text": large})
-    window = make_window(config, ORIENTATIONS[orientation], source_factory=lambda: MemorySource(silence(0.3)))
-    qtbot.wait(400)
-    crew = loaded_engine.exhibit.section("crew")
-    _replay_turn(window, 9171, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
+    window, _ = _after_an_offer(make_window, qtbot, loaded_engine, orientation, large, 9171)
     qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
     qtbot.wait(50)
     keyboard = window.keyboard
