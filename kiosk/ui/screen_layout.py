@@ -221,8 +221,8 @@ class ScreenLayout:
 
     def share_room(self) -> None:
         """The suggested questions get what the sentence being spoken leaves of the words' column (perhaps
-        nothing); the captions take the rest.  Measured on the laid-out
-        screen: the chips give up what the captions lack, or take back what they have to spare."""
+        nothing); the captions take the rest.  Measured on the laid-out screen: the chips give up what the
+        captions lack, or take back what they have to spare."""
         need = self.captions.need
         if not need or not self.chips.isVisible():
             self.chips.setMaximumHeight(QWIDGETSIZE_MAX)
@@ -251,9 +251,9 @@ class ScreenLayout:
         self.typing = typing
         for widget in (self.chips, self.controls, self.progress):
             widget.setVisible(not typing)
-        for widget in (self.offer_button, self.status, self.hint, self.meter):
-            if typing:
-                widget.hide()  # (show() puts them back as the model says)
+        if typing:  # (show() puts these back as the model says)
+            for widget in (self.offer_button, self.status, self.hint, self.meter):
+                widget.hide()
         self.captions.set_claim(not typing)
         self.place_overlays()
         self.settle()
