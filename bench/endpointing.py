@@ -279,6 +279,7 @@ POLICIES = {
     "Smart Turn": ({}, {"backend": "smart_turn", "question_wait_ms": 0}),
     # the kiosk's default: the model, and after "incomplete" what recognition heard (turn/heard.py)
     "ST + heard": ({}, {"backend": "smart_turn"}),
+    "ST + heard 0.5": ({}, {"backend": "smart_turn", "question_wait_ms": 500}),  # a shorter wait, compared
 }
 
 

@@ -5,7 +5,10 @@ microphone would deliver it) and answered into a real-time null sink.  Prints me
 configuration, each run in its own process so that its peak RSS is its own; run it on an otherwise idle
 machine.  ``llm-float32`` is the LLM without bfloat16 and 4-bit weights (the baseline of that tuning).
 
-    .venv/bin/python bench/turn_latency.py [--backends retrieval,llm,llm-float32] [--questions 20]
+    .venv/bin/python bench/turn_latency.py [--backends retrieval,llm,llm-float32] [--questions 20] [--pack P]
+
+``--pack`` names another pack (under assets/exhibits or bench/packs); its questions are the first ones
+of ``bench/questions/<pack>.tsv`` (else the Apollo questions below, for the Apollo pack).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its questions are about Apollo 11
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from kiosk.config import load_config  # noqa: E402
@@ -161,8 +163,23 @@ def run_backend(backend: str, questions: list[str]) -> dict[str, object]:
     }
 
 
-def run_in_child(backend: str, questions: int) -> dict[str, object]:
-    command = [sys.executable, __file__, "--one", backend, "--questions", str(questions)]
+def pack_questions(pack: str) -> list[str]:
+    """The questions of ``bench/questions/<pack>.tsv`` (the second column), Apollo's list for Apollo."""
+    table = Path(__file__).resolve().parent / "questions" / f"{Path(pack).name}.tsv"
+    if Path(pack).name == "apollo11-columbia" or not table.is_file():
+        return QUESTIONS
+    rows = [line.split("\t") for line in table.read_text(encoding="utf-8").splitlines()]
+    return [row[1] for row in rows if len(row) > 1 and not row[0].startswith("#") and row[1].strip()]
+
+
+def pack_path(pack: str) -> str:
+    """A pack's name as the config takes it: a shipped one by name, a bench pack by its folder."""
+    bench = Path(__file__).resolve().parent / "packs" / pack
+    return str(bench) if bench.is_dir() else pack
+
+
+def run_in_child(backend: str, questions: int, pack: str) -> dict[str, object]:
+    command = [sys.executable, __file__, "--one", backend, "--questions", str(questions), "--pack", pack]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -175,16 +192,18 @@ def main() -> int:
     parser.add_argument("--backends", default="retrieval,llm")
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--one", choices=sorted(CONFIGURATIONS), help="run one configuration, print JSON")
+    parser.add_argument("--pack", default="apollo11-columbia", help="the exhibit pack and its question set")
     args = parser.parse_args()
-    questions = (QUESTIONS * 2)[: args.questions]
+    os.environ["KIOSK_EXHIBIT__PATH"] = json.dumps(pack_path(args.pack))
+    questions = (pack_questions(args.pack) * 2)[: args.questions]
     if args.one:
         print(json.dumps(run_backend(args.one, questions)))
         return 0
-    results = [run_in_child(backend, args.questions) for backend in args.backends.split(",")]
+    results = [run_in_child(backend, args.questions, args.pack) for backend in args.backends.split(",")]
 
     print(
-        f"\nEnd of speech to first answer audio, {len(questions)} questions, {os.cpu_count()} CPUs (seconds), "
-        f"load average {os.getloadavg()[0]:.1f} at the end"
+        f"\nEnd of speech to first answer audio, {len(questions)} questions of {Path(args.pack).name}, "
+        f"{os.cpu_count()} CPUs (seconds), load average {os.getloadavg()[0]:.1f} at the end"
     )
     columns = [r["backend"] for r in results]
     print(f"{'':28}" + "".join(f"{c:>16}" for c in columns))
