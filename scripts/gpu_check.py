@@ -180,7 +180,7 @@ def real_llm_table(gguf: Path, devices: list[str], retriever_device: str = "cpu"
     from kiosk.config import load_config
     from kiosk.engine.answer import ANSWERERS
     from kiosk.engine.cancel import CancelToken
-    from kiosk.engine.device import resolve_device
+    from kiosk.engine.device import cuda_device_count, resolve_device
     from kiosk.engine.llm.model import convert_gguf
     from kiosk.engine.retrieval import SectionRetriever
     from kiosk.exhibit import load_exhibit
@@ -194,7 +194,7 @@ def real_llm_table(gguf: Path, devices: list[str], retriever_device: str = "cpu"
     carried = Path(__file__).resolve().parent.parent / "build" / "gpu-vendor" / MINILM_COPY
     if carried.is_dir():
         model_path = carried
-    device_for = resolve_device(retriever_device, _cuda_count)
+    device_for = resolve_device(retriever_device, cuda_device_count)
     retriever = SectionRetriever(exhibit, device_for, model_path=model_path, runtime="torch")
     retriever.load()
     questions = [s.question for s in exhibit.sections if s.question]
@@ -211,7 +211,7 @@ def real_llm_table(gguf: Path, devices: list[str], retriever_device: str = "cpu"
         config = load_config(env={}).replace(
             paths={"cache_dir": str(work / "cache")}, answer={"backend": "llm"}, llm=llm
         )
-        answerer = ANSWERERS.create("llm", config, exhibit, retriever, device_count=_cuda_count)
+        answerer = ANSWERERS.create("llm", config, exhibit, retriever, device_count=cuda_device_count)
         answerer.load()
         answerer.answer(questions[0], CancelToken())  # warm
         firsts, opens, sentences, rates = [], 0, [], []
@@ -233,15 +233,6 @@ def real_llm_table(gguf: Path, devices: list[str], retriever_device: str = "cpu"
         )
         del answerer
     return "\n".join(lines)
-
-
-def _cuda_count() -> int:
-    try:
-        import torch
-
-        return int(torch.cuda.device_count())
-    except Exception:
-        return 0
 
 
 class Checks:

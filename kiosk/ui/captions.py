@@ -38,6 +38,8 @@ class CaptionsView(QWidget):
         self._claiming = True
         self.need = 0  # the newest sentence's height, whole (0 while the keyboard is up)
         self._measured_at = -1  # the view's height when ``need`` was last told
+        self._need_key: tuple | None = None  # what the newest sentence's height was measured for
+        self._need_measured = 0
 
     def set_gap(self, gap: int) -> None:
         self._gap = gap
@@ -138,8 +140,14 @@ class CaptionsView(QWidget):
         if self._blocks and self._claiming:
             newest = self._blocks[-1]
             label = self._label(len(self._blocks) - 1)
-            self._set(label, newest, newest.parts[-1:])
-            need = self._height(label, width)
+            # measured once per sentence, width and type (a rich-text layout on the GUI thread)
+            key = (newest.style, newest.parts[-1:] or newest.text, width, label.font().toString())
+            if key == self._need_key:
+                need = self._need_measured
+            else:
+                self._set(label, newest, newest.parts[-1:])
+                need = self._height(label, width)
+                self._need_key, self._need_measured = key, need
         if need != self.need or self.height() != self._measured_at:
             self.need, self._measured_at = need, self.height()
             self.need_changed.emit(need)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QAbstractButton, QSizePolicy, QWidget
 
 from kiosk.ui import theme
+from kiosk.ui.screen_text import PILL_TEXT
 
 # --- input level and the talk button ----------------------------------------------------------------------------
 
@@ -145,8 +146,6 @@ class StatusPill(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802
         """As wide as its widest word: the title beside it does not reflow when the state changes."""
-        from kiosk.ui.screen_text import PILL_TEXT
-
         metrics = QFontMetrics(self._font)
         h = metrics.height()
         widest = max(metrics.horizontalAdvance(text) for text in (self.text, *PILL_TEXT.values()))
