@@ -20,10 +20,12 @@ from kiosk.config import AsrConfig
 from kiosk.engine import model_cache
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import Device, MemoryProbe
+from kiosk.engine.language import STOPWORDS
 from kiosk.engine.registry import Registry
 from kiosk.engine.stage import SpeechRecognizer, Transcript
 from kiosk.engine.whisper_window import transcribe_window, window_frames
 from kiosk.errors import ModelLoadError
+from kiosk.exhibit import Exhibit
 
 # Whisper's usual inventions on non-speech; a transcript that is only one of these is not understood.
 HALLUCINATIONS = {
@@ -125,10 +127,53 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 
+# a run of capitalised words, or one followed by a number or a code: "Neil Armstrong", "Apollo 11", "STS-114"
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ -](?:[A-Z][\w'’-]*|\d[\w-]*))*")
+
+
+def exhibit_vocabulary(exhibit: Exhibit, max_words: int = 48) -> str:
+    """The names an exhibit's title and notes use, most used first ("Apollo 11, Columbia, Neil Armstrong").
+
+    Told to Whisper as the text before the question, they make a name the notes hold win over a
+    near-sounding phrase: tiny.en heard "When did Apollo 11 launch?" as "...the power 11 launch" on an
+    AVX2 processor without them.  Sentence-opening words ("The", "In") are not names.
+    """
+    counts: dict[str, int] = {}
+    inside: set[str] = set()  # single words seen capitalised inside a sentence, not only opening one
+    texts = [exhibit.title] + [s.heading + ". " + s.text for s in exhibit.sections]
+    for text in texts:
+        for found in _NAME.finditer(text):
+            name = found.group(0).strip(" -")
+            first, *rest = name.split()
+            if first.lower() in STOPWORDS:
+                if not rest:
+                    continue
+                name = " ".join(rest)
+            if len(name) < 2:
+                continue
+            before = text[: found.start()].rstrip()
+            if before and before[-1] not in ".!?:;\n\"“‘'(":
+                inside.add(name)
+            counts[name] = counts.get(name, 0) + 1
+    counts = {n: c for n, c in counts.items() if " " in n or "-" in n or n in inside}
+    title = exhibit.title.strip()
+    ranked = [title] + sorted((n for n in counts if n != title), key=lambda n: -counts[n])
+    chosen, used = [], 0
+    for name in ranked:
+        n = len(name.split())
+        if used + n > max_words:
+            break
+        chosen.append(name)
+        used += n
+    return ", ".join(chosen) + "." if chosen else ""
+
+
 @RECOGNIZERS.register("whisper")
 class WhisperRecognizer(SpeechRecognizer):
-    def __init__(self, config: AsrConfig, device: Device, cache_dir: Path) -> None:
+    def __init__(self, config: AsrConfig, device: Device, cache_dir: Path, vocabulary: str = "") -> None:
+        """``vocabulary``: the exhibit's names (``exhibit_vocabulary``), which Whisper is told to expect."""
         self.config = config
+        self.vocabulary = vocabulary
         self._device = device
         self.device = device.torch
         self._cache_dir = cache_dir
@@ -172,7 +217,12 @@ class WhisperRecognizer(SpeechRecognizer):
         frames = window_frames(seconds, self.config.window_s)
         if frames and (self.english_only or self.config.language):
             text, avg_logprob, no_speech_prob, doubtful = transcribe_window(
-                self._model, audio.astype(np.float32), frames, self.config.beam_size, self.config.language
+                self._model,
+                audio.astype(np.float32),
+                frames,
+                self.config.beam_size,
+                self.config.language,
+                self.vocabulary,
             )
             if not doubtful:
                 return self._judged(text, avg_logprob, no_speech_prob, seconds)
@@ -184,6 +234,7 @@ class WhisperRecognizer(SpeechRecognizer):
             best_of=1,
             temperature=0.0,
             condition_on_previous_text=False,
+            initial_prompt=self.vocabulary or None,
             without_timestamps=True,
             vad_filter=False,  # the endpointer's Silero already cut the speech out
             suppress_blank=True,

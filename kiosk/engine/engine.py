@@ -20,7 +20,7 @@ from kiosk.config import Config
 from kiosk.engine import events as ev
 from kiosk.engine import model_cache
 from kiosk.engine.answer import ANSWERERS
-from kiosk.engine.asr import RECOGNIZERS
+from kiosk.engine.asr import RECOGNIZERS, WhisperRecognizer, exhibit_vocabulary
 from kiosk.engine.audio_in import AudioSource
 from kiosk.engine.audio_out import AudioSink, make_sink
 from kiosk.engine.device import cuda_device_count, resolve_device, settle_heap
@@ -109,7 +109,13 @@ class Engine:
             "asr",
             cfg.asr.model,
             lambda count: self._make(
-                RECOGNIZERS.create("whisper", cfg.asr, resolve_device(cfg.asr.device, count), cfg.cache_dir)
+                RECOGNIZERS.create(
+                    "whisper",
+                    cfg.asr,
+                    resolve_device(cfg.asr.device, count),
+                    cfg.cache_dir,
+                    exhibit_vocabulary(self.exhibit),
+                )
             ),
             cfg.asr.device,
         )
@@ -457,6 +463,9 @@ class Engine:
         retriever = self.stages.get("retrieval")
         if isinstance(retriever, SectionRetriever):
             retriever.index(exhibit)
+        recognizer = self.stages.get("asr")
+        if isinstance(recognizer, WhisperRecognizer):
+            recognizer.vocabulary = exhibit_vocabulary(exhibit)
         answerer = self.stages.get("answer")
         if answerer is not None:
             answerer.exhibit = exhibit  # type: ignore[attr-defined]

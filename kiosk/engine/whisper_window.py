@@ -26,6 +26,10 @@ TOKENS_PER_SECOND = 6.0
 MAX_COMPRESSION_RATIO = 2.4
 
 
+# the most tokens of previous text (Whisper's own limit is half its 448-token context)
+PROMPT_TOKENS = 120
+
+
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -55,11 +59,12 @@ def window_frames(seconds: float, window_s: float, margin_s: float = 1.0) -> int
 
 
 def transcribe_window(
-    model, audio: np.ndarray, frames: int, beam_size: int, language: str
+    model, audio: np.ndarray, frames: int, beam_size: int, language: str, vocabulary: str = ""
 ) -> tuple[str, float, float, bool]:
     """(text, avg_logprob, no_speech_prob, doubtful) of ``audio`` encoded in a window of ``frames`` frames.
 
     ``model`` is a loaded ``faster_whisper.WhisperModel``; ``language`` is ignored by an English-only one.
+    ``vocabulary``: words to expect (the exhibit's names), given as Whisper's previous text.
     """
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
@@ -74,6 +79,8 @@ def transcribe_window(
     window[0, :, :used] = features[:, :used]
     encoded = model.model.encode(get_ctranslate2_storage(window), to_cpu=False)
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    if vocabulary:
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + vocabulary.strip())[-PROMPT_TOKENS:], *prompt]
     cap = min(224, math.ceil(8 + TOKENS_PER_SECOND * len(audio) / 16000))
     result = model.model.generate(
         encoded,
