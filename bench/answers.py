@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 from kiosk.config import Config, load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine.cancel import CancelToken  # noqa: E402
@@ -268,6 +270,7 @@ def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from endpointing import asterisk_clips, at_snr, librivox_clips, pink_noise, wer  # noqa: E402
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 
 from kiosk.config import Config  # noqa: E402
 from kiosk.engine.asr import RECOGNIZERS  # noqa: E402
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE", "~/.cache/docent"))
     args = parser.parse_args()
+    print(describe(), flush=True)
     recorded = librivox_clips()
     clips = (asterisk_clips(max(0, args.clips - len(recorded))) + recorded)[: args.clips]
     rng = np.random.default_rng(args.seed)

@@ -39,6 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 from kiosk.config import Config  # noqa: E402
 from kiosk.engine.stage import SpeechRecognizer  # noqa: E402
 from kiosk.engine.turn.policy import EndOfTurn  # noqa: E402
@@ -422,6 +424,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE", "~/.cache/docent"))
     args = parser.parse_args()
+    print(describe(), flush=True)
     real_count = args.questions - args.questions // 2
     recorded = librivox_clips()
     recorded = asterisk_clips(max(0, real_count - len(recorded))) + recorded

@@ -45,6 +45,7 @@ LONG_TEXT = " ".join(
         "That is why the outside of the capsule looks scorched and brown.",
     ]
 )
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 
 
 def frames_per_second(backend, seconds: float = 3.0) -> float:
@@ -174,6 +175,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the long answer")
     args = parser.parse_args()
+    print(describe(), flush=True)
     config = load_config()
     exhibit = load_exhibit(config.exhibit.path)
     portrait = check_portrait(exhibit.portrait, config.cache_dir)

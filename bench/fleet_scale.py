@@ -33,6 +33,7 @@ from pathlib import Path
 
 import psutil
 import yaml
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fleet" / "fixtures" / "kiosk_exposition.txt"
@@ -184,6 +185,7 @@ def main() -> int:
     parser.add_argument("--fleet", type=int, default=1000, help="kiosks in the sizing estimate")
     parser.add_argument("--fleet-interval", type=float, default=15.0, help="scrape interval in the estimate")
     args = parser.parse_args()
+    print(describe(), flush=True)
 
     binary = shutil.which("prometheus")
     if binary is None:

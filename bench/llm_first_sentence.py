@@ -44,6 +44,7 @@ from kiosk.engine.retrieval import SectionRetriever  # noqa: E402
 from kiosk.exhibit import load_exhibit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 from turn_latency import QUESTIONS as SPOKEN_QUESTIONS  # noqa: E402
 
 QUESTIONS = SPOKEN_QUESTIONS[:8]  # the first eight of the end-to-end benchmark
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--variants", default="baseline,tuned")
     parser.add_argument("--verbose", action="store_true", help="print every answer's whole text")
     args = parser.parse_args()
+    print(describe(), flush=True)
     logging.basicConfig(level=logging.WARNING)
     names = args.variants.split(",")
     base = load_config()  # the exhibit: KIOSK_EXHIBIT__PATH, Apollo 11 unless set

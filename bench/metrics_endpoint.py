@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bcrypt  # noqa: E402
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 
 from kiosk.telemetry.metrics import KioskMetrics  # noqa: E402
 from kiosk.telemetry.server import MetricsServer  # noqa: E402
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--cheroot", action="store_true")
     args = parser.parse_args()
+    print(describe(), flush=True)
     folder = Path(tempfile.mkdtemp(prefix="docent-endpoint-"))
     certs.make_ca(folder, "ca")
     certs.issue(folder, "server", "ca", certs.SERVER_FOR_LOOPBACK)

@@ -127,6 +127,7 @@ NOT_TRIED = (
     "the screen app (kiosk/ui) under SIGTERM mid-answer: `kiosk listen` is tested; the app quits through "
     "QApplication.quit (tests/ui/test_always_on.py)",
 )
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 
 
 def run_tests(env: dict[str, str], junit: Path | None = None) -> dict[str, str]:
@@ -329,6 +330,7 @@ the rest while new, longer sentences are met; the cache stops at its bound, the 
 
 
 def main(argv: list[str] | None = None) -> int:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--soak-json", type=Path, help="a bench/soak.py --json report to use instead")

@@ -44,6 +44,8 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 from kiosk.config import Config, load_config  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
 
@@ -431,6 +433,7 @@ def start_kiosk(cache_dir: str | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=None, help="turns before measuring (default 10 %%)")

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Who was the commander of Apollo 11?"
 STAGES = ("vad", "asr", "tts", "retrieval", "answer", "face")
@@ -117,6 +119,7 @@ def main() -> int:
     if args.child is not None:
         print(json.dumps(child(args.child)))
         return 0
+    print(describe(), flush=True)
     configs = args.configs.split(",")
     print(
         f"launch to ready, seconds (median of {args.runs}); {os.cpu_count()} CPUs, "

@@ -27,6 +27,8 @@ import bcrypt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
 from kiosk.engine.events import EventBus  # noqa: E402
@@ -224,6 +226,7 @@ def main() -> int:
     if args.child_scrape:
         print(json.dumps(scrape_loop(*args.child_scrape, args.auth, args.cafile)))
         return 0
+    print(describe(), flush=True)
 
     metrics = KioskMetrics(topics=TOPICS)
     sampler = ResourceSampler(gpu_reader=FakeGpu())

@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
+
 from kiosk.config import load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
@@ -199,6 +201,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_backend(args.one, questions)))
         return 0
+    print(describe(), flush=True)
     results = [run_in_child(backend, args.questions, args.pack) for backend in args.backends.split(",")]
 
     print(

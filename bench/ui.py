@@ -27,6 +27,7 @@ os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its quest
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from machine import describe  # noqa: E402  (bench/ is the script folder)
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -185,6 +186,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1080x1920,1920x1080", help="window sizes, WIDTHxHEIGHT,...")
     parser.add_argument("--load", type=int, default=0, help="busy processes running alongside")
     args = parser.parse_args()
+    print(describe(), flush=True)
     sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
 
     env = {"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_METRICS__PORT": "0"}
