@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-.venv/bin/kiosk prepare
-exec .venv/bin/kiosk "$@"
+venv="${DOCENT_VENV:-.venv}"
+"$venv/bin/kiosk" prepare
+exec "$venv/bin/kiosk" "$@"

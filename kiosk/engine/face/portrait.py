@@ -115,7 +115,14 @@ def detect_landmarks(image: np.ndarray, path: Path) -> np.ndarray:
     """The single face's landmarks in pixels, or a PortraitError saying why there is none."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's TensorFlow Lite chatter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import mediapipe as mp
+    try:
+        import mediapipe as mp
+    except ImportError:  # no build for this Python (3.13): the shipped portraits ship their landmarks
+        raise _fail(
+            path,
+            "no landmarks cached, and mediapipe's face mesh is not installed (it has no build for Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]}): run 'kiosk portrait check' once under Python 3.11 or 3.12",
+        ) from None
 
     height, width = image.shape[:2]
     with mp.solutions.face_mesh.FaceMesh(
