@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/answers.py                       # retrieval and llm, the four packs
     .venv/bin/python bench/answers.py --backends retrieval --packs apollo11-columbia
+    .venv/bin/python bench/answers.py --corpus test --backends retrieval --no-tts   # the blind test split
 
 Each pack has a question set in bench/questions/<pack>.tsv (kind, question, the pattern a right reply
 matches, the pattern of a false fact).  Every question starts a fresh conversation; a follow-up row
@@ -9,6 +10,10 @@ matches, the pattern of a false fact).  Every question starts a fresh conversati
 answer backend: facts right, traps avoided, declines right, honest unknowns, false facts found, words
 per reply, first sentence and first audio (the first sentence spoken by Piper, uncached) medians; then
 the claim check on true sentences of the notes and on recombined false ones made from them.
+
+``--corpus dev|test|all`` runs the blind corpus (bench/corpus: 27 packs in 9 styles, split before
+anyone looked) and prints a row per pack, then the totals by split; the README reports the test split,
+and ``--misses`` never prints a test pack's replies.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from kiosk.engine.stage import Answerer, SpeechSynthesizer  # noqa: E402
 from kiosk.exhibit import Exhibit, load_exhibit  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "questions"
+CORPUS = ROOT / "bench" / "corpus"
 PACKS = ("apollo11-columbia", "bench/packs/hay-wain", "bench/packs/flying-scotsman", "bench/packs/bell-rock")
 ANSWERED_KINDS = ("fact", "paraphrase", "vague", "disfluent", "followup")
 DECLINED = ("out_of_scope", "filtered", "not_understood")
@@ -110,6 +116,33 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
+def questions_file(pack: str) -> Path:
+    """A corpus pack's questions lie in the corpus; the older packs' in bench/questions."""
+    name = Path(pack).name
+    if Path(pack).parent == Path("bench/corpus/packs"):
+        return CORPUS / "questions" / f"{name}.tsv"
+    return QUESTIONS / f"{name}.tsv"
+
+
+@dataclass(frozen=True)
+class CorpusPack:
+    path: str  # as --packs takes it
+    style: str
+    split: str  # dev | test
+
+
+def corpus_packs(split: str) -> list[CorpusPack]:
+    """The blind corpus's packs of ``split`` (dev, test or all), as split.tsv fixed them."""
+    packs = []
+    for line in (CORPUS / "split.tsv").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        pack_id, style, _subject, pack_split = line.split("\t")
+        if split in ("all", pack_split):
+            packs.append(CorpusPack(f"bench/corpus/packs/{pack_id}", style, pack_split))
+    return packs
+
+
 def pack_config(pack: str, backend: str, cache: str | None) -> Config:
     env = {
         "KIOSK_EXHIBIT__PATH": f'"{ROOT / pack if "/" in pack else pack}"',
@@ -152,7 +185,7 @@ def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: 
     answerer = ANSWERERS.create(config.answer.backend, config, exhibit, retriever)
     answerer.load()
     result = Result(Path(pack).name, backend)
-    rows = read_rows(QUESTIONS / f"{Path(pack).name}.tsv")[: limit or None]
+    rows = read_rows(questions_file(pack))[: limit or None]
     for row in rows:
         answerer.reset_session()
         for earlier in row.asked[:-1]:
@@ -269,6 +302,57 @@ def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, flo
     return "\n".join(lines)
 
 
+def on_topic_declined(result: Result) -> tuple[int, int]:
+    """On-topic questions (the notes answer them, or are silent on them) turned away as off-topic."""
+    chosen = [r for r in result.replies if r.row.kind in (*ANSWERED_KINDS, "unanswerable")]
+    return sum(r.status in DECLINED for r in chosen), len(chosen)
+
+
+def corpus_table(results: list[Result], packs: dict[str, CorpusPack]) -> str:
+    """A row per pack and backend, then the totals by split: what the README reports (the test split)."""
+    header = (
+        f"{'pack':10}{'split':6}{'style':12}{'backend':11}{'facts right':>16}{'honest unknowns':>17}"
+        f"{'declines right':>16}{'on-topic declined':>19}{'false':>7}{'words':>7}"
+    )
+    lines = [header]
+
+    def row(label: str, split: str, style: str, backend: str, chosen: list[Result]) -> str:
+        def total(share) -> tuple[int, int]:
+            parts = [share(r) for r in chosen]
+            return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+        facts = total(lambda r: r.share(*ANSWERED_KINDS))
+        unknowns = total(lambda r: r.share("unanswerable"))
+        declines = total(lambda r: r.share("offtopic", "hostile"))
+        declined = total(on_topic_declined)
+        false = sum(x.false for r in chosen for x in r.replies)
+        counts = [
+            word_count(x.text)
+            for r in chosen
+            for x in r.replies
+            if x.row.kind in ANSWERED_KINDS and x.status == "ok"
+        ]
+        words_median = f"{statistics.median(counts):.0f}" if counts else "-"
+        return (
+            f"{label:10}{split:6}{style:12}{backend:11}{pct(*facts):>16}{pct(*unknowns):>17}"
+            f"{pct(*declines):>16}{pct(*declined):>19}{false:>7}{words_median:>7}"
+        )
+
+    for result in results:
+        pack = packs[result.pack]
+        lines.append(row(result.pack, pack.split, pack.style, result.backend, [result]))
+    for split in ("dev", "test"):
+        for backend in dict.fromkeys(r.backend for r in results):
+            chosen = [r for r in results if packs[r.pack].split == split and r.backend == backend]
+            if chosen:
+                lines.append(row("TOTAL", split, f"{len(chosen)} packs", backend, chosen))
+    lines.append(
+        "targets (test split): facts right >= 90%, honest unknowns >= 90%, declines right >= 95%, "
+        "on-topic declined <= 2%, false facts 0, words <= 30 (median)"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     print(describe(), flush=True)
     parser = argparse.ArgumentParser(
@@ -284,8 +368,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="questions per pack (0: all)")
     parser.add_argument("--no-tts", action="store_true", help="skip the first-audio column")
     parser.add_argument("--cache-dir", default=os.environ.get("DOCENT_TEST_CACHE"))
-    parser.add_argument("--misses", action="store_true", help="print every reply that was not right")
+    parser.add_argument(
+        "--misses", action="store_true", help="print every reply that was not right (never a test pack's)"
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=("dev", "test", "all"),
+        help="the blind corpus's packs of this split instead of --packs (bench/corpus/split.tsv)",
+    )
     args = parser.parse_args(argv)
+    corpus = {Path(p.path).name: p for p in corpus_packs(args.corpus)} if args.corpus else {}
+    if corpus:
+        args.packs = ",".join(p.path for p in corpus.values())
 
     from kiosk.engine.device import resolve_device
     from kiosk.engine.retrieval import SectionRetriever
@@ -315,9 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             results.append(run_pack(pack, backend, retriever, tts, args.cache_dir, args.limit))
             print(f"  {pack} / {backend}: {len(results[-1].replies)} questions", file=sys.stderr)
-    print(table(results, claims))
+    print(corpus_table(results, corpus) if corpus else table(results, claims))
     if args.misses:
         for result in results:
+            if result.pack in corpus and corpus[result.pack].split == "test":
+                continue  # nothing is tuned on a test pack: its misses are not shown
             for reply in result.replies:
                 if not reply.right or reply.false:
                     print(
