@@ -48,6 +48,7 @@ class AudioConfig:
 
     def validate(self) -> None:
         _check_range("store_days", self.store_days, 1, 365)
+        _check_range("reconnect_interval_s", self.reconnect_interval_s, 0.01, 600.0)
         if self.store_visitor_audio and not self.store_dir.strip():
             raise _InvalidValue(
                 "store_dir: store_visitor_audio = true needs a folder to store into",
@@ -126,6 +127,11 @@ class AsrConfig:
         _check_device("device", self.device)
         _check_range("window_s", self.window_s, 0.0, 30.0)
         _check_range("beam_size", self.beam_size, 1, 10)
+        _check_range("min_avg_logprob", self.min_avg_logprob, -20.0, 0.0)
+        _check_range("max_no_speech_prob", self.max_no_speech_prob, 0.0, 1.0)
+        _check_range("min_characters", self.min_characters, 0, 100)
+        # 0: the kiosk's default (up to 4); a negative count left the recogniser unloaded
+        _check_range("cpu_threads", self.cpu_threads, 0, 256)
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class AnswerConfig:
 
     def validate(self) -> None:
         _check_range("max_sentences", self.max_sentences, 1, 20)
+        _check_range("history_turns", self.history_turns, 0, 50)
 
 
 @dataclass(frozen=True)
@@ -264,6 +271,11 @@ class UiConfig:
     # hide the mouse pointer: auto hides it full screen when a touch screen is attached
     cursor: Literal["auto", "hide", "show"] = "auto"
 
+    def validate(self) -> None:
+        _check_range("idle_reset_s", self.idle_reset_s, 0.1, 86400.0)
+        _check_range("still_there_s", self.still_there_s, 0.1, 3600.0)
+        _check_range("attract_interval_s", self.attract_interval_s, 0.1, 3600.0)
+
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -273,6 +285,7 @@ class SessionConfig:
     stage_deadline_s: float = 20.0
 
     def validate(self) -> None:
+        _check_range("idle_timeout_s", self.idle_timeout_s, 0.5, 86400.0)
         if self.stage_deadline_s != 0:
             _check_range("stage_deadline_s", self.stage_deadline_s, 0.5, 600.0)
 
@@ -318,6 +331,7 @@ class SamplerConfig:
 
     def validate(self) -> None:
         _check_range("interval_s", self.interval_s, 0.05, 60.0)
+        _check_range("history", self.history, 1, 100000)
 
 
 @dataclass(frozen=True)

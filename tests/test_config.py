@@ -120,3 +120,33 @@ def test_no_display_says_so_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.count("\n") == 1
     assert "no display" in result.stdout and "kiosk listen" in result.stdout
+
+
+def _numbers() -> list[tuple[str, str]]:
+    """Every number in the configuration schema, as (section, key)."""
+    import dataclasses
+
+    found = []
+    for section in dataclasses.fields(Config):
+        if section.name == "source":
+            continue
+        for key in dataclasses.fields(section.default_factory()):
+            if key.type in ("int", "float"):
+                found.append((section.name, key.name))
+    return found
+
+
+@pytest.mark.parametrize(("section", "key"), _numbers())
+def test_every_number_has_a_range(section: str, key: str) -> None:
+    """A negative thread count, timeout or history size is refused at load (it left the recogniser
+    unloaded, or the kiosk deaf), and so is an absurdly large one."""
+    for value in (-(10**6), 10**12):
+        with pytest.raises(ConfigError, match=rf"\[{section}\] {key}: expected a value from"):
+            load_config(env={f"KIOSK_{section.upper()}__{key.upper()}": str(value)})
+
+
+def test_config_check_refuses_a_negative_thread_count(tmp_path: Path) -> None:
+    bad = write(tmp_path, "[asr]\ncpu_threads = -3\n")
+    result = run_kiosk("config", "check", str(bad))
+    assert result.returncode == 2
+    assert "[asr] cpu_threads: expected a value from 0 to 256, got -3" in result.stderr
