@@ -273,7 +273,11 @@ def load_exhibit(path: str | Path) -> Exhibit:
     parsed = _parse_notes(notes)
     topics = manifest.get("topics")
     if topics is None:  # the curator's headings are the topics
-        topics = [{"id": _topic_id(heading, i), "heading": heading} for i, heading in enumerate(parsed, 1)]
+        if not parsed:  # not exhibit.toml's [[topics]], which this pack does not have: the notes lack headings
+            raise ExhibitError(
+                f"{notes_path}: no '## ' heading: put each topic of the notes under a line such as '## The keepers'"
+            )
+        topics = _heading_topics(list(parsed))
     sections = _sections(manifest_path, topics, parsed, notes_path)
     title = text("title")
     return Exhibit(
@@ -308,6 +312,21 @@ def _parse_notes(notes: str) -> dict[str, str]:
                 line = item if item.endswith((".", "!", "?")) else f"{item}."
             current.append(line)
     return {heading: "\n".join(lines).strip() for heading, lines in found.items()}
+
+
+def _heading_topics(headings: list[str]) -> list[dict[str, str]]:
+    """Topics from the notes' headings; two headings that make the same id ("Early life", "Early Life!")
+    get -2, -3 ... (a curator never sees the ids; a clash blamed exhibit.toml's [[topics]])."""
+    topics, used = [], set()
+    for index, heading in enumerate(headings, 1):
+        base = topic_id = _topic_id(heading, index)
+        number = 2
+        while topic_id in used:
+            topic_id = f"{base[:36]}-{number}"
+            number += 1
+        used.add(topic_id)
+        topics.append({"id": topic_id, "heading": heading})
+    return topics
 
 
 def _topic_id(heading: str, index: int) -> str:

@@ -121,3 +121,27 @@ def test_a_heading_inside_a_sentence_keeps_its_names() -> None:
         "McAdam's road": "McAdam's road",
     }
     assert {heading: as_phrase(heading) for heading in cases} == cases
+
+
+def _title_only_pack(tmp_path: Path, notes: str) -> Path:
+    pack = tmp_path / "curated"
+    pack.mkdir()
+    (pack / "exhibit.toml").write_text('title = "The Brass Orrery"\n')
+    (pack / "notes.md").write_text(notes)
+    return pack
+
+
+def test_notes_without_headings_blame_the_notes_not_a_topics_table_the_pack_lacks(tmp_path: Path) -> None:
+    pack = _title_only_pack(tmp_path, "# The Brass Orrery\n\nMade in London in 1780 by a clockmaker.\n")
+    with pytest.raises(ExhibitError) as info:
+        load_exhibit(pack)
+    message = str(info.value)
+    assert message.startswith(str(pack / "notes.md")) and "no '## ' heading" in message
+    assert "exhibit.toml" not in message and "[[topics]]" not in message and "\n" not in message
+
+
+def test_two_headings_that_make_the_same_topic_id_both_load(tmp_path: Path) -> None:
+    notes = "## Early life\nBorn in 1780.\n\n## Early Life!\nShe grew up by the sea.\n"
+    exhibit = load_exhibit(_title_only_pack(tmp_path, notes))
+    assert exhibit.topic_ids == ["early-life", "early-life-2"]
+    assert [s.heading for s in exhibit.sections] == ["Early life", "Early Life!"]
