@@ -320,7 +320,7 @@ class MetricsConfig:
                 ipaddress.ip_network(entry.strip(), strict=False)
             except ValueError:
                 raise _InvalidValue(
-                    f"allow: {entry!r} is not an IP address or network such as 10.20.1.2/32"
+                    f"allow: {entry!r} is not an IP address or network such as 10.20.1.2/32", "allow"
                 ) from None
 
 

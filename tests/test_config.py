@@ -150,3 +150,9 @@ def test_config_check_refuses_a_negative_thread_count(tmp_path: Path) -> None:
     result = run_kiosk("config", "check", str(bad))
     assert result.returncode == 2
     assert "[asr] cpu_threads: expected a value from 0 to 256, got -3" in result.stderr
+
+
+def test_a_bad_allow_list_from_the_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"KIOSK_METRICS__ALLOW": '["10.0.0.300"]'})
+    assert str(info.value).startswith("KIOSK_METRICS__ALLOW: [metrics] allow: '10.0.0.300'")
