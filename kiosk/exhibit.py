@@ -290,7 +290,7 @@ def load_exhibit(path: str | Path) -> Exhibit:
             f"You are a warm and concise museum guide beside {title}. You answer visitors' questions in "
             "one to three short sentences, using only the exhibit notes you are given.",
         ),
-        language=text("language", "en"),
+        language=_served_language(text("language", "en"), manifest_path),
         voice=text("voice", ""),
         portrait=portrait,
         sections=tuple(sections),
@@ -312,6 +312,21 @@ def _parse_notes(notes: str) -> dict[str, str]:
                 line = item if item.endswith((".", "!", "?")) else f"{item}."
             current.append(line)
     return {heading: "\n".join(lines).strip() for heading, lines in found.items()}
+
+
+# the languages a pack may be in: the recogniser (tiny.en), the voice and the answer rules are English
+SERVED_LANGUAGES = ("en",)
+
+
+def _served_language(language: str, manifest_path: Path) -> str:
+    """A pack in a language the kiosk does not serve is refused: 'zh' was accepted and ignored, and the
+    English voice read the Chinese notes for 43 s."""
+    if language.lower().split("-")[0] not in SERVED_LANGUAGES:
+        raise ExhibitError(
+            f"{manifest_path}: language: {language!r} is not served (this guide speaks English: "
+            f"{', '.join(SERVED_LANGUAGES)})"
+        )
+    return language
 
 
 def _heading_topics(headings: list[str]) -> list[dict[str, str]]:

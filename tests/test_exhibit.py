@@ -69,6 +69,12 @@ def copy_pack(tmp_path: Path) -> Path:
         ),
         (lambda p: (p / "exhibit.toml").write_text("title = \n"), "not valid TOML"),
         (
+            lambda p: (p / "exhibit.toml").write_text(
+                (p / "exhibit.toml").read_text().replace('language = "en"', 'language = "zh"')
+            ),
+            "language: 'zh' is not served (this guide speaks English",
+        ),
+        (
             lambda p: (p / "notes.md").write_text((p / "notes.md").read_text() + "\n## Gift shop\nMugs.\n"),
             "'## Gift shop' has no topic",
         ),
