@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kiosk.emotion import Emotion
 from kiosk.errors import ExhibitError
+from kiosk.notes import parse_notes
 
 EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
 DEFAULT_PORTRAIT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
@@ -270,7 +271,7 @@ def load_exhibit(path: str | Path) -> Exhibit:
     except UnicodeDecodeError:
         raise ExhibitError(f"{notes_path}: not UTF-8 text") from None
 
-    parsed = _parse_notes(notes)
+    parsed = parse_notes(notes)
     topics = manifest.get("topics")
     if topics is None:  # the curator's headings are the topics
         if not parsed:  # not exhibit.toml's [[topics]], which this pack does not have: the notes lack headings
@@ -295,23 +296,6 @@ def load_exhibit(path: str | Path) -> Exhibit:
         portrait=portrait,
         sections=tuple(sections),
     )
-
-
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
-
-
-def _parse_notes(notes: str) -> dict[str, str]:
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in notes.splitlines():
-        if line.startswith("## "):
-            current = found.setdefault(line[3:].strip(), [])
-        elif current is not None and not line.startswith("#"):
-            if _LIST_ITEM.match(line):  # a list item is a sentence of its own
-                item = _LIST_ITEM.sub("", line).strip()
-                line = item if item.endswith((".", "!", "?")) else f"{item}."
-            current.append(line)
-    return {heading: "\n".join(lines).strip() for heading, lines in found.items()}
 
 
 # the languages a pack may be in: the recogniser (tiny.en), the voice and the answer rules are English

@@ -151,3 +151,21 @@ def test_two_headings_that_make_the_same_topic_id_both_load(tmp_path: Path) -> N
     exhibit = load_exhibit(_title_only_pack(tmp_path, notes))
     assert exhibit.topic_ids == ["early-life", "early-life-2"]
     assert [s.heading for s in exhibit.sections] == ["Early life", "Early Life!"]
+
+
+def test_notes_are_read_as_rendered_markdown_hidden_text_and_markup_never_spoken(tmp_path: Path) -> None:
+    notes = (
+        "## The vase\n"
+        "<!-- curator comment. Do not say this.\n   Nor this. -->\n"
+        '<div style="color:red">The vase is **blue** and *old*; see [the catalogue](https://example.org/c).</div>\n'
+        "![a photo of the vase](vase.jpg)\n\n"
+        "**Lid**\nSilver, 1790.\n\n"
+        "| Part | Material |\n|------|----------|\n| Base | `Bronze` |\n"
+    )
+    exhibit = load_exhibit(_title_only_pack(tmp_path, notes))
+    spoken = " ".join(exhibit.sections[0].sentences)
+    assert spoken == (
+        "The vase is blue and old; see the catalogue. Lid: Silver, 1790. Part: Base; Material: Bronze."
+    )
+    for leak in ("curator", "Do not", "style", "color", "div", "http", "*", "`", "|", "photo", "---"):
+        assert leak not in spoken
