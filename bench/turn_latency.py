@@ -87,6 +87,8 @@ CONFIGURATIONS = {
     },
     "llm": {"KIOSK_ANSWER__BACKEND": '"llm"'},
     "llm-float32": {"KIOSK_ANSWER__BACKEND": '"llm"', "KIOSK_LLM__PRECISION": '"float32"'},
+    # 4-bit weights with bfloat16 activations whatever the processor (emulated bfloat16 on AVX2)
+    "llm-bfloat16": {"KIOSK_ANSWER__BACKEND": '"llm"', "KIOSK_LLM__PRECISION": '"bfloat16"'},
 }
 
 

@@ -173,7 +173,9 @@ class LlmConfig:
     # auto: CUDA when there is a GPU, except for the embedded model, which decodes faster on the CPU
     # (measured on an H200: 14 against 39 tokens a second); 'cuda' puts it there anyway
     device: str = "auto"
-    # auto: bfloat16 on a CPU that computes it natively (else float32), bfloat16/float16 on CUDA
+    # auto: on the CPU the embedded 4-bit model multiplies its 4-bit weights with bfloat16 activations on any
+    # processor; another model runs bfloat16 where the CPU computes it natively, else float32; on CUDA
+    # bfloat16 or float16
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = 80
     max_seconds: float = 10.0

@@ -930,11 +930,9 @@ def test_smollm2_fast_decoding_says_what_transformers_says(smollm2: LlmAnswerer,
 
 
 @pytest.mark.slow
-def test_smollm2_runs_its_4bit_weights_where_the_cpu_computes_bfloat16(smollm2: LlmAnswerer) -> None:
-    from kiosk.engine.device import cpu_computes_bfloat16
-
-    if not cpu_computes_bfloat16():
-        pytest.skip("this processor has no bfloat16 arithmetic: SmolLM2 runs in float32 here")
+def test_smollm2_runs_its_4bit_weights_on_any_processor(smollm2: LlmAnswerer) -> None:
+    """bfloat16 activations for torch's 4-bit kernel whether or not the processor computes bfloat16 (on
+    AVX2 it is lighter than dense float32 and no slower): ``.ci/run`` runs this with kernels held to AVX2."""
     assert smollm2.dtype == "bfloat16" and smollm2._fast is not None
     assert (
         smollm2.packed_projections == 30 * 7

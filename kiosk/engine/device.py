@@ -71,12 +71,14 @@ class Device:
 
 
 def cpu_computes_bfloat16() -> bool:
-    """True where the processor has bfloat16 arithmetic (AMX tiles or AVX512-BF16); elsewhere torch
-    emulates it, slower than float32."""
+    """True where torch computes bfloat16 in hardware: the processor has it (AMX tiles or AVX512-BF16) and
+    torch's kernels may use it (not held to AVX2 by ``ATEN_CPU_CAPABILITY``, as a kiosk's mini PC is).
+    Elsewhere torch emulates bfloat16, slower than float32: a plain AVX2 processor runs float32."""
     try:
         import torch
 
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+        hardware = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+        return bool(hardware and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))
     except Exception:  # an older torch without the probes: stay with float32
         return False
 
