@@ -109,6 +109,9 @@ def load_web_config(path: str | Path) -> WebConfig:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(_one_line(f"{path}: {key}: {problem}"))
 
+    for key in ("tls_server_config", "basic_auth_users"):
+        if key in raw and not raw[key]:  # "tls_server_config:" with no value turned TLS off, silently
+            raise fail(key, "has no value (remove the key to serve without it)")
     tls = raw.get("tls_server_config")
     files = [path]
     context = _tls_context(path, tls, fail, files) if tls is not None else None
@@ -328,12 +331,32 @@ class WebConfigWatcher:
                 if self._on_reload is not None:
                     self._on_reload(False)
                 return False
+            lost = weakened(self.current, fresh)
+            if lost:  # an emptied or truncated file must not open /metrics to anyone
+                log.error(
+                    "web config %s not reloaded: it would turn %s off; restart the kiosk to serve without it",
+                    self.path,
+                    lost,
+                )
+                if self._on_reload is not None:
+                    self._on_reload(False)
+                return False
             self.current = fresh
             self._seen = _signature(fresh.files)
         log.info("web config %s reloaded", self.path)
         if self._on_reload is not None:
             self._on_reload(True)
         return True
+
+
+def weakened(current: WebConfig, fresh: WebConfig) -> str:
+    """What a reload would turn off ("TLS", "basic auth"), or '' when it keeps both as they are."""
+    lost = []
+    if current.ssl_context is not None and fresh.ssl_context is None:
+        lost.append("TLS")
+    if current.users and not fresh.users:
+        lost.append("basic auth")
+    return " and ".join(lost)
 
 
 def _one_line(text: str) -> str:

@@ -178,6 +178,41 @@ def test_certificates_rotate_without_a_restart_and_a_broken_file_keeps_the_old_o
     assert errors >= 1 and value(found, "kiosk_metrics_web_config_reloads_total", result="ok") >= 3
 
 
+@pytest.mark.parametrize(
+    "emptied",
+    ["", "tls_server_config:\n", "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"],
+    ids=["truncated", "tls without a value", "basic auth dropped"],
+)
+def test_a_reload_that_would_open_the_endpoint_is_refused(
+    metrics, serve, pki: Pki, tmp_path, password_hash, caplog, emptied
+):
+    """TLS and basic auth are on; the file is truncated, or loses a section, while the kiosk runs: the
+    previous settings stay (one ERROR line, a counted failure) until a restart with the new file."""
+    for name in ("server.crt", "server.key"):
+        shutil.copy(pki.folder / name, tmp_path / name)
+    full = f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  ops: '{password_hash}'\n"
+    yml = write_web_config(tmp_path, full)
+    server = serve(metrics, web_config=yml, reload_interval_s=0.1)
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    assert request(server, context=context).status == 401
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kiosk.telemetry.web_config"):
+        if emptied:
+            replace_text(yml, emptied)
+        else:
+            yml.write_text("")  # truncated in place
+        assert server.reload_web_config() is False
+    assert request(server, context=context).status == 401  # still a password, still TLS
+    assert request(server, context=context, headers=basic("ops", "wrong")).status == 401
+    refused = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(refused) == 1 and "\n" not in refused[0].getMessage(), [r.getMessage() for r in refused]
+    if emptied != "tls_server_config:\n":  # a key with no value is an error of the file itself
+        assert refused[0].levelno == logging.ERROR and "would turn" in refused[0].getMessage()
+    found = samples(request(server, context=context, headers=basic("ops", "secret")).body)
+    assert value(found, "kiosk_metrics_web_config_reloads_total", result="error") >= 1
+    assert served_certificate(server, context) == der(pki.server_cert)  # TLS stays on
+
+
 def test_reload_interval_zero_never_rereads(metrics, serve, tmp_path, password_hash):
     yml = write_web_config(tmp_path, "")
     server = serve(metrics, web_config=yml, reload_interval_s=0)
