@@ -46,6 +46,8 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_HEAD_BYTES = 8 * 1024
 MAX_BODY_BYTES = 1024
+# a refused body is not waited for: what has already arrived is read, then the connection closes
+BODY_DRAIN_S = 0.0
 MAX_HEADERS = 100
 TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 VERSION = re.compile(rb"^HTTP/(\d)\.(\d)$")
@@ -293,11 +295,15 @@ class GateServer:
         if length > MAX_BODY_BYTES or length < 0:
             self._refuse_request(job, 413)
             return
+        if length > len(job.rest):
+            # a body announced and not (all) sent with the head: /metrics takes none, so it is refused now,
+            # not waited for. Waiting held one of the two workers 0.5 s per such client: with 40 of them an
+            # allowed scraper got 3 scrapes in 8
+            self._refuse_request(job, 413, "request bodies are not accepted", drain_s=BODY_DRAIN_S)
+            return
         environ = self._environ(job, method, target, version, headers, length)
         status, response_headers, body = _call(self.app, environ)
         self._send(job.sock, status, response_headers, body)
-        if length > len(job.rest):
-            _drain(job.sock)
 
     def _environ(
         self, job: _Job, method: bytes, target: bytes, version: bytes, headers: dict[str, str], length: int
@@ -326,11 +332,13 @@ class GateServer:
         environ.update((f"HTTP_{name}", value) for name, value in headers.items())
         return environ
 
-    def _refuse_request(self, job: _Job, code: int, message: str | None = None) -> None:
+    def _refuse_request(
+        self, job: _Job, code: int, message: str | None = None, drain_s: float = 0.5
+    ) -> None:
         phrase = HTTPStatus(code).phrase
         body = f"{code} {message or phrase}\n".encode()
         self._send(job.sock, f"{code} {phrase}", [("Content-Type", "text/plain")], body)
-        _drain(job.sock)
+        _drain(job.sock, seconds=drain_s)
 
     @staticmethod
     def _send(sock: socket.socket, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
@@ -389,6 +397,17 @@ def _drain(sock: socket.socket, limit: int = 1 << 20, seconds: float = 0.5) -> N
     our answer (413, 431) before it reads it.
     """
     deadline = time.monotonic() + seconds
+    try:
+        sock.setblocking(False)  # first what has already arrived, without waiting
+        while limit > 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            limit -= len(chunk)
+    except BlockingIOError:
+        pass
+    except OSError:
+        return
     try:
         while limit > 0 and (remaining := deadline - time.monotonic()) > 0:
             sock.settimeout(remaining)

@@ -120,6 +120,70 @@ def test_slow_loris_of_50_connections_does_not_starve_the_scraper(metrics, serve
     assert refused(server, "timeout", context=context) >= SLOW_CLIENTS
 
 
+class BodyHolders:
+    """``count`` clients that each send a whole request head announcing a body (Content-Length: 100) and
+    then never send it, coming back whenever the server closes them."""
+
+    HEAD = b"GET /metrics HTTP/1.1\r\nHost: kiosk\r\nContent-Length: 100\r\n\r\n"
+
+    def __init__(self, port: int, count: int) -> None:
+        self.port, self.count = port, count
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="body-holders", daemon=True)
+
+    def __enter__(self) -> BodyHolders:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _connect(self) -> socket.socket | None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+            sock.sendall(self.HEAD)
+        except OSError:
+            return None
+        sock.setblocking(False)
+        self.connections += 1
+        return sock
+
+    def _run(self) -> None:
+        socks = [self._connect() for _ in range(self.count)]
+        try:
+            while not self._stop.wait(0.5):  # the slow loris's pace: each comes back within 0.5 s
+                for i, sock in enumerate(socks):
+                    if sock is None:
+                        socks[i] = self._connect()
+                        continue
+                    try:
+                        if sock.recv(4096) == b"":  # answered and closed: come back
+                            raise OSError
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        sock.close()
+                        socks[i] = self._connect()
+        finally:
+            for sock in socks:
+                if sock is not None:
+                    sock.close()
+
+
+@pytest.mark.timeout(60)
+def test_clients_that_announce_a_body_and_never_send_it_do_not_starve_the_scraper(metrics, serve):
+    """/metrics takes no body: one announced and not sent is refused at once, not waited for (each held
+    a worker 0.5 s: with 40 such clients an allowed scraper got 3 scrapes in 8)."""
+    server = serve(metrics, timeout_s=2.0, allow=["127.0.0.1/32"])
+    with BodyHolders(server.port, SLOW_CLIENTS) as attack:
+        time.sleep(0.5)
+        ok, total = scrape_for(server, seconds=6.0, every_s=0.2)
+    assert attack.connections >= 2 * SLOW_CLIENTS  # each was answered and came back
+    assert total >= 20 and ok / total >= 0.99, f"{ok} of {total} scrapes succeeded"
+
+
 def test_a_peer_outside_the_allow_list_is_closed_before_tls_and_counted(metrics, serve, pki):
     yml = write_web_config(
         pki.folder,
