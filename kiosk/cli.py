@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
@@ -10,9 +11,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
+from kiosk.engine.language import printable
 from kiosk.errors import KioskError
 
 log = logging.getLogger("kiosk")
@@ -107,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # everything the kiosk prints (notes, file names, errors, the log) passes through one filter: no
+    # terminal escape reaches the technician's terminal
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -132,6 +146,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+class PrintableStream(io.TextIOBase):
+    """A text stream that writes ``printable`` text to the stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream.stream if isinstance(stream, PrintableStream) else stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
 
 
 # --- the app ------------------------------------------------------------------------------------------
@@ -280,7 +318,17 @@ def cmd_listen(args: argparse.Namespace) -> int:
     kiosk = _compose(config, sink, metrics=not args.no_metrics, words=args.verbose)
     engine, telemetry = kiosk.engine, kiosk.telemetry
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopped_by: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # SIGHUP (the technician's terminal closed, or 'systemctl kill -s HUP') stops as SIGTERM does:
+        # the turn being answered ends counted, and the unit's Restart=always starts it again on the
+        # pack as it now is. Unhandled, it killed the process mid-answer (exit 129, the turn lost)
+        stopped_by.append(signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         engine.load()
         if telemetry is not None:
@@ -297,8 +345,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(f"listening on {source.name}: {engine.exhibit.title}", flush=True)
         while listener.is_alive() and not stop.is_set():
             listener.join(timeout=0.2)
-        if stop.is_set():  # SIGTERM: the answer being spoken stops now, and the kiosk closes cleanly
-            print("kiosk: stopping (SIGTERM)", file=sys.stderr, flush=True)
+        if stop.is_set():  # SIGTERM, SIGHUP: the answer being spoken stops now, and the kiosk closes cleanly
+            print(f"kiosk: stopping ({stopped_by[0] if stopped_by else 'SIGTERM'})", file=sys.stderr, flush=True)
             engine.stop()
         elif engine.pipeline is not None:
             engine.pipeline.wait_idle(timeout=120)

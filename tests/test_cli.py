@@ -62,6 +62,19 @@ def test_ask_writes_the_spoken_answer_and_its_video(tmp_path: Path, cache_dir: P
         assert container.streams.video and container.streams.audio
 
 
+def test_a_question_at_the_very_end_of_a_file_is_still_answered(tmp_path: Path, cache_dir: Path, speak) -> None:
+    """Cut after "did they", the model calls it incomplete and waits 1.5 s for more; the file ends first.
+    The open question is ended at the end of the input and answered, not dropped with no turn and no
+    message."""
+    audio = np.concatenate([silence(0.5), speak("How much moon rock did they"), silence(0.3)])
+    result = kiosk(
+        "listen", "--input", str(write_wav(tmp_path / "q.wav", audio)), "--no-metrics", "--fast", cache=cache_dir
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    turns = [line for line in result.stdout.splitlines() if line.startswith("[turn")]
+    assert len(turns) == 1, result.stdout
+
+
 def test_listen_answers_every_question_in_a_file(tmp_path: Path, cache_dir: Path, speak) -> None:
     audio = np.concatenate(
         [
@@ -99,3 +112,24 @@ def test_ask_without_a_question_is_one_line(cache_dir: Path) -> None:
     result = kiosk("ask", cache=cache_dir, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "kiosk: ask: give a question as text or --wav FILE"
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+
+
+def test_nothing_printed_carries_a_terminal_escape(tmp_path: Path, cache_dir: Path) -> None:
+    """Escape sequences in a curator's notes or in a file name never reach the technician's terminal
+    (they set its title and cleared its screen)."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "exhibit.toml").write_text('title = "The Orrery"\n')
+    (pack / "notes.md").write_text(f"## Making\nIt was made in London{ESCAPES} in 1780 by a clockmaker.\n")
+    checked = kiosk("exhibit", "check", str(pack), cache=cache_dir)
+    missing = kiosk("ask", "--wav", str(tmp_path / f"question{ESCAPES}.wav"), cache=cache_dir)
+    config = kiosk("config", "check", str(tmp_path / f"museum{ESCAPES}.toml"), cache=cache_dir)
+    assert checked.returncode == 0 and "London" in checked.stdout, checked.stderr[-1500:]
+    assert missing.returncode == 2 and "question" in missing.stderr and "audio file not found" in missing.stderr
+    assert config.returncode == 2 and "museum" in config.stderr
+    for result in (checked, missing, config):
+        for text in (result.stdout, result.stderr):
+            assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text

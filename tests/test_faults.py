@@ -289,7 +289,11 @@ def test_metrics_port_taken_at_start_is_retried_in_the_background_and_counted(ca
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 0), (signal.SIGINT, 130), (signal.SIGHUP, 0)],
+    ids=["SIGTERM", "SIGINT", "SIGHUP"],
+)
 def test_sigterm_and_sigint_mid_answer_stop_cleanly(signum, code, tmp_path, cache_dir, speak):
     """``kiosk listen`` answering a question in real time is sent the signal while it speaks: it stops
     within seconds, without a traceback, with its usual exit status."""

@@ -45,6 +45,14 @@ _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: escape sequences, control characters (but line breaks and tabs) and
+    invisible format characters removed.  A curator's notes or a file name with ESC ] 0 ; ... BEL set the
+    technician's terminal title, and ESC [ 2 J cleared the screen."""
+    text = _CONTROL.sub("?", _ESCAPE.sub("", text))
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cs", "Co"))
+
+
 def clean_text(text: str, limit: int = 0) -> str:
     """``text`` without escape sequences, control or format characters, on one line, cut to ``limit`` characters."""
     text = _ESCAPE.sub(" ", text)

@@ -127,7 +127,8 @@ def run_app(config: Config, windowed: bool = False) -> int:
         app.quit()
 
     window.exit_requested.connect(quit_app)
-    previous = {sig: signal.signal(sig, quit_app) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP quits as SIGTERM does (unhandled it killed the kiosk mid-answer); Restart=always starts it again
+    previous = {sig: signal.signal(sig, quit_app) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         app.exec()
     finally:

@@ -55,6 +55,8 @@ class Listening:
             try:
                 frame = source.read(timeout=0.2)
             except EndOfStream:
+                for vad_event in endpointer.flush():  # a question still open at the end of a file
+                    self._on_vad(vad_event, last_voiced_t)
                 break
             except SourceUnavailable as exc:
                 self.bus.publish(ev.InputProblem(message=str(exc)))

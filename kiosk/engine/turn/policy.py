@@ -146,6 +146,14 @@ class EndOfTurn:
         self._fallback = self._incomplete = self._whole_question = False
         self._last, self._gap, self._candidate, self._prefix = None, [], None, None
 
+    def flush(self) -> list[VadEvent]:
+        """The input has ended (the end of an ``--input`` file): an utterance still open ends now, by the
+        silence rule, since nothing more will come to wait for.  Without this a question that ended less
+        than ``max_wait_ms`` before the end of the file was dropped: no turn, no message."""
+        if not self.endpointer.in_utterance:
+            return []
+        return self._close(self._whole(self.endpointer.end_now()), "silence")
+
     def close(self) -> None:
         self._drop_verdict()
         if self._executor is not None:
