@@ -64,6 +64,33 @@ def test_damaged_export_is_converted_again(tmp_path: Path) -> None:
     assert set(recorded) == {ONNX_FILE, "tokenizer.json"}
 
 
+def test_two_kiosks_converting_into_one_fresh_cache_both_get_a_whole_export(tmp_path: Path) -> None:
+    """Two processes start on one empty cache and both convert: each writes a folder of its own and
+    renames it into place (a fixed ".partial" name made the second fail, then apologise for every answer)."""
+    convert = (
+        "import sys; from pathlib import Path; from kiosk.engine.embed_onnx import ensure_onnx, OnnxEmbedder; "
+        "from kiosk.engine.retrieval import embedded_minilm_path; "
+        "e = OnnxEmbedder(ensure_onnx(embedded_minilm_path(), Path(sys.argv[1]))); print(e(['hello']).shape)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-c", convert, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    for process in both:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0 and "(1, 384)" in out, err[-1500:]
+    folder = onnx_folder(embedded_minilm_path(), tmp_path)
+    assert model_cache.mismatch(folder) is None
+    assert not list(folder.parent.glob("*.partial")), "a temporary folder was left behind"
+
+
 def test_torch_runtime_is_still_chosen_on_request(cache_dir: Path) -> None:
     exhibit = load_exhibit("apollo11-columbia")
     cpu = resolve_device("cpu", lambda: 0)

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,15 +68,33 @@ def export_onnx(model_path: Path, folder: Path) -> None:
             )
             return out.last_hidden_state
 
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # a name of its own: two kiosks starting on one fresh cache both convert (the second failed on a
+    # fixed ".partial" name, and then answered every question with an apology)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        _export_into(Hidden(model), model_path, tmp)
+        if model_cache.mismatch(folder) is None:
+            return  # another process converted it meanwhile: theirs is as good
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if model_cache.mismatch(folder) is not None:  # unless another process's rename came first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_into(hidden: Any, model_path: Path, tmp: Path) -> None:
+    import torch
+
     ids = torch.ones(2, 8, dtype=torch.long)
     axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: the axes above stay dynamic
         torch.onnx.export(
-            Hidden(model),
+            hidden,
             (ids, ids, torch.zeros_like(ids)),
             str(tmp / ONNX_FILE),
             input_names=list(_INPUTS),
@@ -86,8 +107,6 @@ def export_onnx(model_path: Path, folder: Path) -> None:
         if (model_path / name).is_file():
             shutil.copy2(model_path / name, tmp / name)
     model_cache.write_checksums(tmp, [ONNX_FILE, "tokenizer.json"])
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
 
 
 def ensure_onnx(model_path: Path, cache_dir: Path) -> Path:
