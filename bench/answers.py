@@ -33,8 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
-
+from bench.machine import describe  # noqa: E402
 from kiosk.config import Config, load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine.cancel import CancelToken  # noqa: E402

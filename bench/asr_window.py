@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from endpointing import asterisk_clips, at_snr, librivox_clips, pink_noise, wer  # noqa: E402
-from machine import describe  # noqa: E402  (bench/ is the script folder)
 
+from bench.machine import describe  # noqa: E402
 from kiosk.config import Config  # noqa: E402
 from kiosk.engine.asr import RECOGNIZERS  # noqa: E402
 from kiosk.engine.device import Device  # noqa: E402

@@ -39,8 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
-
+from bench.machine import describe  # noqa: E402
 from kiosk.config import Config  # noqa: E402
 from kiosk.engine.stage import SpeechRecognizer  # noqa: E402
 from kiosk.engine.turn.policy import EndOfTurn  # noqa: E402

@@ -45,7 +45,7 @@ LONG_TEXT = " ".join(
         "That is why the outside of the capsule looks scorched and brown.",
     ]
 )
-from machine import describe  # noqa: E402  (bench/ is the script folder)
+from bench.machine import describe  # noqa: E402
 
 
 def frames_per_second(backend, seconds: float = 3.0) -> float:

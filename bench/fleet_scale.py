@@ -33,7 +33,9 @@ from pathlib import Path
 
 import psutil
 import yaml
-from machine import describe  # noqa: E402  (bench/ is the script folder)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench.machine
+from bench.machine import describe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fleet" / "fixtures" / "kiosk_exposition.txt"

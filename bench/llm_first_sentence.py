@@ -44,8 +44,9 @@ from kiosk.engine.retrieval import SectionRetriever  # noqa: E402
 from kiosk.exhibit import load_exhibit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402  (bench/ is the script folder)
 from turn_latency import QUESTIONS as SPOKEN_QUESTIONS  # noqa: E402
+
+from bench.machine import describe  # noqa: E402
 
 QUESTIONS = SPOKEN_QUESTIONS[:8]  # the first eight of the end-to-end benchmark
 

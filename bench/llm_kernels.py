@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from machine import describe  # noqa: E402
 
+from bench.machine import describe  # noqa: E402
 from kiosk.engine.device import cpu_computes_bfloat16  # noqa: E402
 from kiosk.engine.llm import int4  # noqa: E402
 

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bcrypt  # noqa: E402
-from machine import describe  # noqa: E402  (bench/ is the script folder)
 
+from bench.machine import describe  # noqa: E402
 from kiosk.telemetry.metrics import KioskMetrics  # noqa: E402
 from kiosk.telemetry.server import MetricsServer  # noqa: E402
 from tests import certs  # noqa: E402

@@ -127,7 +127,7 @@ NOT_TRIED = (
     "the screen app (kiosk/ui) under SIGTERM mid-answer: `kiosk listen` is tested; the app quits through "
     "QApplication.quit (tests/ui/test_always_on.py)",
 )
-from machine import describe  # noqa: E402  (bench/ is the script folder)
+from bench.machine import describe  # noqa: E402
 
 
 def run_tests(env: dict[str, str], junit: Path | None = None) -> dict[str, str]:

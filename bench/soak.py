@@ -44,8 +44,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
-
+from bench.machine import describe  # noqa: E402
 from kiosk.config import Config, load_config  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
 

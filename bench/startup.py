@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench.machine
+from bench.machine import describe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Who was the commander of Apollo 11?"

@@ -27,8 +27,7 @@ import bcrypt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
-
+from bench.machine import describe  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
 from kiosk.engine.events import EventBus  # noqa: E402

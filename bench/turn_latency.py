@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
-
+from bench.machine import describe  # noqa: E402
 from kiosk.config import load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402

@@ -27,10 +27,10 @@ os.environ.setdefault("KIOSK_EXHIBIT__PATH", '"apollo11-columbia"')  # its quest
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from machine import describe  # noqa: E402  (bench/ is the script folder)
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from bench.machine import describe  # noqa: E402
 from kiosk.config import load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine import events as ev  # noqa: E402
