@@ -3,7 +3,8 @@
 .venv/bin/python bench/metrics_endpoint.py [--seconds 20] [--cheroot]
 
 Slow-loris: 50 loopback connections each send one byte of a request head (or of a TLS ClientHello) a
-second, reconnecting when closed, while a scraper asks for /metrics every 0.5 s with a 3 s timeout.
+second, reconnecting when closed, while a scraper asks for /metrics every 0.5 s with a 3 s timeout; then
+the same beside 50 clients that send a whole head announcing a body and never send the body.
 Passwords: 1,000 wrong basic-auth passwords from 8 threads (bcrypt cost 10, the default rate_limit).
 --cheroot runs the slow-loris against cheroot's WSGI server too (pip install cheroot first); it is not
 a dependency: on 2 cores it served 0 of 3 scrapes over TLS even with 64 threads.
@@ -29,7 +30,7 @@ from bench.machine import describe  # noqa: E402
 from kiosk.telemetry.metrics import KioskMetrics  # noqa: E402
 from kiosk.telemetry.server import MetricsServer  # noqa: E402
 from tests import certs  # noqa: E402
-from tests.telemetry.test_server_hardening import SlowLoris  # noqa: E402
+from tests.telemetry.test_server_hardening import SLOW_CLIENTS, BodyHolders, SlowLoris  # noqa: E402
 
 
 def scrape_loop(port: int, seconds: float, context: ssl.SSLContext | None) -> tuple[int, int]:
@@ -57,6 +58,14 @@ def slow_loris(port: int, seconds: float, context: ssl.SSLContext | None) -> str
     with SlowLoris(port, tls=context is not None, interval_s=1.0):
         time.sleep(1.0)
         ok, total = scrape_loop(port, seconds, context)
+    return f"{ok}/{total} scrapes ok ({100 * ok / max(total, 1):.0f} %; target >= 99 %)"
+
+
+def slow_loris_and_body_holders(port: int, seconds: float) -> str:
+    """50 slow-loris connections and 50 that announce a body and never send it, at once (plain HTTP)."""
+    with SlowLoris(port, interval_s=1.0), BodyHolders(port, SLOW_CLIENTS):
+        time.sleep(1.0)
+        ok, total = scrape_loop(port, seconds, None)
     return f"{ok}/{total} scrapes ok ({100 * ok / max(total, 1):.0f} %; target >= 99 %)"
 
 
@@ -128,6 +137,9 @@ def main() -> None:
         server.start()
         context = ssl.create_default_context(cafile=str(folder / "ca.crt")) if tls else None
         print(f"slow-loris, {'https' if tls else 'http'}: {slow_loris(server.port, args.seconds, context)}")
+        if not tls:
+            result = slow_loris_and_body_holders(server.port, args.seconds)
+            print(f"slow-loris and body holders, 50 of each, http: {result}")
         server.stop()
     print(f"wrong passwords: {passwords(folder)}")
     if args.cheroot:

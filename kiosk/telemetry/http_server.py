@@ -398,24 +398,14 @@ def _drain(sock: socket.socket, limit: int = 1 << 20, seconds: float = 0.5) -> N
     """
     deadline = time.monotonic() + seconds
     try:
-        sock.setblocking(False)  # first what has already arrived, without waiting
         while limit > 0:
+            # past the deadline (or with none) a zero timeout reads only what has already arrived
+            sock.settimeout(max(0.0, deadline - time.monotonic()))
             chunk = sock.recv(65536)
             if not chunk:
                 return
             limit -= len(chunk)
-    except BlockingIOError:
-        pass
-    except OSError:
-        return
-    try:
-        while limit > 0 and (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            limit -= len(chunk)
-    except OSError:
+    except OSError:  # nothing more in time (a timeout, or BlockingIOError), or the client went away
         pass
 
 

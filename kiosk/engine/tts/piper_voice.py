@@ -107,7 +107,10 @@ class PiperSynthesizer(CachedSynthesizer):
         except Exception as exc:
             self._voice = None
             raise ModelLoadError(f"piper voice {model}: cannot load ({one_line(exc)})") from None
-        self.memory_bytes = probes[self.device].used()
+        # RSS growth misses memory the heap already had (freed by a model loaded before): the session holds
+        # the voice's weights at least, so that is the least it reports (0 was seen with kernels held to AVX2)
+        grown = probes[self.device].used()
+        self.memory_bytes = grown if self.device != "cpu" else max(grown, model.stat().st_size)
         self.load_seconds = time.monotonic() - started
 
     def _place_on_device(self, voice) -> None:
