@@ -250,6 +250,15 @@ def test_a_person_exhibit_she_is_the_exhibit(retriever, base_config: Config) -> 
     assert "Eileen Collins" in " ".join(ask(planner, "Who is this?").sentences)
 
 
+def test_a_name_heard_glued_to_the_next_word_is_still_that_name(retriever, base_config: Config) -> None:
+    """The default exhibit's own question in the kiosk's own voice was heard "When was Eileen
+    Collins-born?" and answered "my notes don't say"."""
+    planner = planner_for("eileen-collins", retriever, base_config)
+    plan = ask(planner, "When was Eileen Collins-born?")
+    assert plan.status == "ok" and "1956" in " ".join(plan.sentences)
+    assert "Mir" in " ".join(ask(planner, "Which space station did STS-63 go to?").sentences)  # a code stays
+
+
 def test_an_elliptical_follow_up_goes_on_with_the_last_question(retriever, base_config: Config) -> None:
     planner = planner_for("apollo11-columbia", retriever, base_config)
     assert "1969" in " ".join(ask(planner, "When did Apollo 11 launch?").sentences)

@@ -179,7 +179,7 @@ class AnswerPlanner:
         """A word the notes nearly have is taken as theirs: the recogniser writes "Colombia" for "Columbia"."""
         vocabulary = self.index.vocabulary | self.chooser.title_terms
         fixed = []
-        for term in question.terms:
+        for term in _unglued(question.terms, vocabulary):
             # a question word is no misheard name: "weigh" is not "eight"
             ordinary = term in GENERIC_TERMS or term in _VAGUE_TERMS or term in SYNONYMS
             if term not in vocabulary and len(term) >= 6 and not ordinary:
@@ -369,6 +369,20 @@ class AnswerPlanner:
             ranked = tuple((i.passage.text, i.score) for i in items)
             matches.append(Match(section, items[0].score, ranked))
         return matches
+
+
+def _unglued(terms: tuple[str, ...], vocabulary: frozenset[str] | set[str]) -> list[str]:
+    """A word the recogniser glued to a name of the notes is taken apart: "Collins-born" (the default
+    voice's "When was Eileen Collins born?") is "collin" and "born" when the notes know either and not
+    the whole; "STS-114", a code the notes use, stays whole."""
+    out: list[str] = []
+    for term in terms:
+        parts = [stem(p) for p in term.split("-") if p]
+        if "-" in term and term not in vocabulary and any(p in vocabulary for p in parts):
+            out.extend(parts)
+        else:
+            out.append(term)
+    return out
 
 
 def _prefer_section(scored: list[Scored], section_id: str) -> list[Scored]:
