@@ -171,6 +171,9 @@ class PrintableStream(io.TextIOBase):
     def encoding(self) -> str:  # type: ignore[override]
         return self.stream.encoding
 
+    def __getattr__(self, name: str) -> object:  # buffer, errors, reconfigure ...: the wrapped stream's
+        return getattr(self.stream, name)
+
 
 # --- the app ------------------------------------------------------------------------------------------
 
