@@ -302,3 +302,16 @@ def test_a_conversation_leaves_no_audio_or_words_behind_by_default(tmp_path: Pat
         assert not data.startswith((b"RIFF", b"fLaC", b"OggS", b"ID3")), f"audio written to {path}"
         assert path.suffix.lower() not in (".wav", ".flac", ".ogg", ".mp3", ".opus"), path
         assert marker.encode() not in data.lower(), f"the visitor's words written to {path}"
+    assert not (home / ".cache" / "Microsoft").exists(), "onnxruntime's usage telemetry wrote its files"
+
+
+def test_onnxruntime_keeps_no_device_id_or_usage_queue(tmp_path: Path) -> None:
+    """onnxruntime's embedded telemetry writes a device id and a queue of usage events under the home's
+    cache when it is imported; importing it through the kiosk writes nothing there."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env["HOME"] = str(tmp_path)
+    code = "import kiosk.engine.embed_onnx, onnxruntime; onnxruntime.get_available_providers()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == []
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "ORT_DISABLE_TELEMETRY" in readme  # and the data-protection officer is told
