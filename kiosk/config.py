@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kiosk.cache_folder import usable_cache_dir
 from kiosk.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
@@ -364,7 +365,8 @@ class Config:
 
     @property
     def cache_dir(self) -> Path:
-        return Path(os.path.expanduser(self.paths.cache_dir))
+        """Where models are cached: ``[paths] cache_dir``, or a temporary folder if that is not writable."""
+        return usable_cache_dir(self.paths.cache_dir)
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some keys changed: ``cfg.replace(vad={"trailing_silence_ms": 300})``."""

@@ -8,11 +8,11 @@ are within their size limit, the web config parses with its certificates).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from kiosk.cache_folder import not_writable
 from kiosk.config import Config, load_config
 from kiosk.errors import KioskError
 from kiosk.exhibit import MAX_NOTES_BYTES, Exhibit, load_exhibit, pack_file
@@ -61,7 +61,7 @@ def run_checks(path: str, env: dict[str, str] | None = None) -> tuple[list[str],
         check(lambda: _check_file(config.face.model_path, "[face] model_path", "a Wav2Lip-class .onnx file"))
     if config.metrics.enabled and config.metrics.web_config:
         check(lambda: _check_web_config(config))
-    check(lambda: _check_writable(config.cache_dir, "[paths] cache_dir"))
+    check(lambda: _check_writable(Path(config.paths.cache_dir).expanduser(), "[paths] cache_dir"))
     if config.audio.store_visitor_audio:
         check(lambda: _check_writable(Path(config.audio.store_dir).expanduser(), "[audio] store_dir"))
     return problems, facts
@@ -173,14 +173,9 @@ def _check_web_config(config: Config) -> str:
 
 def _check_writable(folder: Path, key: str) -> None:
     """The folder, or the nearest folder above it that exists, must be writable (it is made at start)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise KioskError(f"{key}: {folder} cannot be created ({probe} is not a folder)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise KioskError(f"{key}: {probe} is not writable for this user")
-    return None
+    reason = not_writable(folder)
+    if reason is not None:
+        raise KioskError(f"{key}: {reason}")
 
 
 def _beside(config: Config, value: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.cache_folder import cache_fallback, usable_cache_dir
 from kiosk.engine import events as ev
 from kiosk.engine import model_cache
 from kiosk.engine.asr import resolve_whisper_model
@@ -16,6 +17,7 @@ from kiosk.engine.llm import convert_gguf
 from kiosk.errors import ModelLoadError
 from kiosk.telemetry.metrics import KioskMetrics
 from kiosk.telemetry.observer import TelemetryObserver
+from tests.test_cli import kiosk
 from tests.test_llm import CREW, _save_tiny_llama
 from tests.test_privacy import read_only_disk, small_disk  # noqa: F401  (fixtures)
 
@@ -118,3 +120,38 @@ def test_a_read_only_cache_is_one_line(read_only_disk: Path) -> None:  # noqa: F
     with pytest.raises(ModelLoadError) as caught:
         resolve_whisper_model("base", read_only_disk)
     assert "Read-only file system" in str(caught.value)
+
+
+def test_a_read_only_cache_falls_back_to_a_temporary_folder_and_visitors_are_answered(
+    read_only_disk: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A read-only cache (or home) left retrieval unbuilt and every answer an apology; now the kiosk
+    converts its models into a private temporary folder, says so in one WARNING, and answers."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = kiosk(
+        "ask",
+        "Who was the commander of Apollo 11?",
+        cache=read_only_disk / "docent",
+        extra_env={"TMPDIR": str(temp)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Neil Armstrong was the commander." in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "cache_dir" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0] and "not writable" in warnings[0], result.stderr
+    (used,) = temp.glob("docent-cache-*")
+    assert any(used.rglob("*.onnx")), "retrieval's model was converted into the temporary folder"
+
+
+def test_a_cache_fallback_is_counted(read_only_disk: Path) -> None:  # noqa: F811
+    configured = str(read_only_disk / "docent")
+    folder = usable_cache_dir(configured)
+    assert folder != read_only_disk / "docent" and os.access(folder, os.W_OK)
+    assert usable_cache_dir(configured) == folder  # one folder for every reader, one warning
+    bus, metrics = ev.EventBus(), KioskMetrics()
+    bus.subscribe(TelemetryObserver(metrics))
+    bus.publish(
+        ev.StoreFailed(store="model_cache", message=f"[paths] cache_dir: {cache_fallback(configured)}")
+    )
+    assert metrics.registry.get_sample_value("kiosk_cache_fallbacks_total") == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer (imports no model code)
 from kiosk import __version__
+from kiosk.cache_folder import cache_fallback
 from kiosk.config import Config
 from kiosk.engine import events as ev
 from kiosk.engine import model_cache
@@ -104,6 +105,9 @@ class Engine:
         model loads on a thread of its own once the engine is ready (``wait_llm``).
         """
         cfg = self.config
+        cfg.cache_dir  # noqa: B018 - resolves the folder: a temporary one (one WARNING) if it is read-only
+        if (unusable := cache_fallback(cfg.paths.cache_dir)) is not None:
+            self.bus.publish(ev.StoreFailed(store="model_cache", message=f"[paths] cache_dir: {unusable}"))
         self._load("vad", "silero-vad-v6", lambda count: self._load_vad())
         self._load(
             "asr",
@@ -153,10 +157,9 @@ class Engine:
 
     def _start_prewarm(self) -> None:
         if self.config.tts.prewarm and self.stages.get("tts") is not None and not self._closing.is_set():
-            self._prewarm = WorkerThread(
-                target=self.warm_speech_cache, name="speech-prewarm", daemon=True
-            )
+            self._prewarm = WorkerThread(target=self.warm_speech_cache, name="speech-prewarm", daemon=True)
             self._prewarm.start()
+
     def warm_speech_cache(self) -> int:
         """Speak the exhibit's notes and the fixed replies into the TTS cache, while no visitor is waiting
         (:mod:`kiosk.engine.speech_cache`); the number of texts spoken."""
@@ -275,7 +278,11 @@ class Engine:
             return
         seconds = time.monotonic() - started
         info = ModelInfo(
-            "llm", name, getattr(answerer, "device", "cpu"), int(getattr(answerer, "memory_bytes", 0)), seconds
+            "llm",
+            name,
+            getattr(answerer, "device", "cpu"),
+            int(getattr(answerer, "memory_bytes", 0)),
+            seconds,
         )
         self.models["llm"] = info
         self.bus.publish(

@@ -221,7 +221,7 @@ class SessionEnded(Event):
 # --- storage -----------------------------------------------------------------------------------------
 
 # What a StoreFailed names: a fixed set, so it is a safe metric label.
-STORES = ("visitor_audio",)
+STORES = ("visitor_audio", "model_cache")
 
 
 @dataclass(frozen=True)

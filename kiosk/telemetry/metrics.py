@@ -251,6 +251,11 @@ class KioskMetrics:
             "Visitor-audio store writes or deletions that failed (disk full, read-only, missing folder).",
             registry=r,
         )
+        self.cache_fallbacks = Counter(
+            "kiosk_cache_fallbacks_total",
+            "Starts whose [paths] cache_dir was not writable, so models were converted into a temporary folder.",
+            registry=r,
+        )
         self.model_cache_rebuilds = Counter(
             "kiosk_model_cache_rebuilds_total",
             "Cached models converted again because their checksum was missing or did not match.",

@@ -233,6 +233,8 @@ class TelemetryObserver:
     def _store_failed(self, event: ev.StoreFailed) -> None:
         if event.store == "visitor_audio":
             self.metrics.audio_store_errors.inc()
+        elif event.store == "model_cache":
+            self.metrics.cache_fallbacks.inc()
 
     def _cache_rebuilt(self, event: ev.CacheRebuilt) -> None:
         child = self.metrics.cache_rebuild_children.get(event.stage)
