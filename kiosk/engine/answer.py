@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kiosk.config import Config
+from kiosk.engine import visitor_language
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.content_filter import ContentFilter
 from kiosk.engine.planner import AnswerPlan, AnswerPlanner
@@ -34,6 +35,7 @@ def make_planner(config: Config, exhibit: Exhibit, retriever: SectionRetriever) 
     if retriever.passages is None or retriever.passages.exhibit.folder != exhibit.folder:
         retriever.index(exhibit)
     assert retriever.passages is not None
+    visitor_language.load()  # before the first visitor, not during their question
     return AnswerPlanner(exhibit, retriever.passages, ContentFilter(config.answer.blocklist), config)
 
 

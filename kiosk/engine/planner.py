@@ -51,6 +51,7 @@ from kiosk.engine.replies import (
 )
 from kiosk.engine.retrieval import Match
 from kiosk.engine.smalltalk import small_talk
+from kiosk.engine.visitor_language import english_only_reply, other_language
 from kiosk.exhibit import Exhibit, Section
 
 # the first reply aims at this many words (the offer included); no reply is longer than MAX_WORDS
@@ -153,6 +154,8 @@ class AnswerPlanner:
             return self._fixed("not_understood", NOT_UNDERSTOOD_REPLY, question)
         if self.content_filter.blocks(question.raw):
             return self._fixed("filtered", CALM_REPLY, question)
+        if (language := other_language(question.raw)) is not None:
+            return self._fixed("out_of_scope", english_only_reply(language), question)
         if self.content_filter.declines(question.raw):
             return self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
         if question.affirmative and not question.terms:
