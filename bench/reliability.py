@@ -69,7 +69,11 @@ FAULTS = (
         "checksum mismatch found, converted again, kiosk_model_cache_rebuilds_total",
     ),
     ("Model cache disk full", "tests/test_model_cache.py::test_a_full_cache_is_one_line", "one line"),
-    ("Model cache read-only", "tests/test_model_cache.py::test_a_read_only_cache_is_one_line", "one line"),
+    (
+        "Model cache read-only",
+        "tests/test_model_cache.py::test_a_read_only_cache_falls_back_to_a_temporary_folder_and_visitors_are_answered",
+        "a private temporary folder, one WARNING, kiosk_cache_fallbacks_total; visitors answered",
+    ),
     (
         "Visitor-audio store disk full",
         "tests/test_privacy.py::test_a_full_disk_is_one_counted_line_and_leaves_no_half_written_file",
@@ -122,6 +126,100 @@ FAULTS = (
         "every turn counted; threads and fds no higher at idle",
     ),
 )
+# Issue 23's second red team: the cases that failed, each now a test (what was tried, node, what must hold).
+RED_TEAM = (
+    (
+        "web_config truncated to 0 bytes while running",
+        "tests/telemetry/test_web_config.py::test_a_reload_that_would_open_the_endpoint_is_refused[truncated]",
+        "the reload is refused: previous TLS and auth stay, one ERROR, a counted reload failure",
+    ),
+    (
+        "`tls_server_config:` with no value on reload",
+        "tests/telemetry/test_web_config.py::test_a_reload_that_would_open_the_endpoint_is_refused[tls without a value]",
+        "refused as above; TLS stays on",
+    ),
+    (
+        "basic auth removed on reload",
+        "tests/telemetry/test_web_config.py::test_a_reload_that_would_open_the_endpoint_is_refused[basic auth dropped]",
+        "refused as above; passwords still required",
+    ),
+    (
+        "Clients that announce a body and never send it",
+        "tests/telemetry/test_server_hardening.py::test_clients_that_announce_a_body_and_never_send_it_do_not_starve_the_scraper",
+        "refused at once (413); the allowed scraper keeps >= 99 %",
+    ),
+    (
+        "HTML comments, `<div style=...>` and tables in notes.md",
+        "tests/test_exhibit.py::test_notes_are_read_as_rendered_markdown_hidden_text_and_markup_never_spoken",
+        "read as rendered Markdown: hidden text and markup never spoken",
+    ),
+    (
+        "Terminal escapes in notes and file names",
+        "tests/test_cli.py::test_nothing_printed_carries_a_terminal_escape",
+        "nothing printed carries an escape sequence",
+    ),
+    (
+        "onnxruntime's usage telemetry",
+        "tests/test_privacy.py::test_onnxruntime_keeps_no_device_id_or_usage_queue",
+        "no device id or event queue under ~/.cache/Microsoft; the README says so",
+    ),
+    (
+        "Two kiosks starting on one fresh cache",
+        "tests/test_embed_onnx.py::test_two_kiosks_converting_into_one_fresh_cache_both_get_a_whole_export",
+        "unique temporary names, atomic rename: both get a whole model",
+    ),
+    (
+        "A read-only cache or home",
+        "tests/test_model_cache.py::test_a_read_only_cache_falls_back_to_a_temporary_folder_and_visitors_are_answered",
+        "a temporary folder, one WARNING, counted; visitors answered",
+    ),
+    (
+        "SIGHUP mid-answer (`kiosk listen`)",
+        "tests/test_faults.py::test_sigterm_and_sigint_mid_answer_stop_cleanly[SIGHUP]",
+        "stops as SIGTERM does: exit 0, the turn logged and counted",
+    ),
+    (
+        "A question ending at the very end of an `--input` file",
+        "tests/test_cli.py::test_a_question_at_the_very_end_of_a_file_is_still_answered",
+        "the end of turn is flushed at end of input: answered",
+    ),
+    (
+        "Out-of-range settings (`[asr] cpu_threads = -3`)",
+        "tests/test_config.py::test_config_check_refuses_a_negative_thread_count",
+        "every number has a range, checked at load and by config check",
+    ),
+    (
+        "A bad `KIOSK_METRICS__ALLOW`",
+        "tests/test_config.py::test_a_bad_allow_list_from_the_environment_names_the_variable",
+        "the error names the variable, not the file",
+    ),
+    (
+        "Notes without `##` headings",
+        "tests/test_exhibit.py::test_notes_without_headings_blame_the_notes_not_a_topics_table_the_pack_lacks",
+        "the error names notes.md",
+    ),
+    (
+        "Two headings that make the same topic id",
+        "tests/test_exhibit.py::test_two_headings_that_make_the_same_topic_id_both_load",
+        "both load (the second id gets -2)",
+    ),
+    (
+        "German, Spanish, French questions",
+        "tests/test_answers.py::test_a_question_in_another_language_hears_that_the_guide_speaks_english",
+        "told in their language that the guide speaks English",
+    ),
+    (
+        '`language = "zh"` in exhibit.toml',
+        "tests/test_exhibit.py::test_broken_pack_is_refused_in_one_line[<lambda>-language: 'zh' is not served "
+        "(this guide speaks English]",
+        "refused in one line (and by config check)",
+    ),
+    (
+        '"When was Eileen Collins born?" heard "...Collins-born"',
+        "tests/test_answers.py::test_a_name_heard_glued_to_the_next_word_is_still_that_name",
+        "a name the notes hold, glued to the next word, is still that name: answered 1956",
+    ),
+)
 NOT_TRIED = (
     "GPU faults on real hardware (CUDA out of memory and NVML are injected at their seams; this machine has no GPU)",
     "the screen app (kiosk/ui) under SIGTERM mid-answer: `kiosk listen` is tested; the app quits through "
@@ -135,10 +233,19 @@ def run_tests(env: dict[str, str], junit: Path | None = None) -> dict[str, str]:
     run and leave their report there; if it exists already it is read instead."""
     with tempfile.TemporaryDirectory() as folder:
         report = junit or Path(folder) / "junit.xml"
-        nodes = sorted({node for _, node, _ in FAULTS})
+        nodes = sorted({node for _, node, _ in (*FAULTS, *RED_TEAM)})
         if not report.exists():
             subprocess.run(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={report}", *nodes],
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    f"--junitxml={report}",
+                    *nodes,
+                ],
                 cwd=ROOT,
                 env=env,
                 check=False,
@@ -262,6 +369,15 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def table_rows(cases: tuple[tuple[str, str, str], ...], results: dict[str, str]) -> list[str]:
+    rows = []
+    for case, node, holds in cases:
+        outcome = results.get(node, "not run")
+        held = yes(outcome == "passed") if outcome in ("passed", "failed") else outcome
+        rows.append(f"| {case} | {holds} | `{node}` | {held} |")
+    return rows
+
+
 def render(results: dict[str, str], soak: dict) -> str:
     lines = [
         "# Reliability",
@@ -279,15 +395,20 @@ def render(results: dict[str, str], soak: dict) -> str:
         "| Fault | What must hold | Test | Held |",
         "|---|---|---|---|",
     ]
-    for fault, node, holds in FAULTS:
-        outcome = results.get(node, "not run")
-        lines.append(
-            f"| {fault} | {holds} | `{node}` | "
-            f"{yes(outcome == 'passed') if outcome in ('passed', 'failed') else outcome} |"
-        )
+    lines += table_rows(FAULTS, results)
     lines += [
         "",
         "Not tried yet: " + "; ".join(NOT_TRIED) + ".",
+        "",
+        "## Red team (issue 23)",
+        "",
+        "The cases of the second red team that failed at first; each is now a test.",
+        "",
+        "| Case | What must hold | Test | Held |",
+        "|---|---|---|---|",
+    ]
+    lines += table_rows(RED_TEAM, results)
+    lines += [
         "",
         "## Soak",
         "",
