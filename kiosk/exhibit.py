@@ -83,8 +83,9 @@ class Exhibit:
                 return section
         return None
 
-    def topics_phrase(self, limit: int = 4) -> str:
-        """'the crew, the launch and the landing' for the polite out-of-scope reply."""
+    def topics_phrase(self, limit: int = 2) -> str:
+        """'the crew and the launch' for the polite out-of-scope reply: two are an example, a list of
+        four or more was recited to every visitor whose question missed (about 25 words)."""
         named = [n for n in (topic_name(s.heading) for s in self.sections[1:]) if n]
         names = [as_phrase(n) for n in named[:limit]] or [self.title]
         if len(names) <= 1:

@@ -396,3 +396,19 @@ def test_no_english_question_of_the_packs_is_taken_for_another_language() -> Non
     questions = [row.question for path in files for row in read_rows(path)]
     assert len(questions) > 600
     assert [q for q in questions if other_language(q) is not None] == []
+
+
+def test_gibberish_is_not_understood_and_a_decline_names_two_topics(retriever, base_config) -> None:
+    """Keyboard mashing got the off-topic decline, and every decline recited the topic list (about 25
+    words): mashing is "not understood", a decline names two things the guide can talk about."""
+    planner = planner_for("eileen-collins", retriever, base_config)
+    for mash in ("asdf qwer", "jjjjjjj", "lkjh gfds zxcv?"):
+        plan = ask(planner, mash)
+        assert plan.status == "not_understood" and "didn't catch that" in plan.sentences[0], (
+            mash,
+            plan.sentences,
+        )
+    plan = ask(planner, "What's the best pizza in town?")
+    (decline,) = plan.sentences
+    assert plan.status == "out_of_scope" and decline.count(",") <= 1 and " and " in decline, decline
+    assert len(decline.split()) <= 20, decline

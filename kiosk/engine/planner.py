@@ -51,7 +51,7 @@ from kiosk.engine.replies import (
 )
 from kiosk.engine.retrieval import Match
 from kiosk.engine.smalltalk import small_talk
-from kiosk.engine.visitor_language import english_only_reply, other_language
+from kiosk.engine.visitor_language import english_only_reply, no_words, other_language
 from kiosk.exhibit import Exhibit, Section
 
 # the first reply aims at this many words (the offer included); no reply is longer than MAX_WORDS
@@ -254,6 +254,8 @@ class AnswerPlanner:
             if dated:
                 return self._reply(dated[0].passage, scored, context, question, matches, dated[0].score)
         if not about_exhibit or not scored:
+            if no_words(question.raw, self.index.vocabulary | self.chooser.title_terms):  # "asdf qwer"
+                return self._fixed("not_understood", NOT_UNDERSTOOD_REPLY, question)
             plan = self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
             plan.matches, plan.score = matches, similarity
             return plan

@@ -1,4 +1,5 @@
-"""A question asked in another language gets "this guide speaks English", in that language if we can.
+"""Questions the guide cannot read: another language ("this guide speaks English", in that language if
+we can), or no words at all ("asdf qwer": not understood, rather than "I can only talk about ...").
 
 The guide answers in English only.  A German or Spanish question used to be searched as English and
 answered "my notes don't say" (false: the notes may well say), a French one "I can only talk about ...".
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from kiosk.engine.language import words
+from kiosk.engine.language import STOPWORDS, is_number, stem, words
 
 # The languages whose visitors we can at least tell, in their own words, that the guide speaks English.
 ENGLISH_ONLY_REPLIES = {
@@ -35,6 +36,7 @@ _ENGLISH_WORDS = frozenset(  # not "is", "was", "me", "do", "her": Dutch, German
 )
 
 _identifier = None
+_english: frozenset[str] | None = None
 _lock = threading.Lock()
 
 
@@ -51,8 +53,36 @@ def _identify(text: str) -> tuple[str, float]:
 
 
 def load() -> None:
-    """Load the identifier now (0.6 s), so the first visitor's question does not wait for it."""
+    """Load the identifier and the word list now (0.7 s), so the first visitor does not wait for them."""
     _identify("hello")
+    _english_words()
+
+
+def _english_words() -> frozenset[str]:
+    """The whole words of MiniLM's WordPiece vocabulary (22,500 common English words, shipped with the
+    retrieval model) and their stems: a word list with no download and no package of its own."""
+    global _english
+    with _lock:
+        if _english is None:
+            from kiosk.engine.retrieval import embedded_minilm_path
+
+            vocab = (embedded_minilm_path() / "vocab.txt").read_text(encoding="utf-8").split()
+            whole = [w for w in vocab if w.isalpha()]
+            _english = frozenset(whole) | frozenset(stem(w) for w in whole)
+    return _english
+
+
+def no_words(question: str, notes_vocabulary: frozenset[str]) -> bool:
+    """True for keyboard mashing and noise heard as letters: a question none of whose words is English,
+    a number, or a word of the notes (``notes_vocabulary``: their stems)."""
+    tokens = [w.lower() for w in words(question)]
+    content = [w for w in tokens if w not in STOPWORDS]
+    if not content:
+        return False
+    known = _english_words()
+    return not any(
+        is_number(w) or w in known or stem(w) in known or stem(w) in notes_vocabulary for w in content
+    )
 
 
 def other_language(question: str) -> str | None:
