@@ -139,6 +139,8 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert pad.isVisible() and not exits
     _type_pin(qtbot, pad, "2468")
+    assert not exits and panel.exit_button.text() == "Really exit?"  # asked once more
+    qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert exits == [True]
 
 
