@@ -352,7 +352,7 @@ class OpsPanel(QWidget):
         """What the listening button says: hands-free on or off, or that there is no microphone."""
         self.hands_free = hands_free
         self.hands_free_button.setChecked(microphone and hands_free)
-        self.hands_free_button.setEnabled(microphone)
+        self.hands_free_button.setEnabled(microphone and self.actions_enabled)
         if not microphone:
             self.hands_free_button.setText("Listening: no microphone")
         else:
