@@ -26,6 +26,18 @@ HEADLESS_HINT = (
 )
 
 
+def pin_hint(config: Config, config_file: str | None) -> str:
+    """The installer's one line when no technician PIN is set ("" when one is): without it the ops panel
+    only shows figures, so nobody, technician included, can exit, reload or run the self-test."""
+    if config.ui.admin_pin:
+        return ""
+    where = config_file or "the file given with --config"
+    return (
+        "kiosk: no technician PIN, so the ops panel shows figures only (no exit, reload or self-test); "
+        f'set one (4-12 digits) with admin_pin = "2468" under [ui] in {where}, or KIOSK_UI__ADMIN_PIN=2468'
+    )
+
+
 def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
@@ -195,6 +207,9 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"kiosk: the screen app is not available ({exc}); {HEADLESS_HINT}")
         return 1
+    hint = pin_hint(config, args.config)
+    if hint:
+        log.warning("%s", hint)  # the journal: a fleet's installer may never see run.sh's terminal
     return run_app(config, windowed=args.windowed or config.ui.windowed)
 
 
@@ -250,6 +265,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from kiosk.engine.llm import prepare_model
 
         print(f"llm: ready in {prepare_model(config)}")
+    hint = pin_hint(config, args.config)
+    if hint:
+        print(hint)
     return 0
 
 

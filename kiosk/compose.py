@@ -53,10 +53,11 @@ class Kiosk:
         self.engine.close()
 
 
-def compose(config: Config, sink: AudioSink | None = None, metrics: bool = True) -> Kiosk:
+def compose(config: Config, sink: AudioSink | None = None, metrics: bool = True, ears: bool = True) -> Kiosk:
     """The engine (not yet loaded), its telemetry started (unless ``metrics`` is False or it cannot be),
-    and the resource sampler."""
-    engine = Engine(config, sink=sink)
+    and the resource sampler.  ``ears``: load the speech recogniser (the screen app: only when there is
+    a microphone to hear with; headless commands feed recorded speech and keep it)."""
+    engine = Engine(config, sink=sink, ears=ears)
     telemetry = start_telemetry(config, engine) if metrics else None
     if telemetry is not None:
         return Kiosk(config, engine, telemetry, telemetry.sampler, process_started_at())

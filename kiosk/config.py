@@ -267,7 +267,10 @@ class UiConfig:
     idle_reset_s: float = 60.0
     still_there_s: float = 10.0
     attract_interval_s: float = 45.0
+    # the technician PIN (4 to 12 digits); empty: the ops panel shows figures only, no action
     admin_pin: str = ""
+    # the ops panel closes (and locks) after this long untouched, so no visitor finds it open
+    panel_lock_s: float = 60.0
     large_text: bool = False
     # white-on-black colours and stronger outlines (a visitor can also switch it on the screen)
     high_contrast: bool = False
@@ -278,6 +281,13 @@ class UiConfig:
         _check_range("idle_reset_s", self.idle_reset_s, 0.1, 86400.0)
         _check_range("still_there_s", self.still_there_s, 0.1, 3600.0)
         _check_range("attract_interval_s", self.attract_interval_s, 0.1, 3600.0)
+        _check_range("panel_lock_s", self.panel_lock_s, 0.5, 3600.0)
+        pin = self.admin_pin
+        digits = pin.isascii() and pin.isdigit()
+        if pin and not (digits and 4 <= len(pin) <= 12):
+            # the PIN itself is not echoed: the error may reach a journal others read
+            what = f"{len(pin)} characters" + ("" if digits else ", not all digits")
+            raise _InvalidValue(f'admin_pin: expected 4 to 12 digits, e.g. "2468" (got {what})', "admin_pin")
 
 
 @dataclass(frozen=True)

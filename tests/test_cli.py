@@ -133,3 +133,18 @@ def test_nothing_printed_carries_a_terminal_escape(tmp_path: Path, cache_dir: Pa
     for result in (checked, missing, config):
         for text in (result.stdout, result.stderr):
             assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+
+
+def test_prepare_tells_the_installer_how_to_set_the_technician_pin(tmp_path: Path, cache_dir: Path) -> None:
+    """Without a PIN the ops panel has no exit, reload or self-test; the installer hears how to set one."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[ui]\nlarge_text = false\n")
+    result = kiosk("prepare", "--config", str(config), cache=cache_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    hint = [line for line in result.stdout.splitlines() if "PIN" in line]
+    assert len(hint) == 1, result.stdout
+    assert f'admin_pin = "2468" under [ui] in {config}' in hint[0] and "KIOSK_UI__ADMIN_PIN=2468" in hint[0]
+
+    result = kiosk("prepare", cache=cache_dir, extra_env={"KIOSK_UI__ADMIN_PIN": "2468"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "PIN" not in result.stdout

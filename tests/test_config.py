@@ -156,3 +156,22 @@ def test_a_bad_allow_list_from_the_environment_names_the_variable() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={"KIOSK_METRICS__ALLOW": '["10.0.0.300"]'})
     assert str(info.value).startswith("KIOSK_METRICS__ALLOW: [metrics] allow: '10.0.0.300'")
+
+
+@pytest.mark.parametrize("pin", ['"12a4"', '"123"', '"1234567890123"', '" 2468"', '"٢٤٦٨"'])
+def test_a_technician_pin_must_be_4_to_12_digits_and_is_not_echoed(pin: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"KIOSK_UI__ADMIN_PIN": pin})
+    message = str(info.value)
+    assert message.startswith('KIOSK_UI__ADMIN_PIN: [ui] admin_pin: expected 4 to 12 digits, e.g. "2468"'), (
+        message
+    )
+    assert pin.strip('"') not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("pin", "kept"), [("2468", "2468"), ("0123", "0123"), ('"246813579024"', "246813579024")]
+)
+def test_a_good_pin_loads_as_written(pin: str, kept: str) -> None:
+    assert load_config(env={"KIOSK_UI__ADMIN_PIN": pin}).ui.admin_pin == kept
+    assert load_config(env={}).ui.admin_pin == ""  # the shipped default: none (the panel shows figures only)

@@ -30,6 +30,7 @@ class EngineCommands(Protocol):
     face: Any  # the talking-face animator once loaded, else None (the still portrait)
     failures: dict[str, str]  # stage -> one-line reason it did not load
     models: Mapping[str, Any]  # stage -> what loaded (name, device, memory, load time)
+    off: dict[str, str]  # stage -> why it was not loaded on purpose (no microphone: no recogniser)
 
     def ask(self, question: str) -> Turn: ...
 

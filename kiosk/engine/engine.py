@@ -63,7 +63,11 @@ class Engine:
         bus: ev.EventBus | None = None,
         sink: AudioSink | None = None,
         device_count: Callable[[], int] = cuda_device_count,
+        ears: bool = True,
     ) -> None:
+        """``ears``: load the speech recogniser.  The screen app passes False for ``[audio] input =
+        "none"`` (nothing will ever be heard, so Whisper's memory and load time are saved); headless
+        commands keep it, as they feed recorded speech (``kiosk ask --wav``, the soak)."""
         settle_heap()  # before the models and their threads allocate (process-wide, harmless when repeated)
         self.config = config
         self.bus = bus or ev.EventBus()
@@ -74,6 +78,7 @@ class Engine:
         self.models: dict[str, ModelInfo] = {}
         self.failures: dict[str, str] = {}
         self.fallbacks: dict[str, str] = {}
+        self.off: dict[str, str] = {} if ears else {"asr": 'the microphone is off ([audio] input = "none")'}
         self.silero: SileroStream | None = None
         self.turn_model: TurnModel | None = None  # None: the silence rule ends turns
         self.face = None  # the FaceAnimator, once the portrait has passed its check
@@ -109,20 +114,8 @@ class Engine:
         if (unusable := cache_fallback(cfg.paths.cache_dir)) is not None:
             self.bus.publish(ev.StoreFailed(store="model_cache", message=f"[paths] cache_dir: {unusable}"))
         self._load("vad", "silero-vad-v6", lambda count: self._load_vad())
-        self._load(
-            "asr",
-            cfg.asr.model,
-            lambda count: self._make(
-                RECOGNIZERS.create(
-                    "whisper",
-                    cfg.asr,
-                    resolve_device(cfg.asr.device, count),
-                    cfg.cache_dir,
-                    exhibit_vocabulary(self.exhibit),
-                )
-            ),
-            cfg.asr.device,
-        )
+        if "asr" not in self.off:
+            self._load_asr()
         self._load("tts", cfg.tts.backend, self._load_tts, cfg.tts.device)
         retriever = self._load(
             "retrieval",
@@ -173,6 +166,23 @@ class Engine:
     def _make(self, stage: Stage) -> Stage:
         stage.load()
         return stage
+
+    def _load_asr(self) -> None:
+        cfg = self.config
+        self._load(
+            "asr",
+            cfg.asr.model,
+            lambda count: self._make(
+                RECOGNIZERS.create(
+                    "whisper",
+                    cfg.asr,
+                    resolve_device(cfg.asr.device, count),
+                    cfg.cache_dir,
+                    exhibit_vocabulary(self.exhibit),
+                )
+            ),
+            cfg.asr.device,
+        )
 
     def _load_face(self) -> None:
         """Check the portrait (the same check as ``kiosk portrait check``) and make the animator."""
@@ -384,7 +394,8 @@ class Engine:
     # --- what the UI and CLI call ---------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
-        wanted = tuple(s for s in MODEL_STAGES if s != "llm")  # the answerer stands for the LLM
+        # the answerer stands for the LLM; a stage switched off (no microphone: no recogniser) is not missing
+        wanted = tuple(s for s in MODEL_STAGES if s != "llm" and s not in self.off)
         loaded = {"vad": self.silero is not None, "face": self.face is not None}
         return {stage: loaded.get(stage, stage in self.models) for stage in wanted}
 

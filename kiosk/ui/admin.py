@@ -116,10 +116,19 @@ class Admin:
             from kiosk.ui.ops_panel import OpsPanel  # brings in pyqtgraph: only when first opened
 
             w = self.window
+            ui = w.config.ui
             panel = OpsPanel(
-                self.engine, w.resources, w.ops_model, w.config.ui.admin_pin, w.telemetry, w.started_at, w
+                self.engine,
+                w.resources,
+                w.ops_model,
+                ui.admin_pin,
+                w.telemetry,
+                w.started_at,
+                w,
+                lock_s=ui.panel_lock_s,
             )
             panel.close_requested.connect(self.close)
+            panel.timed_out.connect(lambda: self.close(activity=False))
             panel.exit_requested.connect(self._exit)
             panel.reload_requested.connect(self._reload)
             panel.hands_free_requested.connect(w.set_hands_free)
@@ -141,14 +150,15 @@ class Admin:
 
     def open(self) -> None:
         self.panel.open()
-        self.window.model.panel_open = True
         self.window.layout_.hot_corner.raise_()  # the same long press closes it
 
-    def close(self) -> None:
+    def close(self, activity: bool = True) -> None:
+        """``activity``: someone closed it (a touch on the screen); False when it closed itself, left
+        untouched, which must not hold off the visitor's idle reset."""
         if self._panel is not None:
             self._panel.close_panel()
-        self.window.model.panel_open = False
-        self.window.model.touched()
+        if activity:
+            self.window.model.touched()
 
     def _exit(self) -> None:
         log.warning("screen: exit requested from the ops panel")

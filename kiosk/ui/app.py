@@ -72,7 +72,7 @@ def run_app(config: Config, windowed: bool = False) -> int:
     from kiosk.compose import compose
     from kiosk.engine.audio_in import make_source
 
-    kiosk = compose(config)
+    kiosk = compose(config, ears=config.audio.input != "none")  # no microphone: no recogniser to load
     kiosk.start()
     engine, telemetry = kiosk.engine, kiosk.telemetry
     window = KioskWindow(

@@ -14,6 +14,19 @@ from kiosk.engine import events as ev
 from kiosk.engine.stage import MODEL_STAGES
 
 STAGE_NAMES = MODEL_STAGES  # the one list of stage names, with the words the screen uses
+# how each face backend ([face] backend) moves the portrait, in a technician's words (not a class name)
+FACE_WORDS = {
+    "procedural": "the portrait, its mouth and eyes moved by rule",
+    "neural": "the portrait, lip-synced by the neural model",
+}
+
+
+def face_line(animator: object | None, reason: str) -> str:
+    """The face as the ops panel says it: what moves it, or why only the still portrait shows."""
+    if animator is None:
+        return f"still portrait: {reason}"
+    backend = str(getattr(getattr(animator, "backend", None), "name", "") or "")
+    return f"animated: {FACE_WORDS.get(backend, f'the {backend} face' if backend else 'the portrait')}"
 
 
 @dataclass(frozen=True)

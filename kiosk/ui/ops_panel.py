@@ -15,9 +15,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from kiosk import __version__
 from kiosk.engine.commands import EngineCommands
@@ -42,14 +50,24 @@ if TYPE_CHECKING:
 # --- the panel ------------------------------------------------------------------------------------------------
 
 
+EXIT_CONFIRM_S = 10.0  # "Really exit?" turns back into "Exit kiosk" after this long without a second tap
+TOUCHES = (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin)
+
+
 class OpsPanel(QWidget):
-    """The overlay; ``closed`` when dismissed, and one signal per admin action (after the PIN)."""
+    """The overlay; ``close_requested`` when dismissed, ``timed_out`` when left untouched for ``lock_s``,
+    and one signal per admin action (after the PIN).
+
+    Without a PIN the actions are not there at all (figures only): the panel opens with a long press
+    any visitor can find, so an open "Exit kiosk" was a way to take the exhibit down.
+    """
 
     exit_requested = Signal()
     reload_requested = Signal()
     hands_free_requested = Signal(bool)
     self_test_requested = Signal()
     close_requested = Signal()
+    timed_out = Signal()
 
     def __init__(
         self,
@@ -60,6 +78,7 @@ class OpsPanel(QWidget):
         telemetry: Telemetry | None = None,
         started_at: float | None = None,
         parent: QWidget | None = None,
+        lock_s: float = 60.0,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("OpsPanel")
@@ -70,12 +89,15 @@ class OpsPanel(QWidget):
         self.model = model
         self.telemetry = telemetry
         self.admin_pin = admin_pin
-        self.unlocked = not admin_pin
+        self.actions_enabled = bool(admin_pin)  # no PIN configured: figures only
+        self.unlocked = False
+        self.confirming_exit = False
         self.hands_free = True
         self.started = time.monotonic() if started_at is None else started_at  # the kiosk's start
         self._pending: Callable[[], None] | None = None
         self._scrapes_seen: tuple[float, float] | None = None  # (count, monotonic time it changed)
-        self._portrait: bool | None = None
+        self._arranged: tuple[bool, bool] | None = None  # (portrait, a GPU to show)
+        self._has_gpu = False  # until a sample shows one: most kiosks have none
 
         root = QVBoxLayout(self)
         self._root = root
@@ -122,18 +144,33 @@ class OpsPanel(QWidget):
         self.self_test_button = QPushButton("Run self-test")
         self.exit_button = QPushButton("Exit kiosk")
         self.exit_button.setObjectName("Danger")
-        for n, button in enumerate(
-            (self.hands_free_button, self.reload_button, self.self_test_button, self.exit_button)
-        ):
+        self.exit_cancel_button = QPushButton("Cancel")
+        self.action_buttons = (
+            self.hands_free_button,
+            self.reload_button,
+            self.self_test_button,
+            self.exit_button,
+            self.exit_cancel_button,
+        )
+        for n, button in enumerate(self.action_buttons):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             actions.addWidget(button, n // 2, n % 2)
+            if not self.actions_enabled:  # not merely disabled: nothing to find or to tap
+                button.setEnabled(False)
+                button.hide()
+        self.exit_cancel_button.hide()
         self.admin.layout().addLayout(actions)
         self.hands_free_button.clicked.connect(
             lambda: self._guarded(lambda: self.hands_free_requested.emit(not self.hands_free), revert=True)
         )
         self.reload_button.clicked.connect(lambda: self._guarded(self.reload_requested.emit))
         self.self_test_button.clicked.connect(lambda: self._guarded(self.self_test_requested.emit))
-        self.exit_button.clicked.connect(lambda: self._guarded(self.exit_requested.emit))
+        self.exit_button.clicked.connect(lambda: self._guarded(self._exit_tapped))
+        self.exit_cancel_button.clicked.connect(self._end_exit_confirm)
+        self._exit_confirm_timer = QTimer(self)
+        self._exit_confirm_timer.setSingleShot(True)
+        self._exit_confirm_timer.setInterval(int(EXIT_CONFIRM_S * 1000))
+        self._exit_confirm_timer.timeout.connect(self._end_exit_confirm)
         self.admin_result = QLabel("")
         self.admin_result.setObjectName("CardDetail")
         self.admin_result.setWordWrap(True)
@@ -150,13 +187,21 @@ class OpsPanel(QWidget):
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.refresh)
+        # untouched for lock_s: the panel closes (and so locks), whether a technician left it unlocked
+        # or a visitor found the corner; any press on it, a PIN key included, starts the wait again
+        self.lock_timer = QTimer(self)
+        self.lock_timer.setSingleShot(True)
+        self.lock_timer.setInterval(int(lock_s * 1000))
+        self.lock_timer.timeout.connect(self.timed_out.emit)
+        for widget in (self, *self.findChildren(QWidget)):
+            widget.installEventFilter(self)
         self._update_lock_line()
         self.hide()
 
     # --- showing ----------------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self.unlocked = not self.admin_pin
+        self.unlocked = False
         self._update_lock_line()
         self.setGeometry(self.parentWidget().rect())
         self.show()
@@ -164,18 +209,27 @@ class OpsPanel(QWidget):
         self.layout().activate()  # lay the cards out now: a tap may follow at once
         self.refresh()
         self._timer.start()
+        self.lock_timer.start()
 
     def close_panel(self) -> None:
         self._timer.stop()
+        self.lock_timer.stop()
+        self._end_exit_confirm()
         self.pin_pad.hide()
         self._pending = None
-        self.unlocked = not self.admin_pin
+        self.unlocked = False
+        self._update_lock_line()
         self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() in TOUCHES and self.isVisible():
+            self.lock_timer.start()  # restarts the wait
+        return False
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self.pin_pad.setGeometry(self.rect())
-        self._arrange(self.height() > self.width())
+        self._arrange(self.height() > self.width(), self._has_gpu)
 
     def set_metrics(self, m: theme.Metrics) -> None:
         px = m.px
@@ -202,15 +256,26 @@ class OpsPanel(QWidget):
             self.admin,
         )
 
-    def _arrange(self, portrait: bool) -> None:
-        if portrait == self._portrait:
+    def _arrange(self, portrait: bool, gpu: bool) -> None:
+        """The cards on the grid; without a GPU its card is one short line above the grid instead of
+        an empty card the size of the processor's."""
+        if (portrait, gpu) == self._arranged:
             return
-        self._portrait = portrait
+        self._arranged = (portrait, gpu)
         for card in self._cards():
             self.grid.removeWidget(card)
+        self._root.removeWidget(self.gpu)
         for column in range(4):
             self.grid.setColumnStretch(column, 0)
-        names = CARD_PLACES["portrait" if portrait else "landscape"]
+        for part in (self.gpu.title, self.gpu.value, self.gpu.spark):
+            part.setVisible(gpu)
+        self.gpu.setSizePolicy(
+            QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred if gpu else QSizePolicy.Policy.Maximum
+        )
+        if not gpu:
+            self._root.insertWidget(1, self.gpu)
+            self.gpu.show()
+        names = CARD_PLACES[("portrait" if portrait else "landscape") + ("" if gpu else " no GPU")]
         places = [(getattr(self, name), *place) for name, place in names.items()]
         columns = 2 if portrait else 4
         for widget, row, column, rows, cols in places:
@@ -230,6 +295,8 @@ class OpsPanel(QWidget):
     def _guarded(self, action: Callable[[], None], revert: bool = False) -> None:
         if revert:  # a checkable button shows the engine's state, not the tap
             self.hands_free_button.setChecked(self.hands_free)
+        if not self.actions_enabled:
+            return
         if self.unlocked:
             action()
             return
@@ -247,11 +314,32 @@ class OpsPanel(QWidget):
     def _pin_cancelled(self) -> None:
         self._pending = None
 
+    def _exit_tapped(self) -> None:
+        """The first tap asks "Really exit?" (with Cancel beside it); the second quits.  Not a modal
+        dialog: the GUI thread, the face and the watchdog's pings carry on while it waits."""
+        if self.confirming_exit:
+            self._end_exit_confirm()
+            self.exit_requested.emit()
+            return
+        self.confirming_exit = True
+        self.exit_button.setText("Really exit?")
+        self.exit_cancel_button.show()
+        self._exit_confirm_timer.start()
+
+    def _end_exit_confirm(self) -> None:
+        self.confirming_exit = False
+        self._exit_confirm_timer.stop()
+        self.exit_button.setText("Exit kiosk")
+        self.exit_cancel_button.hide()
+
     def _update_lock_line(self) -> None:
-        if not self.admin_pin:
-            self.admin.detail.setText("No admin PIN is configured ([ui] admin_pin): actions are open.")
+        if not self.actions_enabled:
+            self.admin.detail.setText(
+                "Figures only: no technician PIN is set. Set [ui] admin_pin (4-12 digits) in the config "
+                "file, or KIOSK_UI__ADMIN_PIN, to exit, reload or run the self-test here."
+            )
         elif self.unlocked:
-            self.admin.detail.setText("Unlocked until the panel closes.")
+            self.admin.detail.setText("Unlocked until the panel closes (it closes when left untouched).")
         else:
             self.admin.detail.setText("Locked: the actions ask for the technician PIN.")
 
@@ -264,7 +352,7 @@ class OpsPanel(QWidget):
         """What the listening button says: hands-free on or off, or that there is no microphone."""
         self.hands_free = hands_free
         self.hands_free_button.setChecked(microphone and hands_free)
-        self.hands_free_button.setEnabled(microphone)
+        self.hands_free_button.setEnabled(microphone and self.actions_enabled)
         if not microphone:
             self.hands_free_button.setText("Listening: no microphone")
         else:
@@ -305,12 +393,13 @@ class OpsPanel(QWidget):
             )
             self.memory.spark.set_data(xs, [s.rss_bytes / MIB for s in history])
         gpus = latest.gpus if latest is not None else ()
+        self._has_gpu = bool(gpus)
+        self._arrange(self.height() > self.width(), self._has_gpu)
         if not gpus:
             status = self.resources.gpu_status
             self.gpu.value.setText(NO_GPU)
-            self.gpu.detail.setText(
-                "models run on the processor" if status in (NO_GPU, "unknown") else status
-            )
+            why = "" if status in (NO_GPU, "unknown") else f" ({status})"
+            self.gpu.detail.setText(f"GPU: none{why} · the models run on the processor")
             self.gpu.spark.set_data([], [])
             return
         first = gpus[0]
@@ -346,7 +435,9 @@ class OpsPanel(QWidget):
         self.latency_body.setText(latency_table(list(self.model.turns)))
 
     def _models(self) -> None:
-        self.models_body.setText(models_table(self.engine.models, self.engine.failures, self.model.face_line))
+        engine = self.engine
+        table = models_table(engine.models, engine.failures, self.model.face_line, engine.off)
+        self.models_body.setText(table)
 
     def _endpoint(self, now: float) -> None:
         telemetry = self.telemetry

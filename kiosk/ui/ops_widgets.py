@@ -258,6 +258,15 @@ CARD_PLACES = {
 }
 
 
+# no GPU: its card is one line above the grid (kiosk/ui/ops_panel.py), and the face's frames take its place
+for _layout, _frames in (("portrait", (1, 0, 1, 2)), ("landscape", (0, 2, 1, 2))):
+    CARD_PLACES[f"{_layout} no GPU"] = {
+        name: (_frames if name == "frames" else place)
+        for name, place in CARD_PLACES[_layout].items()
+        if name != "gpu"
+    }
+
+
 def scrape_counts(telemetry: Telemetry) -> dict[str, float]:
     """``kiosk_metrics_scrapes_total`` by HTTP code, read from the telemetry's own counter."""
     counts: dict[str, float] = {}
@@ -288,8 +297,16 @@ def latency_table(rows: list) -> str:
     return f'<table cellspacing="0" cellpadding="3" width="100%">{"".join(lines)}</table>'
 
 
-def models_table(models: Mapping[str, ModelInfo], failures: Mapping[str, str], face_line: str) -> str:
-    """What loaded (and what failed) as an HTML table; the face is listed once."""
+def models_table(
+    models: Mapping[str, ModelInfo],
+    failures: Mapping[str, str],
+    face_line: str,
+    off: Mapping[str, str] | None = None,
+) -> str:
+    """What loaded, what failed and what is off on purpose, as an HTML table; the face is listed once.
+
+    A stage that is off (the recogniser without a microphone) is said in plain words, not in the
+    failure colour: nothing is broken and a technician should not go looking."""
     lines = []
     for stage, info in models.items():
         memory = fmt_bytes(info.memory_bytes) if info.memory_bytes else "–"
@@ -303,6 +320,11 @@ def models_table(models: Mapping[str, ModelInfo], failures: Mapping[str, str], f
         lines.append(
             f"<tr><td>{html.escape(MODEL_STAGES.get(stage, stage))}</td>"
             f'<td colspan="4" style="color:{theme.PROBLEM}">failed: {html.escape(message[:120])}</td></tr>'
+        )
+    for stage, reason in (off or {}).items():
+        lines.append(
+            f"<tr><td>{html.escape(MODEL_STAGES.get(stage, stage))}</td>"
+            f'<td colspan="4" style="color:{theme.TEXT_FAINT}">not loaded: {html.escape(reason)}</td></tr>'
         )
     if face_line and "face" not in models and "face" not in failures:
         lines.append(f'<tr><td>face</td><td colspan="4">{html.escape(face_line)}</td></tr>')

@@ -80,7 +80,6 @@ class ScreenModel:
         self._still_deadline: float | None = None
         self._nu_until: float | None = None
         self._release_at: float | None = None
-        self.panel_open = False
         self.set_exhibit(title, greeting, chips)
 
     # --- what is shown --------------------------------------------------------------------------------
@@ -254,10 +253,11 @@ class ScreenModel:
                 self._refresh_chips()
                 self._changed()
             self._next_attract = now + self.timing.attract_interval_s
+        # the technician panel being open does not hold this off: a visitor who opened it (or a technician
+        # who forgot it) must not leave the last visitor's conversation for the next one
         if (
             self._conversation
             and not self.busy
-            and not self.panel_open
             and self.state not in (State.LISTENING, State.LOADING)
             and now - self._last_activity >= self.timing.idle_reset_s
         ):

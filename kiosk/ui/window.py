@@ -28,7 +28,7 @@ from kiosk.ui.admin import Admin, Workers, is_ops_key
 from kiosk.ui.bridge import EventBridge
 from kiosk.ui.face_view import portrait_square
 from kiosk.ui.listening import Listening
-from kiosk.ui.ops_model import OpsModel
+from kiosk.ui.ops_model import OpsModel, face_line
 from kiosk.ui.screen_layout import ScreenLayout
 from kiosk.ui.screen_model import Chip, ScreenModel, State, Timing
 from kiosk.ui.visitor_commands import VisitorCommands
@@ -191,9 +191,7 @@ class KioskWindow(VisitorCommands, QWidget):
         face = self.engine.face
         reason = self.engine.failures.get("face", "the face did not load")
         self.face.set_animator(face, "" if face is not None else f"still portrait: {reason}")
-        self.ops_model.face_line = (
-            f"animated ({type(face).__name__})" if face is not None else f"still portrait: {reason}"
-        )
+        self.ops_model.face_line = face_line(face, reason)
         names = ", ".join(STAGE_NAMES.get(s, s) for s in missing)
         self.progress.setText(f"Ready, without: {names}" if missing else "")
         if self._source_factory is not None and not self.listening.on:

@@ -139,13 +139,16 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert pad.isVisible() and not exits
     _type_pin(qtbot, pad, "2468")
+    assert not exits and panel.exit_button.text() == "Really exit?"  # asked once more
+    qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert exits == [True]
 
 
-def test_self_test_speaks_hears_and_shows_the_face(make_window, qtbot):
-    window = make_window()
+def test_self_test_speaks_hears_and_shows_the_face(make_window, qtbot, loaded_engine):
+    window = make_window(loaded_engine.config.replace(ui={"admin_pin": "2468"}))  # no PIN: no self-test
     window.admin.open()
     qtbot.mouseClick(window.ops_panel.self_test_button, Qt.MouseButton.LeftButton)
+    _type_pin(qtbot, window.ops_panel.pin_pad, "2468")
     assert not window.ops_panel.self_test_button.isEnabled()
     qtbot.waitUntil(lambda: window.ops_panel.self_test_button.isEnabled(), timeout=30_000)
     result = window.admin.last_self_test
