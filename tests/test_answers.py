@@ -18,6 +18,7 @@ from kiosk.engine.answer import make_planner
 from kiosk.engine.claims import ClaimChecker
 from kiosk.engine.device import resolve_device
 from kiosk.engine.language import words
+from kiosk.engine.passages import Passage
 from kiosk.engine.planner import AnswerPlanner
 from kiosk.engine.question import AnswerKind, read_question
 from kiosk.engine.replies import nothing_more_reply, offer_reply, out_of_scope_reply, unanswered_reply
@@ -78,6 +79,31 @@ def test_the_claim_check_rejects_recombined_facts_and_keeps_the_notes(pack: str,
     assert all(checker.check(s).ok for s in true)
     passed = [s for s in false if checker.check(s).ok]
     assert len(passed) <= 0.2 * len(false), passed
+
+
+def test_a_claim_that_turns_the_notes_round_or_gives_a_deed_to_another_name_is_caught(tmp_path: Path) -> None:
+    """The two holes HaluEval-QA found: a negation ("does not dissolve" against "dissolves it") and
+    swapped names ("Shanley directed it" against "directed by Jewison and written by Shanley")."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "exhibit.toml").write_text('title = "The Film Room"\n')
+    (pack / "notes.md").write_text(
+        "## The dye\nPhenazine is a yellow solid. Sulfuric acid dissolves it, forming a deep-red solution.\n\n"
+        "## The film\nMoonstruck is a 1987 film directed by Norman Jewison and written by John Patrick Shanley.\n\n"
+        "## The boat\nThe boat sank in 1912. It never sailed again.\n"
+    )
+    exhibit = load_exhibit(str(pack))
+    passages = [Passage.of(s, i, t) for s in exhibit.sections for i, t in enumerate(s.sentences)]
+    checker = ClaimChecker(passages, allowed=exhibit.title)
+    assert not checker.check("Phenazine does not dissolve in sulfuric acid.").ok
+    assert not checker.check("The boat sailed again after 1912.").ok
+    assert not checker.check("John Patrick Shanley directed Moonstruck.").ok
+    assert not checker.check("Moonstruck was directed by John Patrick Shanley.").ok
+    # ... and what the notes say, in other words, still passes
+    assert checker.check("Sulfuric acid dissolves phenazine.").ok
+    assert checker.check("Norman Jewison directed Moonstruck.").ok
+    assert checker.check("John Patrick Shanley wrote Moonstruck, which was directed by Norman Jewison.").ok
+    assert checker.check("It never sailed again.").ok
 
 
 def test_the_lighthouse_kind_of_recombination_is_caught(retriever) -> None:

@@ -33,6 +33,13 @@ _HONEST = re.compile(
 )
 
 
+# words that turn a statement round: "Acid does not dissolve it" is not "Acid dissolves it"
+_NEGATORS = frozenset("not no never cannot nor neither none nothing nobody nowhere without".split())
+# "painted by John Constable": who did it; a claim may not give that deed to another name
+_AGENT = re.compile(r"\b([a-z]+(?:ed|en|t|wn|ng|de))\s+by\s+((?:[A-Z][\w'’.-]*\s*){1,4})")
+_DOER = re.compile(r"((?:[A-Z][\w'’.-]*\s+){1,4})([a-z]+ed)\b")
+
+
 @dataclass(frozen=True)
 class ClaimVerdict:
     ok: bool
@@ -114,8 +121,12 @@ class ClaimChecker:
         # module was piloted by Neil Armstrong" is one word from "Neil Armstrong was the commander")
         plain = needed - {stem(n) for n in names(tokens)}
         best = ClaimVerdict(False, "unsupported_relation")
+        negated = negations(tokens)
+        deeds = agents(claim)
         for text, window_stems, window_numbers, window_names in self._windows:
             if undecided & window_stems or not picked <= window_stems:  # the pick is said, and decided
+                continue
+            if not _same_polarity(negated, stems, text) or not _same_agents(deeds, text):
                 continue
             if not claim_numbers <= window_numbers or not _bound(tokens, self._read(text)):
                 if best.reason == "unsupported_relation" and best.support == 0.0:
@@ -229,4 +240,53 @@ def _bound(claim: list[str], source: list[str]) -> bool:
         if first[0].isupper() and second[0].isupper() and not second[0].isdigit():
             if (first.lower(), second.lower()) not in pairs:
                 return False
+    return True
+
+
+def negations(tokens: list[str]) -> list[str]:
+    """The content stem each negator of a sentence turns round ("never flew" -> "flew"; "" when none follows)."""
+    out = []
+    lower = [t.lower() for t in tokens]
+    for i, token in enumerate(lower):
+        if token in _NEGATORS or token.endswith("n't"):
+            following = [t for t in lower[i + 1 : i + 4] if t not in STOPWORDS and not is_number(t)]
+            out.append(stem(following[0]) if following else "")
+    return out
+
+
+def _same_polarity(negated: list[str], claim_stems: set[str], source: str) -> bool:
+    """A negated claim needs a negated source ("X does not dissolve in acid" against "Acid dissolves
+    it"), and a source that negates a word of the claim needs the claim to negate it too ("It never flew
+    again" does not say "It flew again")."""
+    source_negated = negations(words(source))
+    if negated and not source_negated:
+        return False
+    return all(n == "" or n not in claim_stems or negated for n in source_negated)
+
+
+def agents(text: str) -> dict[str, set[str]]:
+    """Who did what, as a sentence binds them: "painted by John Constable" and "John Constable painted"
+    -> {"paint": {"john constable"}}."""
+    found: dict[str, set[str]] = {}
+    for verb, name in _AGENT.findall(text):
+        found.setdefault(stem(verb), set()).add(" ".join(name.split()).lower())
+    for name, verb in _DOER.findall(text):
+        first = name.split()[0]
+        if first.lower() in STOPWORDS:  # "The Jazz signed": the sentence's first word is no name
+            name = " ".join(name.split()[1:])
+        if name.strip():
+            found.setdefault(stem(verb), set()).add(" ".join(name.split()).lower())
+    return found
+
+
+def _same_agents(claimed: dict[str, set[str]], source: str) -> bool:
+    """A deed the source gives to one name is not given to another by the claim: "John Patrick Shanley
+    directed the movie" against "directed by Norman Jewison and written by John Patrick Shanley"."""
+    if not claimed:
+        return True
+    held = agents(source)
+    for verb, claimed_doers in claimed.items():
+        doers = held.get(verb)
+        if doers and not any(n in d or d in n for n in claimed_doers for d in doers):
+            return False
     return True
