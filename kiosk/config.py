@@ -266,6 +266,9 @@ class UiConfig:
     idle_reset_s: float = 60.0
     still_there_s: float = 10.0
     attract_interval_s: float = 45.0
+    # the suggested questions change (the answered one leaves, the attract loop rotates) only after the
+    # screen has been left alone this long: a finger on its way to a chip finds it where it was
+    chips_settle_s: float = 8.0
     admin_pin: str = ""
     large_text: bool = False
     # white-on-black colours and stronger outlines (a visitor can also switch it on the screen)
@@ -277,6 +280,7 @@ class UiConfig:
         _check_range("idle_reset_s", self.idle_reset_s, 0.1, 86400.0)
         _check_range("still_there_s", self.still_there_s, 0.1, 3600.0)
         _check_range("attract_interval_s", self.attract_interval_s, 0.1, 3600.0)
+        _check_range("chips_settle_s", self.chips_settle_s, 0.0, 3600.0)
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,44 @@ def test_an_honest_unknown_offers_the_nearest_topic_with_a_button(make_window, q
     qtbot.waitUntil(lambda: len(events.of(ev.TurnStarted)) == 2, timeout=5_000)
     assert ("visitor", OFFER_ACCEPTED) in window.model.entries()
     window.stop()
+
+
+def _chip_places(window) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Each shown chip's question and where it is on the window."""
+    places = []
+    for button in window.chips.shown:
+        top_left = button.mapTo(window, button.rect().topLeft())
+        places.append((button.question, (top_left.x(), top_left.y(), button.width(), button.height())))
+    return places
+
+
+def test_the_chips_stay_put_after_an_answer_until_the_screen_is_quiet(
+    make_window, qtbot, events, loaded_engine
+):
+    """After every answer the answered chip left at once and the rest moved up under a reaching finger."""
+    window = make_window(loaded_engine.config.replace(ui={"chips_settle_s": 2.0}))
+    asked = window.chips.shown[0].question
+    qtbot.mouseClick(window.chips.shown[0], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "speaking", timeout=20_000)
+    during = _chip_places(window)
+    qtbot.waitUntil(lambda: bool(events.finished()), timeout=40_000)
+    qtbot.waitUntil(lambda: window.state == "idle", timeout=5_000)
+    qtbot.wait(300)  # the screen renders the turn's end
+    assert _chip_places(window) == during  # the answer ended: a finger on its way finds its chip
+    qtbot.mousePress(window.chips.shown[1], Qt.MouseButton.LeftButton)  # a finger comes down...
+    qtbot.wait(1_500)
+    assert _chip_places(window) == during  # ...and the chip under it stays what it was
+    qtbot.mouseRelease(window.chips.shown[1], Qt.MouseButton.LeftButton)
+    window.stop()
+    qtbot.waitUntil(lambda: asked not in [q for q, _ in _chip_places(window)], timeout=5_000)
+
+
+def test_the_attract_rotation_waits_for_the_screen_to_be_quiet(make_window, qtbot, loaded_engine):
+    window = make_window(loaded_engine.config.replace(ui={"attract_interval_s": 1.0, "chips_settle_s": 2.5}))
+    qtbot.wait(300)  # the first layout settles
+    first = _chip_places(window)
+    for _ in range(4):  # a visitor taps the background now and then, within the settle time
+        qtbot.wait(700)
+        qtbot.mouseClick(window, Qt.MouseButton.LeftButton, pos=window.rect().center())
+        assert _chip_places(window) == first
+    qtbot.waitUntil(lambda: _chip_places(window) != first, timeout=6_000)
