@@ -4,10 +4,13 @@ and the screen does not jump when loading ends or when the typing hint appears."
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from kiosk.engine import events as ev
+from kiosk.ui.keyboard import ACCENTS
 from kiosk.ui.screen_model import OFFER_ACCEPTED
+from tests.ui.conftest import ORIENTATIONS
 
 
 def test_an_honest_unknown_offers_the_nearest_topic_with_a_button(make_window, qtbot, events):
@@ -66,3 +69,39 @@ def test_the_attract_rotation_waits_for_the_screen_to_be_quiet(make_window, qtbo
         qtbot.mouseClick(window, Qt.MouseButton.LeftButton, pos=window.rect().center())
         assert _chip_places(window) == first
     qtbot.waitUntil(lambda: _chip_places(window) != first, timeout=6_000)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_the_keyboard_types_accented_names_and_codes(orientation, large, make_window, qtbot, events):
+    """A visitor could not type "Zürich" or "STS-114": no accented letters, no hyphen."""
+    window = make_window(size=ORIENTATIONS[orientation])
+    window.set_large_text(large)
+    try:
+        qtbot.mouseClick(window.type_button, Qt.MouseButton.LeftButton)
+        keyboard = window.keyboard
+        for char in "Z":
+            qtbot.mouseClick(keyboard.key_for(char.lower()), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(keyboard.keys[ACCENTS], Qt.MouseButton.LeftButton)
+        umlaut = keyboard.key_for("ü")
+        assert umlaut.text() == "ü"  # the letter keys show the accented letters...
+        qtbot.mouseClick(umlaut, Qt.MouseButton.LeftButton)
+        assert keyboard.key_for("r").text() == "r"  # ...for one letter
+        for char in "rich STS-114":
+            key = keyboard.keys["space"] if char == " " else keyboard.key_for(char.lower())
+            if char.isupper() != keyboard.shift:
+                qtbot.mouseClick(keyboard.keys["⇧"], Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(key, Qt.MouseButton.LeftButton)
+        assert keyboard.text == "Zürich STS-114"
+        edge = keyboard.rect()
+        for button in keyboard.keys.values():  # every key is whole on the keyboard, its label inside it
+            place = button.geometry()
+            assert edge.contains(place) and button.width() >= button.fontMetrics().horizontalAdvance(
+                button.text()
+            )
+        qtbot.mouseClick(keyboard.keys["Ask"], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(events.of(ev.TurnStarted)), timeout=5_000)
+        assert ("visitor", "Zürich STS-114") in window.model.entries()
+        window.stop()
+    finally:
+        window.set_large_text(False)
