@@ -228,6 +228,7 @@ class KioskWindow(VisitorCommands, QWidget):
     def _tick(self) -> None:
         if self.model.tick():
             self.workers.run(self.engine.reset_session)
+            self.restore_display_defaults()  # the next visitor finds the screen as configured
         self.render()
 
     # --- rendering ----------------------------------------------------------------------------------------

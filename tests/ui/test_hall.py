@@ -105,3 +105,29 @@ def test_the_keyboard_types_accented_names_and_codes(orientation, large, make_wi
         window.stop()
     finally:
         window.set_large_text(False)
+
+
+def test_larger_text_and_high_contrast_leave_with_the_visitor(make_window, qtbot, events, loaded_engine):
+    """The next visitor found the last one's Larger text and High contrast still on."""
+    config = loaded_engine.config.replace(ui={"idle_reset_s": 0.5, "still_there_s": 0.5, "large_text": True})
+    window = make_window(config)
+    title_px = window.title.fontInfo().pixelSize()
+    background = window.grab().toImage().pixelColor(5, window.height() // 2).name()
+    try:
+        qtbot.mouseClick(window.text_button, Qt.MouseButton.LeftButton)  # this visitor wants it smaller...
+        qtbot.mouseClick(window.contrast_button, Qt.MouseButton.LeftButton)  # ...and in high contrast
+        assert not window.large_text and window.high_contrast
+        assert window.title.fontInfo().pixelSize() < title_px
+        window.ask("Who flew on Apollo 11?")
+        qtbot.waitUntil(lambda: bool(events.of(ev.SentenceStarted)), timeout=20_000)
+        window.stop()
+        qtbot.waitUntil(lambda: window.state == "still_there", timeout=5_000)
+        assert window.high_contrast  # still their screen while they may come back
+        qtbot.waitUntil(lambda: window.state == "attract", timeout=5_000)
+        qtbot.wait(100)
+        assert window.large_text and not window.high_contrast  # as the kiosk is configured
+        assert window.text_button.isChecked() and not window.contrast_button.isChecked()
+        assert window.title.fontInfo().pixelSize() == title_px
+        assert window.grab().toImage().pixelColor(5, window.height() // 2).name() == background
+    finally:
+        window.set_high_contrast(False)
