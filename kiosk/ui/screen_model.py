@@ -128,7 +128,7 @@ class ScreenModel:
 
     def status(self) -> tuple[str, str, str]:
         """(status line, hint, tone): tone is one of plain, soft, listening, thinking, problem."""
-        return status_text(self.state, self.title, self.microphone, self.hands_free)
+        return status_text(self.state, self.microphone, self.hands_free)
 
     def captions(self) -> list[Caption]:
         """The blocks to show, oldest first: the previous turn faded, the newest in full."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QLabel
 
 from kiosk.engine import events as ev
 from kiosk.ui.keyboard import ACCENTS
@@ -131,3 +132,39 @@ def test_larger_text_and_high_contrast_leave_with_the_visitor(make_window, qtbot
         assert window.grab().toImage().pixelColor(5, window.height() // 2).name() == background
     finally:
         window.set_high_contrast(False)
+
+
+TITLE_40 = "The Harrison Marine Chronometer H4, 1759"  # 40 characters, and the pack gives only its title
+NOTES = """# H4
+
+## The clock
+John Harrison built the H4 watch in London. It kept time at sea within seconds a day.
+
+## The prize
+The Board of Longitude paid him in 1773.
+"""
+
+
+@pytest.fixture
+def title_only_pack(tmp_path, loaded_engine):
+    folder = tmp_path / "h4"
+    folder.mkdir()
+    (folder / "exhibit.toml").write_text(f'title = "{TITLE_40}"\n', encoding="utf-8")
+    (folder / "notes.md").write_text(NOTES, encoding="utf-8")
+    previous = loaded_engine.exhibit.folder
+    loaded_engine.reload_exhibit(folder)
+    yield loaded_engine.exhibit
+    loaded_engine.reload_exhibit(previous)
+
+
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_a_long_title_is_shown_once_on_the_attract_screen(title_only_pack, orientation, make_window, qtbot):
+    """A 40-character title stood in the header, the status line and the greeting below them."""
+    window = make_window(size=ORIENTATIONS[orientation])
+    qtbot.wait(100)
+    texts = [
+        w.text() for w in window.findChildren(QLabel) + window.findChildren(QAbstractButton) if w.isVisible()
+    ]
+    texts += window.captions.visible_texts()
+    assert sum(TITLE_40 in text for text in texts) == 1, texts
+    assert window.title.text() == TITLE_40
