@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLabel
 
+from kiosk.emotion import Emotion
 from kiosk.engine import events as ev
 from kiosk.ui.keyboard import ACCENTS
 from kiosk.ui.screen_model import OFFER_ACCEPTED
@@ -168,3 +169,41 @@ def test_a_long_title_is_shown_once_on_the_attract_screen(title_only_pack, orien
     texts += window.captions.visible_texts()
     assert sum(TITLE_40 in text for text in texts) == 1, texts
     assert window.title.text() == TITLE_40
+
+
+def _tops(window) -> dict[str, int]:
+    return {
+        name: getattr(window, name).mapTo(window, getattr(window, name).rect().topLeft()).y()
+        for name in ("face", "captions", "chips")
+    }
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("orientation", list(ORIENTATIONS))
+def test_the_words_do_not_jump_when_the_answer_ends(orientation, large, make_window, qtbot, loaded_engine):
+    """The captions jumped 57 px down when "Tap or type another question." came back after an answer."""
+    window = make_window(size=ORIENTATIONS[orientation])
+    window.set_large_text(large)
+    try:
+        crew = loaded_engine.exhibit.section("crew")
+        window.handle_event(ev.TurnStarted(turn_id=9301, source="text"))
+        window.handle_event(ev.Transcribed(turn_id=9301, text=crew.question, understood=True))
+        window.handle_event(ev.SentenceStarted(turn_id=9301, index=0, text=crew.sentences[0]))
+        qtbot.wait(100)
+        speaking = _tops(window)
+        window.handle_event(
+            ev.TurnFinished(
+                turn_id=9301,
+                status="ok",
+                topic="crew",
+                emotion=Emotion.NEUTRAL,
+                first_audio_seconds=0.5,
+                duration_seconds=2.0,
+                question=crew.question,
+            )
+        )
+        qtbot.wait(100)
+        assert window.status.text() == "Tap or type another question."
+        assert _tops(window) == speaking
+    finally:
+        window.set_large_text(False)
