@@ -267,6 +267,9 @@ class UiConfig:
     idle_reset_s: float = 60.0
     still_there_s: float = 10.0
     attract_interval_s: float = 45.0
+    # the suggested questions change (the answered one leaves, the attract loop rotates) only after the
+    # screen has been left alone this long: a finger on its way to a chip finds it where it was
+    chips_settle_s: float = 8.0
     # the technician PIN (4 to 12 digits); empty: the ops panel shows figures only, no action
     admin_pin: str = ""
     # the ops panel closes (and locks) after this long untouched, so no visitor finds it open
@@ -288,6 +291,7 @@ class UiConfig:
             # the PIN itself is not echoed: the error may reach a journal others read
             what = f"{len(pin)} characters" + ("" if digits else ", not all digits")
             raise _InvalidValue(f'admin_pin: expected 4 to 12 digits, e.g. "2468" (got {what})', "admin_pin")
+        _check_range("chips_settle_s", self.chips_settle_s, 0.0, 3600.0)
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,8 @@ def load_exhibit(path: str | Path) -> Exhibit:
         id=folder.name,
         folder=folder,
         title=title,
-        greeting=text("greeting", f"Hello! I'm your guide to {title}. Ask me anything about it."),
+        # not the title again: it stands above the greeting on the screen
+        greeting=text("greeting", "Hello! I'm your guide to this exhibit. Ask me anything about it."),
         persona=text(
             "persona",
             f"You are a warm and concise museum guide beside {title}. You answer visitors' questions in "

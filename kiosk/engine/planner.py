@@ -40,6 +40,7 @@ from kiosk.engine.question import (
 from kiosk.engine.question import VAGUE_TERMS as _VAGUE_TERMS
 from kiosk.engine.replies import (
     NOT_UNDERSTOOD_REPLY,
+    NOTES_DONT_SAY,
     SHORT_OFFER,
     declined_offer_reply,
     nothing_more_reply,
@@ -47,7 +48,7 @@ from kiosk.engine.replies import (
     open_offer_reply,
     out_of_scope_reply,
     proper_words,
-    unanswered_reply,
+    unanswered_offer,
 )
 from kiosk.engine.retrieval import Match
 from kiosk.engine.smalltalk import small_talk
@@ -269,7 +270,8 @@ class AnswerPlanner:
                 nearest.id,
                 Emotion.NEUTRAL,
                 matches,
-                [unanswered_reply(nearest, self._proper)],
+                [NOTES_DONT_SAY],
+                offer=unanswered_offer(nearest, self._proper),
                 question=question,
                 small_talk=True,
                 offered=nearest,

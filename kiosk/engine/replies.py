@@ -8,6 +8,7 @@ from kiosk.exhibit import Exhibit, Section, as_phrase, topic_name
 
 NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
 SHORT_OFFER = "Would you like to hear more?"
+NOTES_DONT_SAY = "I'm sorry, my notes don't say."
 
 
 def lower_first(text: str, proper: frozenset[str] = frozenset()) -> str:
@@ -34,10 +35,16 @@ def out_of_scope_reply(exhibit: Exhibit) -> str:
 
 def unanswered_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
     """On topic, but the notes do not say: say so, and offer the nearest thing the guide can talk about."""
+    return f"{NOTES_DONT_SAY} {unanswered_offer(section, proper)}"
+
+
+def unanswered_offer(section: Section, proper: frozenset[str] = frozenset()) -> str:
+    """The offer that closes an honest unknown.  It is the plan's ``offer``, not one of its sentences:
+    a spoken offer is one the visitor can also accept with the "Yes, tell me more" button."""
     name = topic_name(section.heading)
     if name is None:  # "Is it complete?" is no topic to name
-        return "I'm sorry, my notes don't say. Would you like to hear something close to it?"
-    return f"I'm sorry, my notes don't say. I can tell you about {lower_first(name, proper)}, if you like."
+        return "Would you like to hear something close to it?"
+    return f"I can tell you about {lower_first(name, proper)}, if you like."
 
 
 def offer_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
@@ -73,9 +80,10 @@ def fixed_replies(exhibit: Exhibit) -> list[tuple[str, Emotion]]:
         (declined_offer_reply(exhibit), Emotion.NEUTRAL),
         (open_offer_reply(exhibit), Emotion.HAPPY),
         (NOT_UNDERSTOOD_REPLY, Emotion.NEUTRAL),
+        (NOTES_DONT_SAY, Emotion.NEUTRAL),
     ]
     for section in exhibit.sections:
-        texts.append((unanswered_reply(section, proper), Emotion.NEUTRAL))
+        texts.append((unanswered_offer(section, proper), Emotion.NEUTRAL))
         texts.append((offer_reply(section, proper), section.tone))
         texts.append((SHORT_OFFER, section.tone))
         texts.append((nothing_more_reply(section, proper), section.tone))

@@ -171,9 +171,11 @@ class ChipButton(QAbstractButton):
 
 
 class ChipsView(QWidget):
-    """The heading and the chips; ``asked`` carries the tapped question."""
+    """The heading and the chips; ``asked`` carries the tapped question, ``touched`` says a finger came
+    down on one (before it is lifted: the chips must not change under it)."""
 
     asked = Signal(str)
+    touched = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -220,6 +222,7 @@ class ChipsView(QWidget):
                     button.setFont(self._font)
                     button.pad_x, button.pad_y = self._pads
                 button.clicked.connect(lambda _=False, b=button: self.asked.emit(b.question))
+                button.pressed.connect(self.touched)
                 self._flow.addWidget(button)
                 self.buttons.append(button)
             for button in self.buttons[len(self.questions) :]:

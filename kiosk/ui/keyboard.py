@@ -3,6 +3,10 @@
 It slides over the lower part of the screen; ``submitted`` carries the typed question (the window asks
 it through the same turn as a spoken or tapped one), ``cancelled`` closes it.  Keys are plain buttons, so
 touch and mouse both work; a physical keyboard types too.
+
+Names and codes need more than a-z: the hyphen has its own key ("STS-114"), and the accent key turns the
+three letter rows into the common accented letters for one letter ("Zürich", "Gödel", "Curaçao"), as a
+phone's keyboard does, then back.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSi
 from kiosk.ui import theme
 
 ROWS = ("1234567890", "qwertyuiop", "asdfghjkl'", "zxcvbnm,.?")
+# the accent key's layer, key for key over the three letter rows (the digits stay)
+ACCENT_ROWS = ("1234567890", "àáâäãåæçèé", "êëìíîïñòóô", "öõøœùúûüýß")
 MAX_CHARS = 160
-BACKSPACE, SPACE, SHIFT, ASK, CLOSE = "⌫", "space", "⇧", "Ask", "Close"
+BACKSPACE, SPACE, SHIFT, ASK, CLOSE, HYPHEN, ACCENTS = "⌫", "space", "⇧", "Ask", "Close", "-", "àé"
 
 
 class KeyboardPanel(QWidget):
@@ -28,6 +34,7 @@ class KeyboardPanel(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.text = ""
         self.shift = True  # a question starts with a capital
+        self.accents = False  # the letter keys show accented letters, for one letter
         outer = QVBoxLayout(self)
         self._outer = outer
         top = QHBoxLayout()
@@ -35,7 +42,9 @@ class KeyboardPanel(QWidget):
         self.line.setObjectName("TypedQuestion")
         # one line, its end in view: a wrapping line grew the panel and squeezed the keys onto each other
         self.line.setWordWrap(False)
-        self.line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # not the text's width
+        self.line.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )  # not the text's width
         top.addWidget(self.line, 1)
         outer.addLayout(top)
         grid = QGridLayout()
@@ -44,9 +53,16 @@ class KeyboardPanel(QWidget):
         for r, row in enumerate(ROWS):
             for c, char in enumerate(row):
                 self._key(char, "Key", r, c)
+        self._faces = {
+            base: accented
+            for row, other in zip(ROWS, ACCENT_ROWS, strict=True)
+            for base, accented in zip(row, other, strict=True)
+        }
         self._key(SHIFT, "KeyAction", 4, 0, 2)
-        self._key(SPACE, "Key", 4, 2, 5)
-        self._key(BACKSPACE, "KeyAction", 4, 7, 3)
+        self._key(ACCENTS, "KeyAction", 4, 2)
+        self._key(HYPHEN, "Key", 4, 3)
+        self._key(SPACE, "Key", 4, 4, 4)
+        self._key(BACKSPACE, "KeyAction", 4, 8, 2)
         actions = QHBoxLayout()
         for name in (CLOSE, ASK):
             button = self._button(name, "KeyAsk" if name == ASK else "KeyAction")
@@ -60,9 +76,20 @@ class KeyboardPanel(QWidget):
         button = QPushButton(name)
         button.setObjectName(style)
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        button.clicked.connect(lambda _=False, k=name: self.press(k))
+        button.clicked.connect(lambda _=False, k=name: self.press(self.face(k)))
         self.keys[name] = button
         return button
+
+    def face(self, key: str) -> str:
+        """What the key named ``key`` types now: its accented letter while the accent layer is up."""
+        return self._faces.get(key, key) if self.accents else key
+
+    def key_for(self, char: str) -> QPushButton:
+        """The button that types ``char`` (a letter of either layer), for the tests and the accent layer."""
+        for base, accented in self._faces.items():
+            if char in (base, accented):
+                return self.keys[base]
+        return self.keys[char]
 
     def _key(self, name: str, style: str, row: int, column: int, span: int = 1) -> None:
         self._grid.addWidget(self._button(name, style), row, column, 1, span)
@@ -75,6 +102,7 @@ class KeyboardPanel(QWidget):
     def open(self) -> None:
         self.text = ""
         self.shift = True
+        self.accents = False
         self._refresh()
         self.show()
         self.raise_()
@@ -86,6 +114,8 @@ class KeyboardPanel(QWidget):
             self.text += " " if self.text and not self.text.endswith(" ") else ""
         elif key == SHIFT:
             self.shift = not self.shift
+        elif key == ACCENTS:
+            self.accents = not self.accents
         elif key == CLOSE:
             self.hide()
             self.cancelled.emit()
@@ -97,16 +127,18 @@ class KeyboardPanel(QWidget):
                 self.submitted.emit(question)
             return
         elif len(self.text) < MAX_CHARS:
-            self.text += key.upper() if self.shift else key
-            self.shift = False
+            self.text += _upper(key) if self.shift else key
+            self.shift = self.accents = False
         self._refresh()
 
     def _refresh(self) -> None:
         self._show_line()
         self.keys[ASK].setEnabled(bool(self.text.strip()))
+        self.keys[ACCENTS].setText("abc" if self.accents else ACCENTS)
         for row in ROWS:
             for char in row:
-                self.keys[char].setText(char.upper() if self.shift else char)
+                shown = self.face(char)
+                self.keys[char].setText(_upper(shown) if self.shift else shown)
 
     def _show_line(self) -> None:
         """The typed question on one line; when longer than the line, its start gives way ("…ross the river▏")."""
@@ -142,3 +174,9 @@ class KeyboardPanel(QWidget):
         painter.fillRect(self.rect(), theme.colour(theme.SURFACE))  # opaque: nothing shows through
         painter.setPen(theme.colour(theme.HAIRLINE))
         painter.drawLine(0, 0, self.width(), 0)
+
+
+def _upper(char: str) -> str:
+    """A letter's capital, where it has a single one ("ß" stays: its capital is two letters)."""
+    upper = char.upper()
+    return upper if len(upper) == 1 else char

@@ -281,8 +281,8 @@ class ScreenLayout:
         typing = self.typing
         self.pill.set_state(model.pill, theme.STATE_COLOURS.get(state, theme.ACCENT))
         status, hint, tone = model.status()
-        self.status.setText(status)
-        self.status.setVisible(bool(status) and not typing)
+        self.status.setText(status or "\u00a0")  # a blank line keeps its room: the words below stay put
+        self.status.setVisible(not typing)
         self.hint.setText(hint)
         self.hint.setVisible(bool(hint) and not typing)
         m = self.metrics

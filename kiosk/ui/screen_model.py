@@ -6,9 +6,10 @@ clock (``tick(now)``) and renders what it says; timers are deadlines compared wi
 * States are a :class:`State` enum: ``loading`` -> ``attract`` (no conversation) <-> ``listening`` ->
   ``thinking`` -> ``speaking`` -> ``idle`` (a conversation is open); ``not_understood`` for a while when
   the question was not caught; ``still_there`` while the idle countdown runs, then a new session.
-* The suggested questions are frozen while a turn is under way: the chip under the visitor's finger
-  stays the chip they tap.  They change at a turn's end (the answered topic leaves) and in the attract
-  loop, never within ``TAP_GUARD_S`` of a touch.
+* The suggested questions stay where they are while a finger may be on its way to one: during a turn,
+  and until the screen has been quiet (no touch, no voice, no turn) for ``Timing.chips_settle_s``.  Only
+  then does the answered topic leave and the attract loop rotate them: a visitor reaching for a chip
+  after an answer, or as the 45 s rotation comes round, finds it where they saw it.
 * Taps are debounced (one ask per ``TAP_GUARD_S``) and a tap on the question being answered is ignored.
 * While the models load the chips are shown, disabled, with a calm line; a tap then does nothing.
 """
@@ -31,6 +32,7 @@ CHIP_COUNT = 4
 YES = "yes"  # what an accepted offer asks (the engine treats "yes" after an offer as accepting it)
 OFFER_ACCEPTED = "Yes, tell me more."  # the visitor's caption for it
 
+
 @dataclass(frozen=True)
 class Chip:
     topic: str
@@ -42,6 +44,8 @@ class Timing:
     idle_reset_s: float = 60.0
     still_there_s: float = 10.0
     attract_interval_s: float = 45.0
+    # how long the screen is left alone before the chips may change (a reach and a hesitation)
+    chips_settle_s: float = 8.0
 
 
 class ScreenModel:
@@ -73,6 +77,7 @@ class ScreenModel:
         self._asked: set[str] = set()
         self._attract_index = 0
         self._chip_offset = 0
+        self._chips_due = False  # a change is waiting for the screen to be quiet
         now = clock()
         self._last_activity = now
         self._last_ask = -1e9
@@ -122,7 +127,7 @@ class ScreenModel:
 
     def status(self) -> tuple[str, str, str]:
         """(status line, hint, tone): tone is one of plain, soft, listening, thinking, problem."""
-        return status_text(self.state, self.title, self.microphone, self.hands_free)
+        return status_text(self.state, self.microphone, self.hands_free)
 
     def captions(self) -> list[Caption]:
         """The blocks to show, oldest first: the previous turn faded, the newest in full."""
@@ -199,7 +204,7 @@ class ScreenModel:
         self._current = None
         self._current_question = ""
         self._set(self._rest_state())
-        self._refresh_chips()
+        self._chips_due = True
 
     def talk_pressed(self) -> bool:
         """The talk button held: True when an answer must be stopped first."""
@@ -246,13 +251,17 @@ class ScreenModel:
             self._nu_until = None
             if self.state == State.NOT_UNDERSTOOD:
                 self._set(self._rest_state())
-        if self.state == State.ATTRACT and now >= self._next_attract:
-            if now - self._last_activity >= TAP_GUARD_S:
-                self._attract_index += 1
-                self._chip_offset += 1
-                self._refresh_chips()
-                self._changed()
+        if self.state == State.ATTRACT and now >= self._next_attract and self._quiet(now):
+            self._attract_index += 1  # (a touch postpones the rotation until the screen is quiet again)
+            self._chip_offset += 1
+            self._chips_due = True
             self._next_attract = now + self.timing.attract_interval_s
+        if self._chips_due and self._quiet(now):
+            before = self.chips
+            self._refresh_chips()
+            self._chips_due = False
+            if self.chips != before:
+                self._changed()
         # the technician panel being open does not hold this off: a visitor who opened it (or a technician
         # who forgot it) must not leave the last visitor's conversation for the next one
         if (
@@ -274,6 +283,7 @@ class ScreenModel:
         self._current_question = ""
         self._asked.clear()
         self._chip_offset = self._attract_index = 0
+        self._chips_due = False
         self.offer = ""
         self._last_activity = self.clock()
         self._next_attract = self._last_activity + self.timing.attract_interval_s
@@ -359,7 +369,7 @@ class ScreenModel:
             self._nu_until = self.clock() + NOT_UNDERSTOOD_HOLD_S
         elif self.state != State.LISTENING:
             self._set(self._rest_state())
-        self._refresh_chips()
+        self._chips_due = True  # the answered topic leaves once the screen is quiet
         self._changed()
 
     # --- inside ---------------------------------------------------------------------------------------
@@ -371,6 +381,14 @@ class ScreenModel:
         self._release_at = self._nu_until = None
         self.offer = ""
         self.touched()
+
+    def _quiet(self, now: float) -> bool:
+        """No finger can be on its way to a chip: nothing touched, said or answered for a while."""
+        return (
+            self._current is None
+            and self.state not in (State.LISTENING, State.THINKING, State.SPEAKING, State.LOADING)
+            and now - self._last_activity >= self.timing.chips_settle_s
+        )
 
     def _refresh_chips(self) -> None:
         if self._current is not None or self.state in BUSY:

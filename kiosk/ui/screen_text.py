@@ -30,7 +30,6 @@ PILL_TEXT = {
     State.NOT_UNDERSTOOD: "Say again?",
     State.STILL_THERE: "Still there?",
 }
-SHORT_TITLE = 40  # characters: a longer title is "this exhibit" in the attract line
 FAILURE_TEXT = {
     "vad": "I can't hear questions right now. Please tap or type a question.",
     "asr": "I can't hear questions right now. Please tap or type a question.",
@@ -45,8 +44,11 @@ def failure_text(stage: str) -> str:
     return FAILURE_TEXT.get(stage, f"Part of the guide ({stage}) is not working right now.")
 
 
-def status_text(s: State, title: str, hearing: bool, hands_free: bool) -> tuple[str, str, str]:
-    """(status line, hint, tone) for a state: tone is one of plain, soft, listening, thinking, problem."""
+def status_text(s: State, hearing: bool, hands_free: bool) -> tuple[str, str, str]:
+    """(status line, hint, tone) for a state: tone is one of plain, soft, listening, thinking, problem.
+
+    The attract line does not name the exhibit: its title stands right above, and a long one said there
+    again (and in the greeting) filled the screen with it."""
     if s == State.LOADING:
         return (
             "Getting ready…",
@@ -54,13 +56,11 @@ def status_text(s: State, title: str, hearing: bool, hands_free: bool) -> tuple[
             "soft",
         )
     if s == State.ATTRACT:
-        if len(title) > SHORT_TITLE:  # it stands right above: a long one is not said twice
-            title = "this exhibit"
         if hearing and hands_free:
-            return f"Touch or speak to ask about {title}", "", "plain"
+            return "Touch a question or just ask me", "", "plain"
         if hearing:
-            return f"Hold the button, or touch a question, to ask about {title}", "", "plain"
-        return f"Touch a question, or type your own, to ask about {title}", "", "plain"
+            return "Hold the button and ask, or touch a question", "", "plain"
+        return "Touch a question, or type your own", "", "plain"
     if s == State.IDLE:
         line = "Ask another question, or tap one below." if hearing else "Tap or type another question."
         return line, "", "soft"

@@ -119,6 +119,13 @@ class VisitorCommands:
         self.update()
         QTimer.singleShot(50, self, lambda: self.captions.warm())  # the new type sizes
 
+    def restore_display_defaults(self) -> None:
+        """Larger text and high contrast were one visitor's choices: they leave with that visitor's
+        conversation, and the screen returns to what the kiosk is configured with."""
+        ui = self.config.ui
+        if (self.large_text, self.high_contrast) != (ui.large_text, ui.high_contrast):
+            self._set_options(ui.large_text, ui.high_contrast)
+
     def note_activity(self) -> None:
         self.model.touched()
         self.render()
@@ -127,4 +134,5 @@ class VisitorCommands:
         """A new visitor: the engine forgets the conversation, the screen returns to the attract loop."""
         self.model.reset()
         self.workers.run(self.engine.reset_session)
+        self.restore_display_defaults()
         self.render()

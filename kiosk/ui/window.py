@@ -87,7 +87,7 @@ class KioskWindow(VisitorCommands, QWidget):
         self._rendered = -1
         self._state_seen = ""
         exhibit = engine.exhibit
-        timing = Timing(ui.idle_reset_s, ui.still_there_s, ui.attract_interval_s)
+        timing = Timing(ui.idle_reset_s, ui.still_there_s, ui.attract_interval_s, ui.chips_settle_s)
         self.model = ScreenModel(
             exhibit.title, exhibit.greeting, exhibit_chips(exhibit), timing, ui.mode == "hands_free"
         )
@@ -103,6 +103,7 @@ class KioskWindow(VisitorCommands, QWidget):
         self.contrast_button.setChecked(self.high_contrast)
 
         lay.chips.asked.connect(self.ask)
+        lay.chips.touched.connect(self.note_activity)
         lay.offer_button.clicked.connect(self.accept_offer)
         lay.type_button.clicked.connect(self.open_keyboard)
         lay.stop_button.clicked.connect(self.stop)
@@ -225,6 +226,7 @@ class KioskWindow(VisitorCommands, QWidget):
     def _tick(self) -> None:
         if self.model.tick():
             self.workers.run(self.engine.reset_session)
+            self.restore_display_defaults()  # the next visitor finds the screen as configured
         self.render()
 
     # --- rendering ----------------------------------------------------------------------------------------

@@ -29,10 +29,10 @@ def _in_order(states: list[str], *wanted: str) -> bool:
     return position == len(wanted)
 
 
-def test_tapped_question_runs_a_full_turn_with_captions_in_order(make_window, qtbot, events):
-    window = make_window()
+def test_tapped_question_runs_a_full_turn_with_captions_in_order(make_window, qtbot, events, loaded_engine):
+    window = make_window(loaded_engine.config.replace(ui={"chips_settle_s": 1.0}))
     assert window.state == "attract"
-    assert "Touch or speak to ask about" in window.status.text() or "Touch a question" in window.status.text()
+    assert window.status.text().startswith("Touch a question")
     states = _track_states(window)
 
     qtbot.mouseClick(chip(window, QUESTION), Qt.MouseButton.LeftButton)
@@ -50,8 +50,8 @@ def test_tapped_question_runs_a_full_turn_with_captions_in_order(make_window, qt
     assert [text for who, text in entries[1:]] == [s.text for s in sorted(sentences, key=lambda s: s.index)]
     assert " ".join(text for _, text in entries[1:]) == finished.answer
     assert all(who == "guide" for who, _ in entries[1:])
-    # the answered topic leaves the suggestions; the others stay tappable
-    assert QUESTION not in [b.toolTip() for b in window.chips.buttons]
+    # the answered topic leaves the suggestions once the screen is quiet; the others stay tappable
+    qtbot.waitUntil(lambda: QUESTION not in [b.toolTip() for b in window.chips.buttons], timeout=3_000)
     assert window.chips.buttons
 
 
@@ -219,11 +219,11 @@ def test_larger_text_makes_every_text_bigger(make_window, qtbot):
 
 
 def test_the_attract_loop_greets_and_suggests(make_window, qtbot, loaded_engine):
-    window = make_window(loaded_engine.config.replace(ui={"attract_interval_s": 1.0}))
+    window = make_window(loaded_engine.config.replace(ui={"attract_interval_s": 1.0, "chips_settle_s": 0.5}))
     assert window.model.entries() == []
     first = window.model.attract_line()
     assert first == loaded_engine.exhibit.greeting
     qtbot.waitUntil(lambda: window.model.attract_line() != first, timeout=3_000)
     assert window.model.attract_line().startswith("Try asking me:")
     assert window.captions.visible_texts() == [window.model.attract_line()]
-    assert loaded_engine.exhibit.title in window.status.text()
+    assert loaded_engine.exhibit.title not in window.status.text()  # the title above says it

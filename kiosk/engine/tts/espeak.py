@@ -16,6 +16,7 @@ from kiosk.emotion import Emotion
 from kiosk.engine.cancel import CancelToken
 from kiosk.engine.stage import SpeechChunk
 from kiosk.engine.tts.base import DEFAULT_CACHE_BYTES, WARM_UP_TEXT, CachedSynthesizer, one_line
+from kiosk.engine.tts.spoken import spoken_form
 from kiosk.errors import ModelLoadError
 
 
@@ -68,7 +69,7 @@ class EspeakSynthesizer(CachedSynthesizer):
     def _synthesize(self, text: str, emotion: Emotion, cancel: CancelToken) -> Iterator[SpeechChunk]:
         if cancel.cancelled:
             return
-        audio, rate = self._run(text, ESPEAK_PROSODY[emotion])
+        audio, rate = self._run(spoken_form(text), ESPEAK_PROSODY[emotion])  # "£250" as "250 pounds"
         if audio.size:
             yield SpeechChunk(audio=audio, sample_rate=rate, text=text)
 

@@ -21,6 +21,7 @@ from kiosk.engine.cancel import CancelToken
 from kiosk.engine.device import Device, MemoryProbe
 from kiosk.engine.stage import PhonemeTiming, SpeechChunk
 from kiosk.engine.tts.base import DEFAULT_CACHE_BYTES, WARM_UP_TEXT, CachedSynthesizer, one_line
+from kiosk.engine.tts.spoken import spoken_form
 from kiosk.errors import ModelLoadError
 
 EMBEDDED_VOICE = "en_US-joe-medium"
@@ -135,7 +136,8 @@ class PiperSynthesizer(CachedSynthesizer):
             noise_w_scale=prosody.noise_w_scale,
             volume=min(max(prosody.volume, 0.0), MAX_VOLUME),
         )
-        pieces = iter(self._voice.synthesize(text, syn_config=config, include_alignments=True))
+        said = spoken_form(text)  # "£250" read as "250 pounds"; the chunks keep the text as written
+        pieces = iter(self._voice.synthesize(said, syn_config=config, include_alignments=True))
         first = True
         while not cancel.cancelled:
             with self._run_lock, _terminable(self._voice, cancel):  # one synthesis at a time per voice
