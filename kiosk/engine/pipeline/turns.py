@@ -52,6 +52,7 @@ class Turn:
     first_audio_s: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     answer: Answer | None = None  # what the answerer planned, committed once it was played
+    unheard: str = ""  # why the voice cannot be heard (then the rest of the answer is shown in writing)
 
 
 @dataclass
