@@ -31,6 +31,7 @@ CHIP_COUNT = 4
 YES = "yes"  # what an accepted offer asks (the engine treats "yes" after an offer as accepting it)
 OFFER_ACCEPTED = "Yes, tell me more."  # the visitor's caption for it
 
+
 @dataclass(frozen=True)
 class Chip:
     topic: str
