@@ -250,15 +250,19 @@ class SoundDeviceSink(AudioSink):
     name = "speaker"
     _pads = True
 
-    def __init__(self, device: str = "") -> None:
+    def __init__(self, device: str = "", backend=None) -> None:
         super().__init__()
         self._device_spec = device
+        self._backend = backend  # the sounddevice module; tests pass a stand-in for the hardware
         self._stream = None
         self._rate = 0
 
     def _open(self, sample_rate: int) -> None:
-        import sounddevice as sd
+        if self._backend is None:
+            import sounddevice
 
+            self._backend = sounddevice
+        sd = self._backend
         if self._stream is not None and self._rate == sample_rate and self._stream.active:
             return
         self.close()

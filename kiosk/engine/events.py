@@ -180,6 +180,17 @@ class SentenceStarted(Event):
 
 
 @dataclass(frozen=True)
+class VoiceUnheard(Event):
+    """The answer cannot be heard (the voice failed or went silent, the loudspeaker failed or plays
+    nothing): what was not heard is captioned at once instead, and the screen says why in plain words.
+
+    Published once per turn, before the captions it brings; the failure itself is a StageFailed."""
+
+    turn_id: int
+    reason: str  # one line, for the technician: "audio output failed (Error querying device -1)"
+
+
+@dataclass(frozen=True)
 class FirstAudio(Event):
     turn_id: int
     latency_seconds: float  # from SpeechEnded.t (or the tap) to the first answer audio

@@ -3,8 +3,9 @@
 It shows the blocks :meth:`kiosk.ui.screen_model.ScreenModel.captions` gives, from the newest back,
 as many as fit *whole* in its height; nothing is ever drawn cut at the top (no scrolling).  When the
 newest answer alone is taller than the view, its earliest sentences leave first.  ``need`` is the height
-of the newest sentence whole, and ``need_changed`` tells the screen's layout, which takes that room from
-the suggested questions rather than cut the sentence being spoken.  Labels are top-aligned, so a block
+of the newest turn whole (the visitor's question and the answer so far), and ``need_changed`` tells the
+screen's layout, which takes that room from the suggested questions rather than lose the answer, while it
+is spoken and after, until the next question.  Labels are top-aligned, so a block
 given fewer lines than it has loses its last lines, never half a line at the top.
 """
 
@@ -36,7 +37,7 @@ class CaptionsView(QWidget):
         self._blocks: list[Caption] = []
         self._gap = 24
         self._claiming = True
-        self.need = 0  # the newest sentence's height, whole (0 while the keyboard is up)
+        self.need = 0  # the newest turn's height, whole (0 while the keyboard is up)
         self._measured_at = -1  # the view's height when ``need`` was last told
         self._need_key: tuple | None = None  # what the newest sentence's height was measured for
         self._need_measured = 0
@@ -84,7 +85,9 @@ class CaptionsView(QWidget):
         probe.setWordWrap(True)
         if styles[0] == "GuideCaption":  # rich text: the first one also sets up Qt's HTML engine
             probe.setTextFormat(Qt.TextFormat.RichText)
-            probe.setText(f'<span style="color:{theme.TEXT_SOFT}">{FONT_SAMPLE}</span> <span>{FONT_SAMPLE}</span>')
+            probe.setText(
+                f'<span style="color:{theme.TEXT_SOFT}">{FONT_SAMPLE}</span> <span>{FONT_SAMPLE}</span>'
+            )
         else:
             probe.setText(FONT_SAMPLE)
         probe.setFixedWidth(max(200, self.width()))
@@ -134,19 +137,38 @@ class CaptionsView(QWidget):
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(100, 50)
 
+    def _newest_turn(self) -> list[tuple[int, Caption]]:
+        """The newest block and, when it is an answer, the visitor's question just above it."""
+        if not self._blocks:
+            return []
+        last = len(self._blocks) - 1
+        chosen = [(last, self._blocks[last])]
+        if (
+            last
+            and self._blocks[last].style == "GuideCaption"
+            and self._blocks[last - 1].style == "VisitorCaption"
+        ):
+            chosen.insert(0, (last - 1, self._blocks[last - 1]))
+        return chosen
+
     def _claim(self, width: int) -> None:
-        """Measure the room the newest sentence needs, whole, and tell the layout when it changed."""
+        """Measure the room the newest turn needs, whole (the visitor's question and every sentence of the
+        answer so far), and tell the layout when it changed: the answer stays readable until the next
+        question, and the suggestions give way to it, not it to them."""
         need = 0
         if self._blocks and self._claiming:
-            newest = self._blocks[-1]
+            newest = self._newest_turn()
             label = self._label(len(self._blocks) - 1)
-            # measured once per sentence, width and type (a rich-text layout on the GUI thread)
-            key = (newest.style, newest.parts[-1:] or newest.text, width, label.font().toString())
+            # measured once per turn's text, width and type (a rich-text layout on the GUI thread)
+            key = (tuple((b.style, b.parts or b.text) for _, b in newest), width, label.font().toString())
             if key == self._need_key:
                 need = self._need_measured
             else:
-                self._set(label, newest, newest.parts[-1:])
-                need = self._height(label, width)
+                for index, block in newest:
+                    label = self._label(index)
+                    self._set(label, block, block.parts)
+                    need += self._height(label, width)
+                need += self._gap * (len(newest) - 1)
                 self._need_key, self._need_measured = key, need
         if need != self.need or self.height() != self._measured_at:
             self.need, self._measured_at = need, self.height()

@@ -31,8 +31,8 @@ class Listening:
         try:
             return factory()
         except Exception as exc:
-            log.exception("could not make the audio source")
-            self.model.set_notice("input", f"Microphone: {exc}. You can still tap or type a question.")
+            log.exception("could not make the audio source (%s)", exc)
+            self.model.microphone_lost()
             return None
 
     def start(self, source: AudioSource) -> bool:
@@ -46,7 +46,7 @@ class Listening:
             self.engine.start_listening(source)
         except (KioskError, RuntimeError) as exc:
             log.error("screen: cannot listen: %s", exc)
-            self.model.set_notice("input", f"Microphone: {exc}. You can still tap or type a question.")
+            self.model.microphone_lost()
             return False
         self.on = True
         self.model.set_microphone(True)

@@ -7,6 +7,8 @@ It decides nothing (that is the model's) and talks to no engine (that is the win
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
@@ -21,6 +23,9 @@ from kiosk.ui.screen_text import breakable
 from kiosk.ui.widgets import HotCorner, LevelMeter, StatusPill, StillThereOverlay, TalkButton
 
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum"
+LANDSCAPE_KEYBOARD = 0.56  # of a landscape screen's height, at most: the answer keeps the room above it
+KEY_ROWS = 6  # the keyboard's rows of keys (five of letters, one of Close and Ask)
+KEY_FLOOR = 64  # px of the unit: a key no shorter than a fingertip's comfortable target
 TONES = {"listening": "LISTENING", "thinking": "THINKING", "problem": "PROBLEM", "plain": "TEXT"}
 
 
@@ -48,7 +53,9 @@ class ScreenLayout:
         self.metrics = theme.Metrics(1.0)
         self._room: tuple[tuple, QPixmap] | None = None
         self.box = QVBoxLayout(root)
-        self.box.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)  # the screen's size is the screen's
+        self.box.setSizeConstraint(
+            QLayout.SizeConstraint.SetNoConstraint
+        )  # the screen's size is the screen's
         top = QHBoxLayout()
         titles = QVBoxLayout()
         titles.setSpacing(2)
@@ -129,6 +136,7 @@ class ScreenLayout:
         self.box.addWidget(self.progress)
         self.keyboard: KeyboardPanel | None = None  # built when a visitor first wants to type
         self.typing = False  # the keyboard is up: the screen above it is laid out in what is left
+        self._key_px = 0  # the keys' height where they were made shorter (0: the style sheet's)
         self.still_there = StillThereOverlay(root)
         self.hot_corner = HotCorner(root)
 
@@ -202,7 +210,9 @@ class ScreenLayout:
         while px > m.title * 0.6:
             font.setPixelSize(px)
             metrics = QFontMetrics(font)
-            wrapped = metrics.boundingRect(QRect(0, 0, width, 1 << 20), int(Qt.TextFlag.TextWordWrap), self.title.text())
+            wrapped = metrics.boundingRect(
+                QRect(0, 0, width, 1 << 20), int(Qt.TextFlag.TextWordWrap), self.title.text()
+            )
             if wrapped.height() <= 2 * metrics.lineSpacing() + 2:
                 break
             px -= 2
@@ -263,16 +273,41 @@ class ScreenLayout:
         self.still_there.setGeometry(rect)
         if self.keyboard is not None:
             header = self.title.mapTo(self.root, self.title.rect().bottomLeft()).y() + self.metrics.px(16)
+            self._fit_keys(int(rect.height() * LANDSCAPE_KEYBOARD) if self.portrait is False else 0)
             height = min(rect.height() - max(0, header), self.keyboard.sizeHint().height())  # the title stays
             self.keyboard.setGeometry(0, rect.height() - height, rect.width(), height)
             self._set_margins()
-            # above a tall keyboard only the title fits: the face and the words wait below it, not cut
+            # above a tall keyboard only the title fits: the face and the words wait below it, not cut;
+            # in landscape the words take the face's column too (fewer lines), the face waits
             room = rect.height() - height - header
-            for widget in (self.stage, self.content):
-                widget.setVisible(not self.typing or room >= self.metrics.px(200))
+            words = not self.typing or room >= self.metrics.px(120 if self.portrait is False else 200)
+            self.content.setVisible(words)
+            self.stage.setVisible(not self.typing or (self.portrait is not False and words))
         side = self.metrics.px(150)
         self.hot_corner.setGeometry(0, 0, side, side)
         self.hot_corner.raise_()
+
+    def _fit_keys(self, most: int) -> None:
+        """Shorter keys (not below ``KEY_FLOOR`` px of the unit) when the keyboard would be taller than
+        ``most`` (0: no limit): in landscape a keyboard of full-size keys left no line of the answer."""
+        keyboard, m = self.keyboard, self.metrics
+        assert keyboard is not None
+        keyboard.ensurePolished()
+        keyboard.layout().invalidate()
+        full_key = m.text(84)
+        current = self._key_px or full_key
+        full = keyboard.sizeHint().height() + KEY_ROWS * (full_key - current)  # with full-size keys
+        key = full_key
+        if most and full > most:
+            key = max(m.px(KEY_FLOOR), full_key - math.ceil((full - most) / KEY_ROWS))
+        if key == current and (self._key_px != 0) == (key != full_key):
+            return
+        self._key_px = key if key != full_key else 0
+        names = ", ".join(f"QPushButton#{name}" for name in ("Key", "KeyAction", "KeyAsk"))
+        keyboard.setStyleSheet(
+            f"{names} {{ min-height: {key}px; max-height: {key}px; }}" if self._key_px else ""
+        )
+        keyboard.layout().invalidate()
 
     def show(self, model: ScreenModel, still_there_total: float) -> bool:
         """Every widget as the model says; True when the "Still there?" overlay has just come up."""
@@ -308,7 +343,9 @@ class ScreenLayout:
         self.talk_label.setText("Just ask out loud" if model.hands_free else "Hold to talk")
         self.talk.update()
         idle = state in (State.ATTRACT, State.IDLE)
-        self.meter.setVisible(hearing and not typing and (state == State.LISTENING or (model.hands_free and idle)))
+        self.meter.setVisible(
+            hearing and not typing and (state == State.LISTENING or (model.hands_free and idle))
+        )
         self.face.set_state(str(state))
         remaining = model.still_there_remaining
         if remaining is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from kiosk.engine import events as ev
 from kiosk.ui.caption_log import Caption, CaptionLog
-from kiosk.ui.screen_text import PILL_TEXT, State, failure_text, status_text
+from kiosk.ui.screen_text import NO_MICROPHONE, NO_SOUND, PILL_TEXT, State, failure_text, status_text
 
 BUSY = frozenset({State.THINKING, State.SPEAKING})
 LISTEN_RELEASE_S = 1.5  # back to idle when the voice stops without becoming a question
@@ -85,6 +85,8 @@ class ScreenModel:
         self._still_deadline: float | None = None
         self._nu_until: float | None = None
         self._release_at: float | None = None
+        self._mic_lost = False  # listening, but the microphone failed (InputProblem) and is being retried
+        self._unheard: set[int] = set()  # turns whose voice could not be heard
         self.set_exhibit(title, greeting, chips)
 
     # --- what is shown --------------------------------------------------------------------------------
@@ -301,7 +303,10 @@ class ScreenModel:
         elif isinstance(e, ev.InputLevel):
             self._on_level(e)
         elif isinstance(e, ev.InputProblem):
-            self.set_notice("input", f"Microphone: {e.message}. You can still tap or type a question.")
+            self.microphone_lost()
+        elif isinstance(e, ev.VoiceUnheard):
+            self._unheard.add(e.turn_id)
+            self.set_notice("sound", NO_SOUND)
         elif isinstance(e, ev.TurnStarted):
             self._begin_turn(e.turn_id, self._current_question if e.turn_id == self._current else "")
             self._set(State.THINKING)
@@ -321,9 +326,19 @@ class ScreenModel:
         elif isinstance(e, ev.TurnFinished):
             self._on_finished(e)
 
+    def microphone_lost(self) -> None:
+        """The microphone failed (it is retried): no invitation to speak, and plain words, until it hears
+        again.  What the device said is the technician's (the ops panel lists it), never the visitor's."""
+        self._mic_lost = self.microphone or self._mic_lost
+        self.microphone = False
+        self.set_notice("input", NO_MICROPHONE)
+
     def _on_level(self, e: ev.InputLevel) -> None:
         if "input" in self.notices:
             self.set_notice("input", "")
+        if self._mic_lost:  # frames again: the microphone is back
+            self._mic_lost = False
+            self.set_microphone(True)
         if e.speaking:
             self._release_at = None
             self.touched()
@@ -353,6 +368,9 @@ class ScreenModel:
         self._changed()
 
     def _on_finished(self, e: ev.TurnFinished) -> None:
+        if e.first_audio_seconds is not None and e.status != "cancelled" and e.turn_id not in self._unheard:
+            self.set_notice("sound", "")  # heard again
+        self._unheard.discard(e.turn_id)
         if e.question and e.turn_id not in self.log.skipped and e.status != "cancelled":
             known = [t for t in self.log.turns if t.turn_id == e.turn_id]
             if not known or not known[0].question:

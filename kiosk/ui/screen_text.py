@@ -39,6 +39,10 @@ FAILURE_TEXT = {
     "face": "",  # the still portrait stands in; the ops panel says why
 }
 
+# The visitor's words when a device fails; the device's own message is the technician's (the ops panel).
+NO_MICROPHONE = "Please tap or type your question."
+NO_SOUND = "Sound is not working, so here is my answer in writing."
+
 
 def failure_text(stage: str) -> str:
     return FAILURE_TEXT.get(stage, f"Part of the guide ({stage}) is not working right now.")

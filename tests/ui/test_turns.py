@@ -138,8 +138,11 @@ def test_failures_arrive_from_worker_threads_as_readable_messages(make_window, q
     worker.join()
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=2_000)
     text = window.notice.text()
-    assert "voice isn't working" in text and "USB Audio" in text
+    # plain words for the visitor (issue 22); the device's own words are the technician's
+    assert "voice isn't working" in text and "Please tap or type your question." in text
+    assert "USB Audio" not in text and "OSError" not in text
     assert any("voice missing" in line for line in window.ops_model.problems)
+    assert any("USB Audio" in line for line in window.ops_model.problems)
     assert window.state == "attract"  # the kiosk carries on
 
 

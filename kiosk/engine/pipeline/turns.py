@@ -52,6 +52,7 @@ class Turn:
     first_audio_s: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     answer: Answer | None = None  # what the answerer planned, committed once it was played
+    unheard: str = ""  # why the voice cannot be heard (then the rest of the answer is shown in writing)
 
 
 @dataclass
@@ -133,7 +134,8 @@ class TurnBook:
             return
         answer, offer = turn.answer, ""
         if answer is not None and status not in ("cancelled", "error") and self.stages.answerer is not None:
-            self.stages.answerer.commit(answer)  # the next question may build on it ("yes", "what did he do?")
+            # the next question may build on it ("yes", "what did he do?")
+            self.stages.answerer.commit(answer)
             offer = answer.offer if answer.offer and answer.offer in turn.spoken else ""
         duration = time.monotonic() - turn.speech_end_t
         self.bus.publish(
