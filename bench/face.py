@@ -1,6 +1,9 @@
 """The talking face: frame rate on one core, A/V offset over a long answer, CPU at 30 fps, and drift.
 
-.venv/bin/python bench/face.py [--seconds 60]
+.venv/bin/python bench/face.py [--seconds 60] [--face both|host|portrait]
+
+``host`` is the drawn host (a pack without a portrait, both shipped packs); ``portrait`` the procedural
+backend on a curator's portrait (the sample photograph the tests use).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from kiosk.config import load_config  # noqa: E402
 from kiosk.emotion import Emotion  # noqa: E402
 from kiosk.engine.audio_out import NullSink  # noqa: E402
 from kiosk.engine.face import check_portrait, create_backend  # noqa: E402
-from kiosk.engine.face.animator import FaceAnimator  # noqa: E402
+from kiosk.engine.face.animator import (
+    EXPRESSIONS,  # noqa: E402
+    FaceAnimator,  # noqa: E402
+)
 from kiosk.engine.face.backend import FaceState  # noqa: E402
+from kiosk.engine.face.host import HostFace  # noqa: E402
 from kiosk.engine.face.pixels import mouth_opening  # noqa: E402
 from kiosk.engine.face.video import SimulatedClock, synthesise  # noqa: E402
 from kiosk.engine.face.visemes import MouthShape  # noqa: E402
-from kiosk.exhibit import load_exhibit  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -46,6 +52,9 @@ LONG_TEXT = " ".join(
     ]
 )
 from bench.machine import describe  # noqa: E402
+
+# a curator's portrait for the procedural backend (the shipped packs name none: the drawn host presents them)
+SAMPLE_PORTRAIT = Path(__file__).resolve().parent.parent / "tests" / "face" / "astronaut.png"
 
 
 def frames_per_second(backend, seconds: float = 3.0) -> float:
@@ -65,6 +74,56 @@ def frames_per_second(backend, seconds: float = 3.0) -> float:
         backend.render(states[count % len(states)])
         count += 1
     return count / (time.perf_counter() - started)
+
+
+def ms_per_frame(backend, frames: int = 300) -> float:
+    """The median time of one frame (ms) over states that move the mouth, lids, brows and sway."""
+    rng = np.random.default_rng(0)
+    names = list(EXPRESSIONS)
+    times = []
+    for k in range(frames):
+        j, b, o = rng.uniform(0, 1, 3)
+        state = FaceState(
+            mouth=MouthShape(jaw=float(j), width=0.2),
+            blink=float(b) if k % 3 == 0 else 0.0,
+            expression=EXPRESSIONS[names[k % len(names)]],
+            offset=(float(o) - 0.5, 0.2),
+        )
+        started = time.perf_counter()
+        backend.render(state)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def idle_cpu_share(backend, seconds: float) -> tuple[float, float]:
+    """CPU (share of one core) and delivered frames/s of an idle face (blinks, sway) at 30 fps."""
+    animator = FaceAnimator(backend, NullSink(realtime=True).clock, fps=30, seed=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=animator.run, args=(lambda frame: None, stop))
+    wall0, process0 = time.perf_counter(), time.process_time()
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+    wall = time.perf_counter() - wall0
+    return (time.process_time() - process0) / wall, animator.rendered / wall
+
+
+def host_results() -> list[tuple[str, str, str]]:
+    results = []
+    for size in (512, 1080):
+        host = HostFace(None, size)
+        started = time.perf_counter()
+        host.load()
+        load = time.perf_counter() - started
+        median = statistics.median(ms_per_frame(host) for _ in range(3))
+        share, fps = idle_cpu_share(host, 5.0)
+        results.append((f"host: load (static layers) at {size}", f"{load * 1000:.0f} ms", ""))
+        results.append((f"host: ms/frame at {size}x{size}, median", f"{median:.2f} ms", ""))
+        results.append(
+            (f"host: CPU idle at 30 fps, {size}", f"{share * 100:.0f}% of a core", f"<= 25% ({fps:.1f} fps)")
+        )
+    return results
 
 
 def mouth_signal(animator, clock, chunks, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,12 +233,14 @@ def drift_over(hours: float, chunks, backend) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the long answer")
+    parser.add_argument("--face", choices=("both", "host", "portrait"), default="both")
     args = parser.parse_args()
     print(describe(), flush=True)
     config = load_config()
-    exhibit = load_exhibit(config.exhibit.path)
-    portrait = check_portrait(exhibit.portrait, config.cache_dir)
-    results: list[tuple[str, str, str]] = []
+    results: list[tuple[str, str, str]] = host_results() if args.face != "portrait" else []
+    if args.face == "host":
+        return report(results)
+    portrait = check_portrait(SAMPLE_PORTRAIT, config.cache_dir)
 
     backends = {size: create_backend(config, portrait, size) for size in (512, 1080)}
     for size, backend in backends.items():
@@ -241,6 +302,10 @@ def main() -> int:
         )
     )
 
+    return report(results)
+
+
+def report(results: list[tuple[str, str, str]]) -> int:
     width = max(len(r[0]) for r in results)
     print(f"\nTalking face benchmark ({os.cpu_count()} CPUs, OpenCV on one thread)")
     for label, value, target in results:

@@ -83,6 +83,8 @@ def config_check_command(path: str) -> int:
 def _check_portrait(exhibit: Exhibit) -> str:
     from kiosk.engine.face.portrait import read_image
 
+    if exhibit.portrait is None:
+        return "no portrait: the drawn host presents it"
     image, _ = read_image(exhibit.portrait)
     height, width = image.shape[:2]
     return f"portrait {width}x{height}"

@@ -3,7 +3,9 @@
 ``notes.md`` is plain Markdown a curator edits: one ``## Heading`` per topic, in prose or as a list (each
 ``- item`` is a sentence).  Text before the first heading is ignored.  ``exhibit.toml`` needs only a title:
 the topics default to the notes' headings, in their order (an optional ``[[topics]]`` table still names
-them, sets a tone or a suggested question), and a pack without a portrait uses the default exhibit's.
+them, sets a tone or a suggested question).  A pack without a portrait is presented by the kiosk's drawn
+host (``kiosk/engine/face/host.py``), never by another pack's photograph: a real person's face stands
+only for its own pack.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from kiosk.errors import ExhibitError
 from kiosk.notes import parse_notes
 
 EXHIBITS_DIR = Path(__file__).resolve().parent.parent / "assets" / "exhibits"
-DEFAULT_PORTRAIT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
 TOPIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 MAX_TOPICS = 40
 TOPIC_KEYS = ("id", "heading", "tone", "question")
@@ -62,7 +63,7 @@ class Exhibit:
     persona: str
     language: str
     voice: str
-    portrait: Path
+    portrait: Path | None  # None: no portrait, the drawn host presents the pack
     sections: tuple[Section, ...] = field(default_factory=tuple)
 
     @property
@@ -257,12 +258,13 @@ def load_exhibit(path: str | Path) -> Exhibit:
                 f"{manifest_path}: {key}: unknown key (expected one of {', '.join(sorted(known))})"
             )
 
-    portrait = pack_file(folder, text("portrait", "portrait.png"), f"{manifest_path}: portrait")
+    portrait: Path | None = pack_file(folder, text("portrait", "portrait.png"), f"{manifest_path}: portrait")
     if "portrait" not in manifest and not portrait.is_file():
-        portrait = DEFAULT_PORTRAIT  # a pack made from notes alone borrows the default face
-    if not portrait.is_file():
+        portrait = None  # notes alone: the drawn host presents them, not somebody else's face
+    elif not portrait.is_file():
         raise ExhibitError(f"{manifest_path}: portrait: file {_shown(portrait)} not found")
-    _check_image(portrait, f"{manifest_path}: portrait")
+    else:
+        _check_image(portrait, f"{manifest_path}: portrait")
 
     notes_path = pack_file(folder, "notes.md", str(folder), max_bytes=MAX_NOTES_BYTES)
     try:

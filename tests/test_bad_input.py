@@ -4,7 +4,6 @@ audio file holds, the kiosk answers with its own one-line error (or accepts it),
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from kiosk.engine.audio_in import load_audio
 from kiosk.errors import ConfigError, ExhibitError, KioskError
 from kiosk.exhibit import EXHIBITS_DIR, Exhibit, load_exhibit
 from kiosk.telemetry.server import WebConfig, load_web_config
+from tests.packs import pack_with_portrait
 from tests.test_cli import write_wav
 
 DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
@@ -106,9 +106,7 @@ MANIFEST_VALUES = st.one_of(
 
 
 def _pack_in(folder: Path) -> Path:
-    pack = folder / "pack"
-    shutil.copytree(DEFAULT, pack)
-    return pack
+    return pack_with_portrait(folder / "pack")
 
 
 def _toml_string(text: str) -> str:
@@ -122,7 +120,7 @@ def _loads_or_refuses_pack(pack: Path) -> None:
         assert "\n" not in str(exc) and str(exc)
     else:
         assert isinstance(exhibit, Exhibit)
-        assert exhibit.portrait.resolve().is_relative_to(pack.resolve())
+        assert exhibit.portrait is None or exhibit.portrait.resolve().is_relative_to(pack.resolve())
 
 
 @PROPERTY

@@ -4,7 +4,6 @@ outside the pack, a portrait that is no image, oversized notes, an unreadable co
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,13 @@ from kiosk.config import load_config
 from kiosk.config_check import run_checks
 from kiosk.errors import ConfigError, ExhibitError
 from kiosk.exhibit import EXHIBITS_DIR, MAX_NOTES_BYTES, load_exhibit
+from tests.packs import pack_with_portrait
 
 DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
 
 
 def copy_pack(tmp_path: Path) -> Path:
-    target = tmp_path / "pack"
-    shutil.copytree(DEFAULT, target)
-    return target
+    return pack_with_portrait(tmp_path / "pack")
 
 
 def with_portrait(pack: Path, portrait: str) -> Path:

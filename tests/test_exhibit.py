@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,37 +9,45 @@ import pytest
 from kiosk.config import load_config
 from kiosk.emotion import Emotion
 from kiosk.errors import ExhibitError
-from kiosk.exhibit import DEFAULT_PORTRAIT, EXHIBITS_DIR, as_phrase, load_exhibit, split_sentences
+from kiosk.exhibit import EXHIBITS_DIR, as_phrase, load_exhibit, split_sentences
+from tests.packs import pack_with_portrait
 
 DEFAULT = EXHIBITS_DIR / "apollo11-columbia"
 
 
-def test_the_default_exhibit_is_about_the_person_in_the_default_portrait() -> None:
-    """Visitors noticed a Space Shuttle astronaut talking about Apollo 11: the default face and subject agree."""
+def test_the_default_exhibit_is_presented_by_its_guide_not_by_her_photograph() -> None:
+    """Eileen Collins' own face spoke of her in the third person, with a man's voice: the default pack
+    names no portrait (the drawn host presents it), and the guide greets in the first person as the
+    guide, speaking of her in the third."""
     exhibit = load_exhibit(load_config(env={}).exhibit.path)
-    assert exhibit.portrait == DEFAULT_PORTRAIT.resolve()
-    pictured = (DEFAULT_PORTRAIT.parent / "ATTRIBUTION.md").read_text()
-    assert "Eileen Collins" in pictured and exhibit.title == "Eileen Collins"
+    assert exhibit.title == "Eileen Collins" and exhibit.portrait is None
+    assert not list(exhibit.folder.glob("*.png")) and not list(exhibit.folder.glob("*.jp*g"))
+    greeting = exhibit.greeting
+    assert greeting.startswith("Hello! I'm your guide to") and "This is Eileen Collins" not in greeting
+    assert "her life" in greeting  # she is spoken of, not speaking
     portrait = exhibit.section("portrait")
     assert "Space Shuttle" in portrait.text and all(s.question.endswith("?") for s in exhibit.sections)
+    # the notes speak of the portrait in the hall, not of a picture on the kiosk's screen
+    assert "The portrait in this hall is NASA's official portrait" in portrait.text
+    assert not any(s.startswith(("This is", "Behind her")) for s in portrait.sentences)
 
 
 def test_the_apollo_pack() -> None:
     exhibit = load_exhibit("apollo11-columbia")
     assert exhibit.title == "Apollo 11 Command Module Columbia"
     assert 8 <= len(exhibit.sections) <= 15
-    assert exhibit.portrait.is_file()
+    assert exhibit.portrait is None  # Nova is the drawn host, not NASA's photograph of Eileen Collins
+    assert not (DEFAULT / "portrait.png").exists()
     crew = exhibit.section("crew")
     assert "Neil Armstrong was the commander." in crew.sentences
     assert crew.tone is Emotion.HAPPY
     assert all(s.question.endswith("?") for s in exhibit.sections)
-    assert (DEFAULT / "ATTRIBUTION.md").read_text().count("astronaut") >= 1
+    attribution = (DEFAULT / "ATTRIBUTION.md").read_text()
+    assert "drawn host" in attribution and "This pack has no portrait" in attribution
 
 
 def copy_pack(tmp_path: Path) -> Path:
-    target = tmp_path / "pack"
-    shutil.copytree(DEFAULT, target)
-    return target
+    return pack_with_portrait(tmp_path / "pack")
 
 
 @pytest.mark.parametrize(

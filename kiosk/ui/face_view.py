@@ -3,7 +3,8 @@
 A precise QTimer (``[face] fps``, 30 by default) asks the animator for the frame at ``time.monotonic()``
 (the animator follows the audio sink's playback clock, so the lips match the sound) and paints it as a
 QImage over the array, without copying.  Without an animator (the face module is missing, or the
-portrait failed) the exhibit's portrait is shown still; without a portrait, a drawn placeholder.  A
+portrait failed) the exhibit's portrait is shown still; a pack without a portrait shows the drawn host
+at rest (the same picture its animator starts from); failing that, a drawn placeholder.  A
 soft halo in the state's colour says what the guide is doing.
 
 The view is where frames are presented, so it publishes ``FrameRendered`` / ``FrameDropped`` on the
@@ -32,11 +33,22 @@ from kiosk.ui.widgets import rounded_path
 
 log = logging.getLogger(__name__)
 
+
 def portrait_square(path: Any, cache_dir: Any) -> tuple[float, float, float]:
     """The animator's framing of the portrait (checks it once; later starts read the cached landmarks)."""
     from kiosk.engine.face.portrait import check_portrait, face_square
 
     return face_square(check_portrait(path, cache_dir).landmarks)
+
+
+def host_still(size: int = 512) -> np.ndarray:
+    """The drawn host at rest: the still of a pack that names no portrait (the animator starts from it)."""
+    from kiosk.engine.face.backend import FaceState
+    from kiosk.engine.face.host import HostFace
+
+    host = HostFace(None, size)
+    host.load()
+    return host.render(FaceState()).copy()
 
 
 def frame_array(frame: Any) -> np.ndarray | None:
@@ -100,6 +112,19 @@ class FaceView(QWidget):
             cx, cy, side = square
             image = image.copy(round(cx - side / 2), round(cy - side / 2), round(side), round(side))
         self._still = None if image.isNull() else image.convertToFormat(QImage.Format.Format_RGB32)
+        self._still_key = None
+        self.portrait_ready = True
+        self.update()
+
+    def set_still_array(self, array: np.ndarray | None) -> None:
+        """A still picture given as an RGB array (the drawn host at rest), shown until the animator runs."""
+        image = frame_array(array) if array is not None else None
+        if image is None:
+            self._still = None
+        else:
+            height, width, _ = image.shape
+            still = QImage(image.data, width, height, image.strides[0], QImage.Format.Format_RGB888)
+            self._still = still.convertToFormat(QImage.Format.Format_RGB32)  # a copy: the array may go
         self._still_key = None
         self.portrait_ready = True
         self.update()

@@ -26,7 +26,7 @@ from kiosk.engine.stage import MODEL_STAGES as STAGE_NAMES
 from kiosk.ui import theme
 from kiosk.ui.admin import Admin, Workers, is_ops_key
 from kiosk.ui.bridge import EventBridge
-from kiosk.ui.face_view import portrait_square
+from kiosk.ui.face_view import host_still, portrait_square
 from kiosk.ui.listening import Listening
 from kiosk.ui.ops_model import OpsModel, face_line
 from kiosk.ui.screen_layout import ScreenLayout
@@ -212,14 +212,24 @@ class KioskWindow(VisitorCommands, QWidget):
         self.render()
 
     def _frame_portrait(self, path: Any) -> None:
-        """The still portrait in the animator's framing (its landmarks are cached after the first check);
-        worked out after the first paint, as importing OpenCV holds the GIL for a moment."""
+        """The still portrait in the animator's framing (its landmarks are cached after the first check),
+        or the drawn host at rest for a pack without a portrait; worked out after the first paint, as
+        importing OpenCV holds the GIL for a moment."""
 
         def done(ok: bool, square: Any) -> None:
             self.face.set_portrait(path, square if ok else None)
 
+        def drawn(ok: bool, still: Any) -> None:
+            self.face.set_still_array(still if ok else None)
+
         self.face.portrait_ready = False
-        self._framing = lambda: self.workers.run(lambda: portrait_square(path, self.config.cache_dir), done)
+        if path is None:
+            size = self.config.face.size
+            self._framing = lambda: self.workers.run(lambda: host_still(size), drawn)
+        else:
+            self._framing = lambda: self.workers.run(
+                lambda: portrait_square(path, self.config.cache_dir), done
+            )
         if self._painted_once:
             self._framing()
 

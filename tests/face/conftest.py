@@ -1,4 +1,4 @@
-"""Face fixtures: the default portrait's animator, real Piper speech, and a place for screenshots."""
+"""Face fixtures: a curator's portrait's animator, real Piper speech, and a place for screenshots."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kiosk.engine.face import check_portrait, create_backend
 from kiosk.engine.face.animator import FaceAnimator
 from kiosk.engine.face.video import SimulatedClock
 from kiosk.engine.stage import SpeechChunk
+from tests.packs import SAMPLE_PORTRAIT
 
 ANSWER = (
     "Columbia splashed down in the Pacific Ocean on 24 July 1969. "
@@ -36,7 +37,8 @@ def save(folder: Path, name: str, image: np.ndarray) -> Path:
 
 @pytest.fixture(scope="session")
 def portrait(loaded_engine):
-    return check_portrait(loaded_engine.exhibit.portrait, loaded_engine.config.cache_dir)
+    """A curator's portrait (the shipped packs name none: the drawn host presents them)."""
+    return check_portrait(SAMPLE_PORTRAIT, loaded_engine.config.cache_dir)
 
 
 @pytest.fixture(scope="session")

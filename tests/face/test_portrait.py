@@ -14,9 +14,9 @@ import pytest
 
 from kiosk.engine.face.portrait import check_portrait
 from kiosk.errors import PortraitError
-from kiosk.exhibit import EXHIBITS_DIR
+from tests.packs import SAMPLE_PORTRAIT
 
-DEFAULT = EXHIBITS_DIR / "apollo11-columbia" / "portrait.png"
+DEFAULT = SAMPLE_PORTRAIT  # a curator's portrait: NASA's photograph of Eileen Collins
 # mediapipe's face mesh has no build for Python 3.13: the tests that find faces run on 3.11 and 3.12
 needs_mesh = pytest.mark.skipif(
     importlib.util.find_spec("mediapipe") is None, reason="mediapipe's face mesh has no build for this Python"

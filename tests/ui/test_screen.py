@@ -320,11 +320,15 @@ def test_a_close_request_is_ignored_unless_the_technician_quits(make_window, qtb
     assert not window.isVisible()
 
 
-def test_while_the_models_load_the_screen_is_calm_and_the_portrait_is_framed_as_the_face_will_be(
+def test_while_the_models_load_the_screen_is_calm_and_the_still_face_is_the_one_that_will_move(
     qtbot, base_config, ui_artifacts
 ):
+    import numpy as np
+    from PySide6.QtGui import QImage
+
     from kiosk.engine.engine import Engine
-    from kiosk.engine.face.portrait import check_portrait, face_square
+    from kiosk.engine.face.backend import FaceState
+    from kiosk.engine.face.host import HostFace
     from kiosk.ui.window import KioskWindow
 
     engine = Engine(base_config)  # not loaded: the screen comes up first
@@ -340,11 +344,19 @@ def test_while_the_models_load_the_screen_is_calm_and_the_portrait_is_framed_as_
         qtbot.mouseClick(window.chips.buttons[0], Qt.MouseButton.LeftButton)
         assert window.state == State.LOADING and not window.notice.isVisible()  # no technical notice
         assert "model" not in window.status.text().lower() + window.hint.text().lower()
-        # the still portrait is cut as the animator will cut its frames: nothing jumps when it takes over
+        # a pack without a portrait: the still is the drawn host at rest, the animator's first frame, so
+        # nothing jumps when it takes over (and no photograph of anybody stands in meanwhile)
+        assert engine.exhibit.portrait is None
         qtbot.waitUntil(lambda: window.face.portrait_ready, timeout=20_000)
-        _cx, _cy, side = face_square(check_portrait(engine.exhibit.portrait, base_config.cache_dir).landmarks)
         still = window.face._still
-        assert still is not None and abs(still.width() - side) <= 2 and still.width() == still.height()
+        size = base_config.face.size
+        assert still is not None and still.width() == still.height() == size
+        host = HostFace(None, size)
+        host.load()
+        expected = host.render(FaceState())
+        shown = still.convertToFormat(QImage.Format.Format_RGB888)
+        pixels = np.frombuffer(shown.constBits(), np.uint8).reshape(size, shown.bytesPerLine())[:, : 3 * size]
+        assert np.array_equal(pixels.reshape(size, size, 3), expected)
         qtbot.wait(100)
         window.grab().save(str(ui_artifacts / "loading-portrait.png"))
     finally:

@@ -8,8 +8,9 @@ fields of the brows and mouth corners.  A frame then touches only the regions th
 * the mouth: every column of the mouth region is a piecewise-linear map from output rows to portrait rows
   through its lip and jaw lines, so the lips can part *and* close (the lower lip covers the portrait's
   teeth for p, b, m), the chin follows the jaw, and the neck stays.  Where the lips part further than
-  the portrait's do, a mouth is drawn: a dark cavity shaded toward the corners, the upper teeth when the
-  portrait shows none, the lower teeth when the jaw drops, and the tongue.
+  the portrait's do, a mouth is drawn (inner_mouth.py): a cavity shaded toward the corners and under the
+  upper teeth, the tongue, the lower teeth above the lower lip's inner edge when the jaw drops, and the
+  upper teeth when the portrait shows none.
 * the eyes: the upper lid comes down over the inpainted eye with a lash line of the portrait's own colour.
 * the brows and mouth corners: small smooth displacement fields per expression.
 
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from kiosk.engine.face.backend import FACE_BACKENDS, FaceBackend, FaceState
+from kiosk.engine.face.inner_mouth import draw_inner_mouth
 from kiosk.engine.face.portrait import PortraitInfo, face_square
 from kiosk.engine.face.visemes import MouthShape
 
@@ -43,13 +45,6 @@ EYES = (  # (outer corner, inner corner, upper lid, lower lid)
 UPPER_LIDS = ([33, 246, 161, 160, 159, 158, 157, 173, 133], [263, 466, 388, 387, 386, 385, 384, 398, 362])
 LOWER_LIDS = ([33, 7, 163, 144, 145, 153, 154, 155, 133], [263, 249, 390, 373, 374, 380, 381, 382, 362])
 BROWS = ((70, 63, 105, 66, 107), (300, 293, 334, 296, 336))
-
-# the drawn inner mouth (RGB)
-CAVITY_TOP = np.array([30, 10, 14], np.float32)
-CAVITY_BOTTOM = np.array([84, 30, 36], np.float32)
-TEETH = np.array([232, 226, 214], np.float32)
-TONGUE = np.array([190, 92, 98], np.float32)
-LIP_SEAM = np.array([88, 40, 42], np.float32)
 
 # how far things move, in mouth widths (mouth) or eye distances (brows)
 MAX_OPENING = 0.42  # the lips' gap at the middle for jaw = 1
@@ -450,72 +445,7 @@ class ProceduralFace(FaceBackend):
             map_y -= smile * fields["smile"][..., 1] + frown * fields["frown"][..., 1]
         target = work[region.y0 : region.y1, region.x0 : region.x1]
         cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, dst=target, borderMode=cv2.BORDER_REPLICATE)
-        self._draw_inner_mouth(target, k, smile, frown)
-
-    def _draw_inner_mouth(self, target: np.ndarray, k: dict, smile: float, frown: float) -> None:
-        """Paint what the parted lips show beyond the portrait's own mouth: cavity, teeth, tongue."""
-        upper, lower, gap = k["upper"], k["lower"], k["gap"]
-        cavity_top = upper + k["teeth_gap"]
-        opening = lower - cavity_top
-        # a seam only where lips were closed over the portrait's opening, fading toward the corners
-        seam = (
-            k["speak"] * np.clip(1.0 - gap / 1.5, 0.0, 1.0) * np.clip((k["gap_rest"] - gap) / 3.0, 0.0, 1.0)
-        )
-        seam *= np.sqrt(k["round"])
-        columns = np.nonzero((opening > 0.25) | (seam > 0))[0]
-        if not len(columns):
-            return
-        c0, c1 = int(columns[0]), int(columns[-1]) + 1
-        r0 = max(0, int(np.floor(upper[c0:c1].min())) - 2)
-        r1 = min(self._mouth_h, int(np.ceil(lower[c0:c1].max())) + 2)
-        if r1 - r0 < 1:
-            return
-        # the corners' lift (smile) or drop (frown) moves the opening with them, to first order
-        if smile or frown:
-            fields = self.mouth.fields
-            moved = smile * fields["smile"][r0:r1, c0:c1, 1] + frown * fields["frown"][r0:r1, c0:c1, 1]
-            shift = moved.mean(axis=0)
-        else:
-            shift = 0.0
-        y = self._rows[r0:r1, None] - shift  # rows, in the frame of the unlifted lips
-        up, low, top = upper[None, c0:c1], lower[None, c0:c1], cavity_top[None, c0:c1]
-        g = np.maximum(gap[None, c0:c1], 1.0)
-        mouth_w = self.mouth_width
-        depth = np.clip((y - up) / g, 0.0, 1.0)[..., None]
-        corner = k["round"][None, c0:c1, None]
-        color = (CAVITY_TOP + (CAVITY_BOTTOM - CAVITY_TOP) * depth) * (0.45 + 0.55 * corner)
-        middle_gap = float(gap[self._middle_col])
-        # the tongue lies low in the mouth, its back in shadow
-        tongue_top = low - 0.32 * g * corner[..., 0] ** 1.5
-        tongue = np.clip((y - tongue_top) / np.maximum(0.12 * g, 1.0), 0.0, 1.0)[..., None]
-        tongue *= 0.9 * float(np.clip((middle_gap / mouth_w - 0.1) / 0.15, 0.0, 1.0))
-        tongue_color = (
-            TONGUE
-            * (0.5 + 0.35 * np.clip((y - tongue_top) / (0.4 * g), 0, 1)[..., None])
-            * (0.4 + 0.6 * corner)
-        )
-        color += (tongue_color - color) * tongue
-        # the lower teeth show above the lower lip when the jaw drops
-        lower_teeth_h = min(0.08 * middle_gap, 0.025 * mouth_w) * float(
-            np.clip((k["jaw_amount"] - 0.45) / 0.3, 0.0, 1.0)
-        )
-        if lower_teeth_h > 0.3:
-            edge = low - lower_teeth_h * np.clip((corner[..., 0] - 0.7) / 0.2, 0.0, 1.0)
-            band = np.clip(y - edge, 0.0, 1.0)[..., None] * (corner > 0.7)
-            color += (TEETH * 0.88 - color) * band * 0.8
-        # upper teeth along the top of the opening, for a portrait whose mouth is closed
-        if self.closed_at_rest:
-            teeth_h = np.minimum(0.45 * g, 0.1 * mouth_w) * corner[..., 0] ** 0.5
-            band = np.clip(up + teeth_h - y + 0.5, 0.0, 1.0)[..., None] * (corner > 0.15)
-            shade = (0.95 - 0.25 * np.clip((y - up) / np.maximum(teeth_h, 1.0), 0, 1))[..., None]
-            color += (TEETH * shade - color) * band
-        alpha = np.clip(y - top + 0.5, 0.0, 1.0) * np.clip(low - y + 0.5, 0.0, 1.0)
-        # where the lips (nearly) meet, a thin dark seam between them
-        seam_alpha = 0.7 * seam[None, c0:c1] * np.clip(1.0 - np.abs(y - up - 0.5 * gap[None, c0:c1]), 0, 1)
-        color = color + (LIP_SEAM - color) * (seam_alpha / np.maximum(alpha + seam_alpha, 1e-6))[..., None]
-        alpha = np.maximum(alpha, seam_alpha)[..., None]
-        patch = target[r0:r1, c0:c1]
-        patch[:] = (patch * (1.0 - alpha) + color * alpha).astype(np.uint8)
+        draw_inner_mouth(self, target, k, smile, frown)
 
     def _close_lid(self, work: np.ndarray, lid: EyeLid, amount: float) -> None:
         """The upper lid lowered by ``amount`` (1 = shut): its skin stretched down, the lashes at its edge.

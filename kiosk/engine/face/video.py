@@ -99,9 +99,9 @@ def render_video(
 
 
 def _factory(config: Config, exhibit: Exhibit):
-    from kiosk.engine.face import check_portrait, create_backend
+    from kiosk.engine.face import check_exhibit_portrait, create_backend
 
-    portrait = check_portrait(exhibit.portrait, config.cache_dir)
+    portrait = check_exhibit_portrait(exhibit, config.cache_dir)
     backend = create_backend(config, portrait)
 
     def make(clock: PlaybackClock, now) -> FaceAnimator:
