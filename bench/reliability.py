@@ -46,7 +46,7 @@ FAULTS = (
     (
         "The voice (TTS) hangs mid-answer",
         "tests/test_faults.py::test_a_voice_that_hangs_mid_answer_ends_that_turn_and_the_next_is_spoken",
-        "the turn ends as an error, counted as a timeout; the next answer is spoken",
+        "the answer is shown in writing with a notice, counted as a timeout; the next answer is spoken",
     ),
     (
         "Microphone unplugged and back",
@@ -56,7 +56,13 @@ FAULTS = (
     (
         "Audio output failing (loudspeaker unplugged)",
         "tests/test_faults.py::test_audio_output_unplugged_ends_the_turn_counted_and_plugged_back_it_speaks",
-        "one log line, the turn counted as an error; plugged back, the next answer is spoken",
+        "one log line, the answer shown in writing, kiosk_stage_errors_total{stage=tts}; plugged back, the next "
+        "answer is spoken",
+    ),
+    (
+        "A voice that gives only silence",
+        "tests/test_faults.py::test_a_voice_that_gives_only_silence_is_shown_in_writing_and_counted",
+        "the answer shown in writing with a notice; counted",
     ),
     (
         "CUDA out of memory while answering",
