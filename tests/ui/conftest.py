@@ -56,6 +56,14 @@ def make_window(qtbot, loaded_engine: Engine) -> Iterator[Callable[..., object]]
     for window in made:
         window.shutdown()
         window.workers.wait(timeout=30)
+    # the window ignores close requests (a visitor cannot close it), so qtbot's close leaves it alive with
+    # its application-wide F12 shortcut: later windows' F12 would be ambiguous. Delete it for good.
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for window in made:
+        window.hide()
+        window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     loaded_engine.stop()
     assert loaded_engine.pipeline is not None
     loaded_engine.pipeline.wait_idle(timeout=10)

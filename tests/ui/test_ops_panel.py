@@ -102,7 +102,8 @@ def test_the_pin_guards_admin_actions(make_window, qtbot, loaded_engine, monkeyp
     reloads: list[object] = []
     monkeypatch.setattr(loaded_engine, "reload_exhibit", lambda path=None: reloads.append(path))
     window = make_window(
-        loaded_engine.config.replace(ui={"admin_pin": "2468"}), source_factory=lambda: MemorySource(silence(0.3))
+        loaded_engine.config.replace(ui={"admin_pin": "2468"}),
+        source_factory=lambda: MemorySource(silence(0.3)),
     )
     assert window.mic_available  # hands-free is a choice only with a microphone
     exits: list[bool] = []

@@ -72,7 +72,9 @@ def _after_an_offer(make_window, qtbot, engine, orientation: str, large: bool, t
     qtbot.wait(400)
     assert window.mic_available
     crew = engine.exhibit.section("crew")
-    _replay_turn(window, turn_id, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?")
+    _replay_turn(
+        window, turn_id, crew.question, crew.sentences[:3], offer="Shall I tell you more about the crew?"
+    )
     qtbot.wait(50)
     return window, crew
 
@@ -284,7 +286,9 @@ def test_the_keyboard_makes_room_and_nothing_shows_cut_at_its_edge(
 def test_the_offer_button_asks_yes(make_window, qtbot, events, loaded_engine):
     window = make_window()
     crew = loaded_engine.exhibit.section("crew")
-    _replay_turn(window, 9201, crew.question, crew.sentences[:1], offer="Shall I tell you more about the crew?")
+    _replay_turn(
+        window, 9201, crew.question, crew.sentences[:1], offer="Shall I tell you more about the crew?"
+    )
     assert window.offer_button.isVisible()
     qtbot.mouseClick(window.offer_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(events.of(ev.TurnStarted)), timeout=5_000)

@@ -187,6 +187,11 @@ def test_the_newest_turn_is_in_full_and_the_one_before_fades():
         answer(model, turn, f"t{turn}", [f"Answer {turn}a.", f"Answer {turn}b."])
         model.on_event(finished(turn, topic=f"t{turn}"))
     blocks = model.captions()
-    assert [b.style for b in blocks] == ["VisitorCaption", "GuideCaptionOld", "VisitorCaption", "GuideCaption"]
+    assert [b.style for b in blocks] == [
+        "VisitorCaption",
+        "GuideCaptionOld",
+        "VisitorCaption",
+        "GuideCaption",
+    ]
     assert blocks[-1].parts == ("Answer 3a.", "Answer 3b.")
     assert "Question 1" not in " ".join(b.text for b in blocks)

@@ -39,7 +39,11 @@ STATES = (
     "ops_panel",
     "pin_pad",
 )
-LAYOUTS = {**ORIENTATIONS, "portrait-large": ORIENTATIONS["portrait"], "landscape-large": ORIENTATIONS["landscape"]}
+LAYOUTS = {
+    **ORIENTATIONS,
+    "portrait-large": ORIENTATIONS["portrait"],
+    "landscape-large": ORIENTATIONS["landscape"],
+}
 
 
 def _save(window, folder: Path, number: int, state: str, orientation: str) -> Path:
@@ -65,7 +69,10 @@ def test_screenshots_of_every_state(orientation, make_window, qtbot, loaded_engi
 
     def shot(state: str) -> None:
         qtbot.wait(60)
-        assert window.state == state or state in ("ops_panel", "pin_pad", "offer", "keyboard"), (state, window.state)
+        assert window.state == state or state in ("ops_panel", "pin_pad", "offer", "keyboard"), (
+            state,
+            window.state,
+        )
         shots[state] = _save(window, ui_artifacts, len(shots) + 1, state, orientation)
 
     shot("attract")

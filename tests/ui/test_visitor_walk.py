@@ -26,7 +26,7 @@ from kiosk.engine import events as ev
 from kiosk.engine.audio_in import MicrophoneSource
 from kiosk.engine.audio_out import NullSink, SoundDeviceSink
 from kiosk.ui import theme
-from kiosk.ui.screen_model import State
+from kiosk.ui.screen_model import TAP_GUARD_S, State
 from kiosk.ui.screen_text import BREAK, NO_MICROPHONE, NO_SOUND
 from tests.ui.conftest import ORIENTATIONS
 
@@ -285,6 +285,9 @@ def test_when_the_loudspeaker_fails_the_answer_is_written_with_a_plain_notice(
     window = make_window(config, ORIENTATIONS[orientation])
     qtbot.wait(100)
     for count in (1, 2):
+        qtbot.wait(
+            int(TAP_GUARD_S * 1000) + 100
+        )  # a written answer comes at once: a second tap sooner is a bounce
         chip = window.chips.shown[0]
         tap(qtbot, chip)
         finished = answered(events, count, qtbot)
