@@ -373,6 +373,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
             engine.pipeline.wait_idle(timeout=120)
         while args.keep_running and not stop.is_set():
             stop.wait(0.5)
+    except KeyboardInterrupt:  # SIGINT (Ctrl+C): the answer being spoken stops now, as for SIGTERM; exit 130
+        engine.stop()
+        raise
     finally:
         stop.set()
         kiosk.close()
