@@ -17,6 +17,14 @@ SAMPLE_PORTRAIT = Path(__file__).resolve().parent / "face" / "astronaut.png"
 APOLLO = EXHIBITS_DIR / "apollo11-columbia"
 
 
+def notes_only_pack(folder: Path, title: str, notes: str) -> Path:
+    """A pack as a curator writes one at first: ``exhibit.toml`` holding only a title, and ``notes.md``."""
+    folder.mkdir()
+    (folder / "exhibit.toml").write_text(f'title = "{title}"\n')
+    (folder / "notes.md").write_text(notes)
+    return folder
+
+
 def pack_with_portrait(target: Path, source: Path = APOLLO) -> Path:
     """A copy of ``source`` at ``target`` that names ``portrait.png``, the sample photograph."""
     shutil.copytree(source, target)

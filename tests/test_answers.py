@@ -25,6 +25,7 @@ from kiosk.engine.replies import nothing_more_reply, offer_reply, out_of_scope_r
 from kiosk.engine.retrieval import SectionRetriever
 from kiosk.engine.visitor_language import other_language
 from kiosk.exhibit import Exhibit, load_exhibit
+from tests.packs import notes_only_pack
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKS = {
@@ -84,13 +85,12 @@ def test_the_claim_check_rejects_recombined_facts_and_keeps_the_notes(pack: str,
 def test_a_claim_that_turns_the_notes_round_or_gives_a_deed_to_another_name_is_caught(tmp_path: Path) -> None:
     """The two holes HaluEval-QA found: a negation ("does not dissolve" against "dissolves it") and
     swapped names ("Shanley directed it" against "directed by Jewison and written by Shanley")."""
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "exhibit.toml").write_text('title = "The Film Room"\n')
-    (pack / "notes.md").write_text(
+    pack = notes_only_pack(
+        tmp_path / "pack",
+        "The Film Room",
         "## The dye\nPhenazine is a yellow solid. Sulfuric acid dissolves it, forming a deep-red solution.\n\n"
         "## The film\nMoonstruck is a 1987 film directed by Norman Jewison and written by John Patrick Shanley.\n\n"
-        "## The boat\nThe boat sank in 1912. It never sailed again.\n"
+        "## The boat\nThe boat sank in 1912. It never sailed again.\n",
     )
     exhibit = load_exhibit(str(pack))
     passages = [Passage.of(s, i, t) for s in exhibit.sections for i, t in enumerate(s.sentences)]
@@ -319,12 +319,11 @@ def test_unknowns_are_honest_and_off_topic_is_declined(retriever, base_config: C
 
 def test_a_pack_from_notes_alone(tmp_path: Path, retriever, base_config: Config) -> None:
     """exhibit.toml with a title only: the headings are the topics, a list item is a sentence."""
-    pack = tmp_path / "bells"
-    pack.mkdir()
-    (pack / "exhibit.toml").write_text('title = "The Old Town Bells"\n')
-    (pack / "notes.md").write_text(
+    pack = notes_only_pack(
+        tmp_path / "bells",
+        "The Old Town Bells",
         "# Bells\n\n## The bells\n- There are eight bells in the tower\n- The largest bell weighs two tonnes.\n\n"
-        "## The ringers\nThe bell ringers practise every Thursday evening. They ring for weddings.\n"
+        "## The ringers\nThe bell ringers practise every Thursday evening. They ring for weddings.\n",
     )
     exhibit = load_exhibit(pack)
     assert [s.id for s in exhibit.sections] == ["the-bells", "the-ringers"]

@@ -18,20 +18,18 @@ from kiosk.engine.face.host import EYE_BOX, MOUTH, HostFace
 from kiosk.engine.face.visemes import VISEMES
 from kiosk.exhibit import load_exhibit
 from tests.face.conftest import save
-from tests.packs import SAMPLE_PORTRAIT
+from tests.packs import SAMPLE_PORTRAIT, notes_only_pack
 
 SIZE = 512
 
 
 def title_only_pack(tmp_path: Path) -> Path:
-    pack = tmp_path / "lighthouse"
-    pack.mkdir()
-    (pack / "exhibit.toml").write_text('title = "The Harbour Lighthouse"\n')
-    (pack / "notes.md").write_text(
+    return notes_only_pack(
+        tmp_path / "lighthouse",
+        "The Harbour Lighthouse",
         "# Lighthouse\n\n## The light\nThe lamp was first lit in 1872. It can be seen 20 miles out at sea.\n\n"
-        "## The keepers\nThree keepers lived in the tower. They wound the clockwork every four hours.\n"
+        "## The keepers\nThree keepers lived in the tower. They wound the clockwork every four hours.\n",
     )
-    return pack
 
 
 def photo_likeness(frame: np.ndarray) -> float:
