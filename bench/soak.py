@@ -313,7 +313,7 @@ def run_soak(
             turn = _one_turn(pipeline, kind, rng, questions, spoken, paused, noise_rng)
             made.append(turn.finished)  # not the turn: its audio and plan would be the soak's own leak
             if kinds[index + 1 : index + 2] != ["barge_in"]:  # barge-in: the next question interrupts
-                turn.finished.wait(turn_timeout_s)
+                turn.done.wait(turn_timeout_s)
             if index > warmup and (index - warmup) % 10 == 0:
                 body = scraper.last
                 match = RSS_LINE.search(body)

@@ -110,7 +110,7 @@ env = {"KIOSK_AUDIO__INPUT": '"none"', "KIOSK_AUDIO__OUTPUT": '"none"', "KIOSK_M
 engine = Engine(load_config(env=env), sink=NullSink(realtime=True))
 engine.load()
 turn = engine.ask("How heavy is the command module?")
-turn.finished.wait(60)
+turn.done.wait(60)
 print(json.dumps({"failures": engine.failures, "torch": "torch" in sys.modules,
                   "sentence_transformers": "sentence_transformers" in sys.modules,
                   "reply": " ".join(turn.spoken), "rss": psutil.Process().memory_info().rss}))

@@ -132,7 +132,7 @@ def counted(telemetry: Telemetry, line: str) -> float:
 
 def ask(pipeline, question: str = QUESTION, timeout: float = 30.0):
     turn = pipeline.ask(question)
-    assert turn.finished.wait(timeout), "the turn never ended"
+    assert turn.done.wait(timeout), "the turn never ended"
     assert pipeline.wait_idle(timeout)
     time.sleep(0.05)  # TurnFinished is published just after finished is set
     return turn
@@ -218,7 +218,7 @@ def test_a_stop_ends_the_turn_at_once_while_the_voice_is_stuck_in_a_run(
         assert voice.calls == 2, "the second clause never started"
         cancelled_at = time.monotonic()
         pipeline.cancel("stop")
-        assert turn.finished.wait(0.2), "the turn waited for the stuck voice"
+        assert turn.done.wait(0.2), "the turn waited for the stuck voice"
         while any(t.name == f"turn-{turn.id}" for t in threading.enumerate()):
             assert time.monotonic() - cancelled_at < 0.2, "the turn's thread outlived the stop by 200 ms"
             time.sleep(0.005)

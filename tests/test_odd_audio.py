@@ -63,12 +63,12 @@ def test_each_odd_file_gets_the_typed_questions_whole_reply(make_pipeline, tmp_p
     pipeline, recorder = make_pipeline(sink=NullSink(realtime=False))
     pipeline.reset_session()
     typed = pipeline.ask(QUESTION)
-    assert typed.finished.wait(60) and pipeline.wait_idle(60)
+    assert typed.done.wait(60) and pipeline.wait_idle(60)
     heard = []
     for name, path in odd_files(steady_voice()(QUESTION)[0], tmp_path).items():
         pipeline.reset_session()
         turn = pipeline.answer_audio(load_audio(path))
-        assert turn.finished.wait(60) and pipeline.wait_idle(60), name
+        assert turn.done.wait(60) and pipeline.wait_idle(60), name
         # clipping hard (x4) can cost the name ("the power of eleven"): then an honest "my notes don't
         # say" in full is right too
         answered_in_full(recorder, turn, ("ok", "unanswered") if name == "clipped" else ("ok",))

@@ -126,9 +126,9 @@ class Pipeline(Listening, Replying, Speaking, TurnBook):
         while time.monotonic() < deadline:
             with self._lock:
                 turn = self._active
-            if turn is None or turn.finished.wait(0.05):
+            if turn is None or turn.done.wait(0.05):
                 with self._lock:
-                    if self._active is None or self._active.finished.is_set():
+                    if self._active is None or self._active.done.is_set():
                         return True
         return False
 

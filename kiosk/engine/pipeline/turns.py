@@ -42,7 +42,8 @@ class Turn:
     cut: bool = False
     cancel: CancelToken = field(default_factory=CancelToken)
     committed: threading.Event = field(default_factory=threading.Event)
-    finished: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)  # claimed by the one who ends it
+    done: threading.Event = field(default_factory=threading.Event)  # ended, and TurnFinished published
     held: list[ev.Event] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     status: str = "ok"
@@ -127,6 +128,12 @@ class TurnBook:
             if turn.finished.is_set():
                 return
             turn.finished.set()
+        try:
+            self._close_turn(turn, status)
+        finally:
+            turn.done.set()  # after TurnFinished, so whoever waits for the turn also sees its record
+
+    def _close_turn(self, turn: Turn, status: str) -> None:
         turn.status = status
         for listener in self.listeners:
             listener.end_answer(turn.id)
