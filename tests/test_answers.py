@@ -225,7 +225,7 @@ def test_an_faq_pack_with_questions_for_headings(retriever, base_config: Config)
     found = ask(planner, "Who found SUE?")
     assert (
         "Hendrickson" in found.sentences[0]
-        and found.offer == "Would you like to hear more about who found SUE?"
+        and found.offer == "Would you like to hear who found SUE?"
     )
     assert "250" in " ".join(ask(planner, "How many bones were found?").sentences)  # the number of bones
     # an age said outright, not the day it was found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kiosk.emotion import Emotion
 from kiosk.engine.language import names, words
 from kiosk.exhibit import Exhibit, Section, as_phrase, topic_name
+from kiosk.headings import is_question
 
 NOT_UNDERSTOOD_REPLY = "Sorry, I didn't catch that. Could you say it again?"
 SHORT_OFFER = "Would you like to hear more?"
@@ -42,14 +43,18 @@ def unanswered_offer(section: Section, proper: frozenset[str] = frozenset()) -> 
     """The offer that closes an honest unknown.  It is the plan's ``offer``, not one of its sentences:
     a spoken offer is one the visitor can also accept with the "Yes, tell me more" button."""
     name = topic_name(section.heading)
-    if name is None:  # "Is it complete?" is no topic to name
+    if name is None:  # "What do you think?" is no topic to name
         return "Would you like to hear something close to it?"
+    if is_question(section.heading):  # "I can tell you how it works"
+        return f"I can tell you {name}, if you like."
     return f"I can tell you about {lower_first(name, proper)}, if you like."
 
 
 def offer_reply(section: Section, proper: frozenset[str] = frozenset()) -> str:
     name = topic_name(section.heading)
     if name is not None and len(name.split()) <= 6:
+        if is_question(section.heading):  # "Would you like to hear how it works?"
+            return f"Would you like to hear {name}?"
         return f"Would you like to hear more about {lower_first(name, proper)}?"
     return SHORT_OFFER
 
