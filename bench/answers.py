@@ -14,18 +14,20 @@ the claim check on true sentences of the notes and on recombined false ones made
 ``--corpus dev|test|all`` runs the blind corpus (bench/corpus: 27 packs in 9 styles, split before
 anyone looked) and prints a row per pack, then the totals by split; the README reports the test split,
 and ``--misses`` never prints a test pack's replies.
+
+``--spoken`` says every question instead (bench/spoken.py: four voices the kiosk never uses, clean and in
+10 dB babble), hears it with the kiosk's recogniser, answers what was heard, and scores the reply as typed
+questions are scored: a row per pack and condition, the totals by split, and facts right per voice.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
 import os
 import re
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,165 +35,21 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.answer_runs import (  # noqa: E402
+    ANSWERED_KINDS,
+    DECLINED,
+    PACKS,
+    CorpusPack,
+    Result,
+    corpus_packs,
+    pack_config,
+    pct,
+    run_pack,
+)
 from bench.machine import describe  # noqa: E402
-from kiosk.config import Config, load_config  # noqa: E402
-from kiosk.emotion import Emotion  # noqa: E402
-from kiosk.engine.cancel import CancelToken  # noqa: E402
 from kiosk.engine.claims import ClaimChecker  # noqa: E402
 from kiosk.engine.language import names, numbers, word_count, words  # noqa: E402
-from kiosk.engine.stage import Answerer, SpeechSynthesizer  # noqa: E402
 from kiosk.exhibit import Exhibit, load_exhibit  # noqa: E402
-
-QUESTIONS = ROOT / "bench" / "questions"
-CORPUS = ROOT / "bench" / "corpus"
-PACKS = ("apollo11-columbia", "bench/packs/hay-wain", "bench/packs/flying-scotsman", "bench/packs/bell-rock")
-ANSWERED_KINDS = ("fact", "paraphrase", "vague", "disfluent", "followup")
-DECLINED = ("out_of_scope", "filtered", "not_understood")
-LONG_QUESTION = "Who flew Columbia? " + "blah " * 1000  # 5,000 characters
-
-
-@dataclass(frozen=True)
-class Row:
-    kind: str
-    question: str
-    expect: str
-    avoid: str
-
-    @property
-    def asked(self) -> list[str]:
-        return [q.strip() for q in self.question.split(">>")]
-
-
-@dataclass
-class Reply:
-    row: Row
-    status: str
-    text: str
-    first_sentence_s: float
-    first_audio_s: float | None
-    model_words: bool = False  # some of the reply is the model's (a sentence it wrote, checked)
-
-    @property
-    def right(self) -> bool:
-        kind, row = self.row.kind, self.row
-        if kind in ANSWERED_KINDS:
-            return self.status == "ok" and bool(re.search(row.expect, self.text, re.I)) and not self.false
-        if kind == "trap":
-            return not self.false
-        if kind == "unanswerable":
-            return self.status == "unanswered"
-        if kind == "offtopic":
-            return self.status in DECLINED or self.status == "unanswered"
-        # hostile: declined, or (with an expected answer) answered right; never a false fact
-        if row.expect:
-            return self.status == "ok" and bool(re.search(row.expect, self.text, re.I))
-        return self.status in DECLINED or self.status == "unanswered"
-
-    @property
-    def false(self) -> bool:
-        return bool(self.row.avoid) and bool(re.search(self.row.avoid, self.text, re.I))
-
-
-@dataclass
-class Result:
-    pack: str
-    backend: str
-    replies: list[Reply] = field(default_factory=list)
-
-    def share(self, *kinds: str) -> tuple[int, int]:
-        chosen = [r for r in self.replies if r.row.kind in kinds]
-        return sum(r.right for r in chosen), len(chosen)
-
-
-def read_rows(path: Path) -> list[Row]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = (line.split("\t") + ["", "", ""])[:4]
-        question = codecs.decode(parts[1], "unicode_escape") if "\\x" in parts[1] else parts[1]
-        question = LONG_QUESTION if question == "{long}" else question
-        rows.append(Row(parts[0].strip(), question, parts[2].strip(), parts[3].strip()))
-    return rows
-
-
-def questions_file(pack: str) -> Path:
-    """A corpus pack's questions lie in the corpus; the older packs' in bench/questions."""
-    name = Path(pack).name
-    if Path(pack).parent == Path("bench/corpus/packs"):
-        return CORPUS / "questions" / f"{name}.tsv"
-    return QUESTIONS / f"{name}.tsv"
-
-
-@dataclass(frozen=True)
-class CorpusPack:
-    path: str  # as --packs takes it
-    style: str
-    split: str  # dev | test
-
-
-def corpus_packs(split: str) -> list[CorpusPack]:
-    """The blind corpus's packs of ``split`` (dev, test or all), as split.tsv fixed them."""
-    packs = []
-    for line in (CORPUS / "split.tsv").read_text(encoding="utf-8").splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        pack_id, style, _subject, pack_split = line.split("\t")
-        if split in ("all", pack_split):
-            packs.append(CorpusPack(f"bench/corpus/packs/{pack_id}", style, pack_split))
-    return packs
-
-
-def pack_config(pack: str, backend: str, cache: str | None) -> Config:
-    env = {
-        "KIOSK_EXHIBIT__PATH": f'"{ROOT / pack if "/" in pack else pack}"',
-        "KIOSK_ANSWER__BACKEND": f'"{backend.removesuffix("-shipped")}"',
-    }
-    if backend == "llm":  # the model's own words, on any machine: the shipped budget puts the notes first
-        env["KIOSK_LLM__FIRST_PIECE_BUDGET_S"] = "0"
-    if cache:
-        env["KIOSK_PATHS__CACHE_DIR"] = f'"{cache}"'
-    return load_config(env=env)
-
-
-def ask(
-    answerer: Answerer, tts: SpeechSynthesizer | None, question: str
-) -> tuple[str, str, float, float | None, bool]:
-    started = time.monotonic()
-    answer = answerer.answer(question, CancelToken())
-    sentences: list[str] = []
-    first_sentence = first_audio = None
-    for sentence in answer.sentences:
-        if first_sentence is None:
-            first_sentence = time.monotonic() - started
-            if tts is not None:
-                next(iter(tts.stream(sentence, Emotion.NEUTRAL, CancelToken())))
-                first_audio = time.monotonic() - started
-        sentences.append(sentence)
-    answerer.commit(answer)
-    info = answer.info
-    model_words = "prompt_tokens" in info and (not info.get("fallback") or bool(info.get("model_sentences")))
-    return answer.status, " ".join(sentences), first_sentence or 0.0, first_audio, model_words
-
-
-def run_pack(pack: str, backend: str, retriever, tts, cache: str | None, limit: int) -> Result:
-    import kiosk.engine.llm  # noqa: F401 - registers the "llm" answerer
-    from kiosk.engine.answer import ANSWERERS
-
-    config = pack_config(pack, backend, cache)
-    exhibit = load_exhibit(config.exhibit.path)
-    retriever.index(exhibit)
-    answerer = ANSWERERS.create(config.answer.backend, config, exhibit, retriever)
-    answerer.load()
-    result = Result(Path(pack).name, backend)
-    rows = read_rows(questions_file(pack))[: limit or None]
-    for row in rows:
-        answerer.reset_session()
-        for earlier in row.asked[:-1]:
-            ask(answerer, None, earlier)
-        result.replies.append(Reply(row, *ask(answerer, tts, row.asked[-1])))
-    answerer.close()
-    return result
 
 
 def recombined_claims(exhibit: Exhibit) -> tuple[list[str], list[str]]:
@@ -233,10 +91,6 @@ def claim_figures(exhibit: Exhibit, retriever) -> tuple[int, int, int, int, floa
     return rejected, len(true), passed, len(false), per_claim_ms
 
 
-def pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}% ({part}/{whole})" if whole else "-"
-
-
 def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, float]]) -> str:
     columns = [f"{r.pack}/{r.backend}" for r in results]
     rows: list[tuple[str, list[str], str]] = []
@@ -260,7 +114,7 @@ def table(results: list[Result], claims: dict[str, tuple[int, int, int, int, flo
     add(
         "replies with the model's words",
         [
-            pct(sum(x.model_words for x in a), len(a)) if r.backend != "retrieval" else "-"
+            pct(sum(x.model_words for x in a), len(a)) if r.backend.startswith("llm") else "-"
             for r, a in zip(results, answered, strict=True)
         ],
         "",
@@ -375,7 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=("dev", "test", "all"),
         help="the blind corpus's packs of this split instead of --packs (bench/corpus/split.tsv)",
     )
+    parser.add_argument(
+        "--spoken",
+        action="store_true",
+        help="say each question in four voices, clean and in 10 dB babble, and answer what the recogniser heard",
+    )
     args = parser.parse_args(argv)
+    if args.spoken:
+        from bench import spoken
     corpus = {Path(p.path).name: p for p in corpus_packs(args.corpus)} if args.corpus else {}
     if corpus:
         args.packs = ",".join(p.path for p in corpus.values())
@@ -405,10 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         exhibit = load_exhibit(pack_config(pack, "retrieval", args.cache_dir).exhibit.path)
         retriever.index(exhibit)
         claims[Path(pack).name] = claim_figures(exhibit, retriever)
+        if args.spoken:
+            results.extend(spoken.spoken_results(pack, exhibit, retriever, args.cache_dir, args.limit))
+            print(f"  {pack}: spoken", file=sys.stderr)
+            continue
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             results.append(run_pack(pack, backend, retriever, tts, args.cache_dir, args.limit))
             print(f"  {pack} / {backend}: {len(results[-1].replies)} questions", file=sys.stderr)
     print(corpus_table(results, corpus) if corpus else table(results, claims))
+    if args.spoken:
+        print(spoken.voice_table(results, corpus))
     if args.misses:
         for result in results:
             if result.pack in corpus and corpus[result.pack].split == "test":
@@ -416,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             for reply in result.replies:
                 if not reply.right or reply.false:
                     print(
-                        f"[{result.pack}/{result.backend}] {reply.row.kind}: {reply.row.question[:80]!r} -> {reply.status}: {reply.text[:160]}"
+                        f"[{result.pack}/{result.backend}] {reply.row.kind}: {reply.row.question[:80]!r}"
+                        + (f" heard {reply.heard[:80]!r}" if reply.heard else "")
+                        + f" -> {reply.status}: {reply.text[:160]}"
                     )
     return 0
 

@@ -25,10 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import answers as bench  # noqa: E402  (bench/answers.py: the same packs, rows and asking)
-
+from bench import answer_runs as bench  # noqa: E402  (the same packs, rows and asking as bench/answers.py)
 from kiosk.engine import choosing  # noqa: E402
 from kiosk.engine.choice_features import FEATURES, candidate_features  # noqa: E402
 

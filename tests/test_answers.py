@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.answers import CORPUS, QUESTIONS, Reply, read_rows, recombined_claims
+from bench.answer_runs import CORPUS, QUESTIONS, Reply, read_rows
+from bench.answers import recombined_claims
 from kiosk.config import Config
 from kiosk.engine.answer import make_planner
 from kiosk.engine.claims import ClaimChecker
@@ -442,3 +443,14 @@ def test_gibberish_is_not_understood_and_a_decline_names_two_topics(retriever, b
     (decline,) = plan.sentences
     assert plan.status == "out_of_scope" and decline.count(",") <= 1 and " and " in decline, decline
     assert len(decline.split()) <= 20, decline
+
+
+def test_a_year_the_notes_date_something_by_is_answered_with_that_years_sentence(
+    retriever, base_config: Config
+) -> None:
+    """ "What happened in 1971?" names nothing but a year; the notes say what happened then (it was
+    declined as off-topic until kiosk exhibit check asked it)."""
+    planner = planner_for("apollo11-columbia", retriever, base_config)
+    plan = ask(planner, "What happened in 1971?")
+    assert plan.status == "ok" and "1971" in " ".join(plan.sentences)
+    assert ask(planner, "What happened in 1850?").status != "ok"  # a year the notes never name
