@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(exhibit_check)
     exhibit_check.add_argument("pack", help="an exhibit folder, or the name of a shipped pack")
+    exhibit_check.add_argument(
+        "--questions",
+        type=Path,
+        help="your own questions, 'question<TAB>what a right reply holds' a line (default: the pack's "
+        "questions.tsv, if it has one)",
+    )
 
     portrait = commands.add_parser("portrait", help="portrait tools")
     portrait_commands = portrait.add_subparsers(dest="portrait_command", required=True)
@@ -227,7 +233,7 @@ def cmd_exhibit_check(args: argparse.Namespace) -> int:
     from kiosk.exhibit_check import exhibit_check_command
 
     config = _config(args).replace(exhibit={"path": str(resolve_exhibit_path(args.pack, Path.cwd()))})
-    return exhibit_check_command(config)
+    return exhibit_check_command(config, args.questions)
 
 
 def cmd_portrait_check(args: argparse.Namespace) -> int:

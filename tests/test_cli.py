@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -12,6 +13,7 @@ import av
 import numpy as np
 
 from tests.conftest import silence
+from tests.packs import notes_only_pack
 
 
 def kiosk(
@@ -148,3 +150,37 @@ def test_prepare_tells_the_installer_how_to_set_the_technician_pin(tmp_path: Pat
     result = kiosk("prepare", cache=cache_dir, extra_env={"KIOSK_UI__ADMIN_PIN": "2468"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PIN" not in result.stdout
+
+
+def test_exhibit_check_judges_replies_and_a_curators_own_questions(tmp_path: Path, cache_dir: Path) -> None:
+    """The check asks what visitors ask and says "WRONG" where a reply lacks what the notes state (issue
+    21: any reply with status ok used to count as answered); a curator's own questions are judged too."""
+    pack = notes_only_pack(
+        tmp_path / "orrery",
+        "The Orrery",
+        "## Making\nThe orrery was made in London in 1780 by a clockmaker called John Rowley.\n"
+        "It shows the planets turning around the Sun.\n\n"
+        "## Later life\nThe Royal Society bought the orrery in 1820.\n",
+    )
+    (pack / "questions.tsv").write_text(
+        "# question\twhat a right reply holds\n"
+        "Who made the orrery?\tRowley\n"
+        "When was it made?\t1820\n"  # a wrong expectation, so the verdict must say WRONG
+        "What colour is the orrery?\t\n"  # the notes do not say: right when the kiosk says so
+    )
+    checked = kiosk("exhibit", "check", str(pack), cache=cache_dir)
+    assert checked.returncode == 0, checked.stderr[-1500:]
+    lines = checked.stdout.splitlines()
+
+    def line(question: str) -> str:
+        (found,) = [x for x in lines if f"{question!r} ->" in x]
+        return found
+
+    assert line("Who made the orrery?").lstrip().startswith("ok") and "Rowley" in line("Who made the orrery?")
+    assert line("When was it made?").lstrip().startswith("WRONG") and "1780" in line("When was it made?")
+    assert line("What colour is the orrery?").lstrip().startswith("ok")
+    assert line("When was the orrery made?").lstrip().startswith("ok")  # asked from the sentence itself
+    assert re.search(r"\d+/\d+ right, [1-9]\d* wrong", lines[-1]), lines[-1]
+
+    missing = kiosk("exhibit", "check", str(pack), "--questions", str(tmp_path / "none.tsv"), cache=cache_dir)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "none.tsv" in missing.stderr

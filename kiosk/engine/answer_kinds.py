@@ -53,6 +53,7 @@ _UNIT = re.compile(
     r"steps|wide|tall|high|long|deep|heavy|size of|the size)\b",
     re.I,
 )
+_CURRENCY = re.compile(r"[$£€¥]|\b(?:dollars?|euros?|guineas?|shillings?|francs?|pounds)\b", re.I)
 _MONEY = re.compile(
     r"[$£€¥]|\b(?:dollars?|euros?|guineas?|shillings?|francs?|cost|costs|paid|price|bought|sold|worth|funded|"
     r"budget)\b|\d\s*(?:thousand|million|billion)?\s*pounds\b",
@@ -129,8 +130,13 @@ def states(
         return numeric
     if kind is AnswerKind.MEASURE:
         return numeric and bool((units or _UNIT).search(text))
-    if kind is AnswerKind.MONEY:
-        return bool(_MONEY.search(text)) and numeric
+    if kind is AnswerKind.MONEY:  # "£500", "2 million dollars", "paid 300 for it"; not "bought it in 1820"
+        if _CURRENCY.search(text):
+            return numeric
+        amounts = passage.numbers - set(YEAR_TEXT.findall(text))
+        return bool(_MONEY.search(text)) and bool(
+            amounts or any(w.lower() in QUANTITY_WORDS for w in words(text))
+        )
     if kind is AnswerKind.COLOUR:
         return bool(_COLOUR.search(text))
     if kind is AnswerKind.MATERIAL:  # "Granodiorite stele", "oil on canvas", "made of bronze"

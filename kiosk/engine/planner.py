@@ -239,8 +239,14 @@ class AnswerPlanner:
             named = self.index.embed(f"{question.text} ({self.exhibit.title})")
             similarity = max(similarity, self.index.topic_similarity(named))
         coverage = len(known) / len(question.terms) if question.terms else 0.0
+        # "what happened in 1911?": a year the notes date something by is about the exhibit, whatever its words
+        asked_years = set(YEAR_TEXT.findall(question.text))
+        dated = (
+            [s for s in scored if asked_years & set(YEAR_TEXT.findall(s.passage.text))] if asked_years else []
+        )
         about_exhibit = (
-            question.deictic
+            bool(dated)
+            or question.deictic
             or follow_up
             or bool(set(question.terms) & self.chooser.title_terms)
             or similarity >= TOPIC_SIMILARITY
@@ -260,6 +266,8 @@ class AnswerPlanner:
             plan = self._fixed("out_of_scope", out_of_scope_reply(self.exhibit), question)
             plan.matches, plan.score = matches, similarity
             return plan
+        if dated and question.kind is AnswerKind.ANY:
+            return self._reply(dated[0].passage, scored, context, question, matches, dated[0].score)
         if question.vague and not follow_up and question.kind in (AnswerKind.ANY, AnswerKind.REASON):
             return self._reply(self.index.passages[0], [], context, question, matches, similarity)
         chosen = self.chooser.choose(question, scored, unknown, context.section if follow_up else None)
