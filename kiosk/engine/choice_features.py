@@ -4,7 +4,8 @@ The features are the clues the hand-written rules weighed one case at a time (ho
 meaning and in words, whether it states the kind of thing asked, whether it holds the question's own
 words, whether it is about the exhibit or the topic just talked about); a model fitted on labelled
 questions (``scripts/fit_chooser.py``) weighs them together instead.  Pure functions over the chooser's
-knowledge of the notes: no model, microseconds a sentence.
+knowledge of the notes: no model, microseconds a sentence.  The kiosk does not answer with a fitted model
+yet (it has not beaten the rules on the dev packs); the script is where a new feature is tried.
 """
 
 from __future__ import annotations

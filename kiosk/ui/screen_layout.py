@@ -195,7 +195,10 @@ class ScreenLayout:
         self.place_overlays()
         return m
 
-    def set_title(self, title: str) -> None:
+    def set_title(self, title: str, hosted: bool = False) -> None:
+        """The exhibit's title; above it "ASK ME ABOUT" when the drawn host presents the pack, so that a
+        person's name under the host's face is read as the subject, not as the host's own name."""
+        self.subtitle.setText("ASK ME ABOUT" if hosted else "MUSEUM GUIDE")
         self.title.setText(breakable(title))
         self._fit_title()
 

@@ -127,7 +127,7 @@ class KioskWindow(VisitorCommands, QWidget):
         self._frame_portrait(exhibit.portrait)
         self.resources.start()
         self.face.start()
-        self.layout_.set_title(exhibit.title)
+        self.layout_.set_title(exhibit.title, hosted=exhibit.portrait is None)
         lay.apply_metrics(self.large_text)
         if engine.ready.is_set():
             self._on_ready(tuple(sorted(engine.failures)))
@@ -205,7 +205,7 @@ class KioskWindow(VisitorCommands, QWidget):
     def exhibit_changed(self) -> None:
         """The pack was reloaded: new title, portrait, greeting and questions."""
         exhibit = self.engine.exhibit
-        self.layout_.set_title(exhibit.title)
+        self.layout_.set_title(exhibit.title, hosted=exhibit.portrait is None)
         self._frame_portrait(exhibit.portrait)
         self.face.placeholder_letter = (exhibit.title[:1] or "?").upper()
         self.model.set_exhibit(exhibit.title, exhibit.greeting, exhibit_chips(exhibit))

@@ -169,6 +169,8 @@ def test_a_long_title_is_shown_once_on_the_attract_screen(title_only_pack, orien
     texts += window.captions.visible_texts()
     assert sum(TITLE_40 in text for text in texts) == 1, texts
     assert window.title.text() == TITLE_40
+    # the drawn host presents a pack without a portrait: the title is what to ask about, not the host's name
+    assert window.findChild(QLabel, "Subtitle").text() == "ASK ME ABOUT"
 
 
 def _tops(window) -> dict[str, int]:
