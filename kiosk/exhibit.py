@@ -108,11 +108,10 @@ def topic_name(heading: str) -> str | None:
     """A heading as it can stand in the guide's sentence: "Early life" -> "Early life", "How does it work?"
     -> "how it works", "Is it real?" -> "whether it is real" (a question turned round, kiosk.headings), or
     None where it cannot be said."""
+    bare = re.sub(r"\s*\([^)]*\)", "", heading)  # "Discovery (1799)" -> "Discovery"
     if is_question(heading):
-        return indirect_question(re.sub(r"\s*\([^)]*\)", "", heading))
-    name = (
-        re.sub(r"\s*\([^)]*\)", "", heading).strip().rstrip("?!.:;").strip()
-    )  # "Discovery (1799)" -> "Discovery"
+        return indirect_question(bare)
+    name = bare.strip().rstrip("?!.:;").strip()
     if not name or _NOT_A_TOPIC.match(name):
         return None
     return name
@@ -176,11 +175,7 @@ def split_sentences(text: str) -> list[str]:
         last_word = before.rsplit(" ", 1)[-1].lower()
         # "J. R. Smith"; not a Roman numeral: "...the young king Ptolemy V. The same text..."
         initial = len(last_word) == 1 and before[-1:].isupper() and before[-1:] not in "IVXLCDM"
-        if (
-            text[gap.start() - 1] == "."
-            and (last_word in _ABBREVIATIONS or initial)
-            and not gap.group().strip()
-        ):
+        if text[gap.start() - 1] == "." and (last_word in _ABBREVIATIONS or initial) and not gap.group().strip():
             continue
         sentences.append(text[start : gap.end()].strip())
         start = gap.end()
@@ -286,9 +281,7 @@ def load_exhibit(path: str | Path) -> Exhibit:
     parsed = parse_notes(notes)
     topics = manifest.get("topics")
     if topics is None:  # the curator's headings are the topics
-        if (
-            not parsed
-        ):  # not exhibit.toml's [[topics]], which this pack does not have: the notes lack headings
+        if not parsed:  # not exhibit.toml's [[topics]], which this pack does not have: the notes lack headings
             raise ExhibitError(
                 f"{notes_path}: no '## ' heading: put each topic of the notes under a line such as '## The keepers'"
             )

@@ -225,7 +225,7 @@ def check_exhibit(planner: AnswerPlanner, own: list[tuple[str, str]] = ()) -> li
         plan = planner.plan(question)
         probes.append(Probe(question, section, expect, plan.status, plan.topic, " ".join(plan.spoken)))
 
-    frequency = {k: v for k, v in planner.index.frequency.items()}
+    frequency = planner.index.frequency
     for section in planner.exhibit.sections:
         passages = planner.index.in_section(section.id)
         opening = _fact(passages[0], frequency) if passages else None
